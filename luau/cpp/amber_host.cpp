@@ -1,0 +1,637 @@
+// Amber's host shim over Luau's internals: the base image, the pre-emptive scheduler's interrupt
+// fast path, and the break-chain resume. Policy (budgets, outcomes, traces) lives in Rust; this
+// file only does what needs VM internals or must run inside the interpreter's callbacks.
+
+#include "amber_host.h"
+
+#include "lua.h"
+#include "lualib.h"
+#include "luacode.h"
+
+#include "Luau/Common.h"
+
+#include "lapi.h"
+#include "ldo.h"
+#include "lgc.h"
+#include "lobject.h"
+#include "lstate.h"
+#include "lstring.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace
+{
+
+// Coroutine resumes nest at most LUAI_MAXCCALLS deep; anything deeper is refused by Luau first.
+constexpr int kMaxChain = LUAI_MAXCCALLS + 8;
+
+struct Scheduler
+{
+    // Counted ticks left; the interrupt's fast path is a single decrement of this field.
+    int64_t remaining = INT64_MAX;
+    int64_t budget = 0;
+    uint64_t defer_cap = 0;
+    bool deferring = false;
+    bool killed = false;
+    uint64_t deferred_now = 0;
+    uint64_t deferrals = 0;
+    uint64_t max_deferred = 0;
+    std::string kill_reason;
+
+    // Threads currently inside lua_resume, outermost first (maintained by pre/postresume).
+    lua_State* active[kMaxChain];
+    int active_len = 0;
+    bool active_overflow = false;
+};
+
+} // namespace
+
+struct AmberVm
+{
+    Scheduler sched; // first member: cb.userdata points at the AmberVm
+    lua_State* L = nullptr;
+    lua_State* loader = nullptr;
+    int loader_ref = LUA_NOREF;
+    std::string output;
+    lua_CFunction coroutine_resume = nullptr;
+    lua_CFunction wrapped_resume = nullptr;
+};
+
+namespace
+{
+
+AmberVm* vm_of(lua_State* L)
+{
+    return static_cast<AmberVm*>(L->global->cb.userdata);
+}
+
+void copy_message(char* into, size_t cap, const char* text, size_t length)
+{
+    if (!into || cap == 0)
+        return;
+    size_t n = length < cap - 1 ? length : cap - 1;
+    memcpy(into, text, n);
+    into[n] = 0;
+}
+
+void copy_message(char* into, size_t cap, const std::string& text)
+{
+    copy_message(into, cap, text.data(), text.size());
+}
+
+bool chain_yieldable(const Scheduler& s)
+{
+    if (s.active_overflow)
+        return false;
+    for (int i = 0; i < s.active_len; i++)
+        if (!lua_isyieldable(s.active[i]))
+            return false;
+    return true;
+}
+
+// Everything past the decrement: a due pre-emption, a deferral, or a kill.
+LUAU_NOINLINE void interrupt_slow(lua_State* L, Scheduler& s)
+{
+    if (s.killed)
+        luaL_error(L, "%s", s.kill_reason.c_str());
+
+    s.remaining = 0;
+    if (!chain_yieldable(s))
+    {
+        if (!s.deferring)
+        {
+            s.deferring = true;
+            s.deferrals++;
+            s.deferred_now = 0;
+        }
+        s.deferred_now++;
+        if (s.deferred_now > s.max_deferred)
+            s.max_deferred = s.deferred_now;
+        if (s.deferred_now > s.defer_cap)
+        {
+            s.killed = true;
+            s.kill_reason = "task killed: pre-emption deferred for more than " + std::to_string((unsigned long long)s.defer_cap) +
+                            " interrupt ticks (running where it cannot be suspended: a metamethod, a C call or pattern matching)";
+            luaL_error(L, "%s", s.kill_reason.c_str());
+        }
+        return;
+    }
+    s.deferring = false;
+    lua_break(L);
+}
+
+void amber_interrupt(lua_State* L, int gc)
+{
+    // The collector's calls happen at allocation-dependent moments, which differ between a fresh
+    // and a restored heap: they are never counted.
+    if (gc >= 0)
+        return;
+    Scheduler& s = vm_of(L)->sched;
+    if (LUAU_LIKELY(--s.remaining > 0))
+        return;
+    interrupt_slow(L, s);
+}
+
+void amber_preresume(lua_State* L)
+{
+    Scheduler& s = vm_of(L)->sched;
+    if (s.active_len < kMaxChain)
+        s.active[s.active_len++] = L;
+    else
+        s.active_overflow = true;
+}
+
+void amber_postresume(lua_State* L)
+{
+    Scheduler& s = vm_of(L)->sched;
+    if (s.active_len > 0 && s.active[s.active_len - 1] == L)
+        s.active_len--;
+    else
+        s.active_overflow = true;
+}
+
+int host_print(lua_State* L)
+{
+    AmberVm* vm = vm_of(L);
+    int n = lua_gettop(L);
+    std::string line;
+    for (int i = 1; i <= n; i++)
+    {
+        size_t len = 0;
+        const char* s = luaL_tolstring(L, i, &len);
+        if (i > 1)
+            line.push_back('\t');
+        line.append(s, len);
+        lua_pop(L, 1);
+    }
+    line.push_back('\n');
+    vm->output += line;
+    return 0;
+}
+
+lua_State* thread_of_ref(AmberVm* vm, int ref)
+{
+    lua_State* L = vm->L;
+    lua_getref(L, ref);
+    lua_State* T = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    return T;
+}
+
+// The thread a broken thread is waiting on: its top frame is coroutine.resume (child in the first
+// argument) or a wrapped coroutine's function (child in its first upvalue). NULL if neither.
+lua_State* broken_child(AmberVm* vm, lua_State* T)
+{
+    if (T->status != LUA_BREAK || T->ci == T->base_ci)
+        return nullptr;
+    CallInfo* ci = T->ci;
+    if (!ttisfunction(ci->func))
+        return nullptr;
+    Closure* cl = clvalue(ci->func);
+    if (!cl->isC)
+        return nullptr;
+    if (cl->c.f == vm->coroutine_resume && ci->base < T->top && ttisthread(ci->base))
+        return thvalue(ci->base);
+    if (cl->c.f == vm->wrapped_resume && cl->nupvalues >= 1 && ttisthread(&cl->c.upvals[0]))
+        return thvalue(&cl->c.upvals[0]);
+    return nullptr;
+}
+
+int derive_chain(AmberVm* vm, lua_State* main, lua_State** chain)
+{
+    int n = 0;
+    chain[n++] = main;
+    while (n < kMaxChain)
+    {
+        lua_State* child = broken_child(vm, chain[n - 1]);
+        if (!child)
+            break;
+        chain[n++] = child;
+    }
+    return n;
+}
+
+void build_traceback(lua_State* T, std::string& out)
+{
+    lua_Debug ar;
+    for (int level = 0; level < 64 && lua_getinfo(T, level, "sln", &ar); ++level)
+    {
+        out += ar.short_src ? ar.short_src : "?";
+        if (ar.currentline > 0)
+            out += ":" + std::to_string(ar.currentline);
+        if (ar.name)
+        {
+            out += " function ";
+            out += ar.name;
+        }
+        out += "\n";
+    }
+}
+
+void describe_error(lua_State* T, std::string& out)
+{
+    if (lua_gettop(T) == 0)
+    {
+        out = "(no error object)";
+        return;
+    }
+    int t = lua_type(T, -1);
+    if (t == LUA_TSTRING)
+    {
+        size_t len = 0;
+        const char* s = lua_tolstring(T, -1, &len);
+        out.assign(s, len);
+    }
+    else if (t == LUA_TNUMBER)
+    {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%.14g", lua_tonumber(T, -1));
+        out = buf;
+    }
+    else
+    {
+        out = std::string("(error object is a ") + lua_typename(T, t) + " value)";
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+int amber_flag_count(void)
+{
+    int n = 0;
+    for (Luau::FValue<bool>* f = Luau::FValue<bool>::list; f; f = f->next)
+        n++;
+    return n;
+}
+
+int amber_flag_get(int index, const char** name, int* value)
+{
+    int i = 0;
+    for (Luau::FValue<bool>* f = Luau::FValue<bool>::list; f; f = f->next, i++)
+    {
+        if (i == index)
+        {
+            *name = f->name;
+            *value = f->value ? 1 : 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int amber_flag_set(const char* name, int value)
+{
+    for (Luau::FValue<bool>* f = Luau::FValue<bool>::list; f; f = f->next)
+    {
+        if (strcmp(f->name, name) == 0)
+        {
+            f->value = value != 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+char* amber_compile(const char* source, size_t length, int optimization_level, int debug_level, size_t* out_length)
+{
+    try
+    {
+        lua_CompileOptions options = {};
+        options.optimizationLevel = optimization_level;
+        options.debugLevel = debug_level;
+        return luau_compile(source, length, &options, out_length);
+    }
+    catch (...)
+    {
+        *out_length = 0;
+        return nullptr;
+    }
+}
+
+void amber_free(void* p)
+{
+    free(p);
+}
+
+AmberVm* amber_vm_new(void)
+{
+    AmberVm* vm = new (std::nothrow) AmberVm();
+    if (!vm)
+        return nullptr;
+    lua_State* L = luaL_newstate();
+    if (!L)
+    {
+        delete vm;
+        return nullptr;
+    }
+    vm->L = L;
+    try
+    {
+        lua_Callbacks* cb = lua_callbacks(L);
+        cb->userdata = vm;
+
+        luaL_openlibs(L);
+
+        // print goes to the host, never to the process's stdout.
+        lua_pushcfunction(L, host_print, "print");
+        lua_setglobal(L, "print");
+
+        // Identify the coroutine library's resume functions, to follow suspended resume chains.
+        lua_getglobal(L, "coroutine");
+        lua_getfield(L, -1, "resume");
+        vm->coroutine_resume = lua_tocfunction(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "wrap");
+        lua_getglobal(L, "print"); // any function will do as the body
+        lua_call(L, 1, 1);
+        vm->wrapped_resume = lua_tocfunction(L, -1);
+        lua_pop(L, 2);
+
+        luaL_sandbox(L);
+
+        // Scripts are loaded here, never run here: their constant closures and imports bind to
+        // the base globals, and each task clones its main function into its own thread.
+        vm->loader = lua_newthread(L);
+        vm->loader_ref = lua_ref(L, -1);
+        lua_pop(L, 1);
+
+        cb->interrupt = amber_interrupt;
+        cb->preresume = amber_preresume;
+        cb->postresume = amber_postresume;
+    }
+    catch (...)
+    {
+        lua_close(L);
+        delete vm;
+        return nullptr;
+    }
+    return vm;
+}
+
+void amber_vm_free(AmberVm* vm)
+{
+    if (!vm)
+        return;
+    lua_close(vm->L);
+    delete vm;
+}
+
+int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int* out_ref, char* err, size_t err_cap)
+{
+    lua_State* T = vm->loader;
+    try
+    {
+        if (luau_load(T, chunk, bytecode, length, 0) != 0)
+        {
+            size_t len = 0;
+            const char* msg = lua_tolstring(T, -1, &len);
+            copy_message(err, err_cap, msg ? msg : "load failed", msg ? len : 11);
+            lua_settop(T, 0);
+            return -1;
+        }
+        *out_ref = lua_ref(T, -1);
+        lua_settop(T, 0);
+        return 0;
+    }
+    catch (std::exception& e)
+    {
+        lua_settop(T, 0);
+        copy_message(err, err_cap, std::string("load failed: ") + e.what());
+        return -1;
+    }
+}
+
+void amber_vm_unref(AmberVm* vm, int ref)
+{
+    lua_unref(vm->L, ref);
+}
+
+int amber_task_spawn(AmberVm* vm, int fn_ref, int memcat, int* out_thread_ref, uintptr_t* out_proto, char* err, size_t err_cap)
+{
+    lua_State* L = vm->L;
+    int top = lua_gettop(L);
+    try
+    {
+        // New threads inherit the creating thread's category: the task's thread, its proxy
+        // globals and everything it allocates later are charged to `memcat`.
+        lua_setmemcat(L, memcat);
+        lua_State* T = lua_newthread(L);
+        lua_setmemcat(L, 0);
+        *out_thread_ref = lua_ref(L, -1);
+        lua_settop(L, top);
+
+        luaL_sandboxthread(T);
+        lua_getref(T, fn_ref);
+        if (!lua_isfunction(T, -1))
+        {
+            lua_unref(L, *out_thread_ref);
+            copy_message(err, err_cap, std::string("script is not loaded in this VM"));
+            return -1;
+        }
+        lua_clonefunction(T, -1);
+        lua_remove(T, -2);
+        *out_proto = reinterpret_cast<uintptr_t>(clvalue(luaA_toobject(T, -1))->l.p);
+        return 0;
+    }
+    catch (std::exception& e)
+    {
+        lua_setmemcat(L, 0);
+        lua_settop(L, top);
+        copy_message(err, err_cap, std::string("spawn failed: ") + e.what());
+        return -1;
+    }
+}
+
+int amber_task_resume(
+    AmberVm* vm, int thread_ref, const AmberSlice* slice, AmberSliceResult* out, char* message, size_t message_cap, char* trace,
+    size_t trace_cap
+)
+{
+    Scheduler& s = vm->sched;
+    memset(out, 0, sizeof(*out));
+    out->rng_state = slice->rng_state;
+
+    lua_State* main = thread_of_ref(vm, thread_ref);
+    if (!main)
+    {
+        out->status = AMBER_NOT_RESUMABLE;
+        copy_message(message, message_cap, std::string("unknown task"));
+        return out->status;
+    }
+    int costatus = lua_costatus(vm->L, main);
+    if (costatus == LUA_COFIN || costatus == LUA_COERR)
+    {
+        out->status = AMBER_NOT_RESUMABLE;
+        copy_message(message, message_cap, std::string("task is not resumable: it has finished or failed"));
+        return out->status;
+    }
+
+    lua_State* chain[kMaxChain];
+    int n = derive_chain(vm, main, chain);
+
+    s.budget = slice->budget < 1 ? 1 : slice->budget;
+    s.defer_cap = slice->defer_cap;
+    s.deferring = false;
+    s.killed = false;
+    s.kill_reason.clear();
+    s.deferred_now = 0;
+    s.deferrals = 0;
+    s.max_deferred = 0;
+    s.active_len = 0;
+    s.active_overflow = false;
+    // Resuming a pre-empted thread re-executes the instruction it stopped at, and its interrupt
+    // fires again first of all: that re-fire is the site already counted, so it is not counted
+    // twice (the LUA_BREAK status is exactly "skip the next interrupt here").
+    bool refire = chain[n - 1]->status == LUA_BREAK;
+    s.remaining = s.budget + (refire ? 1 : 0);
+    int64_t start_remaining = s.remaining;
+
+    global_State* g = vm->L->global;
+    g->rngstate = slice->rng_state;
+
+    int status = LUA_OK;
+    for (int i = n - 1; i >= 0; i--)
+    {
+        status = lua_resume(chain[i], i > 0 ? chain[i - 1] : nullptr, 0);
+        if (status == LUA_BREAK)
+            break;
+        // Otherwise the parent's resume continuation collects this thread's results or error.
+    }
+
+    out->rng_state = g->rngstate;
+    out->deferrals = s.deferrals;
+    out->max_deferred = s.max_deferred;
+    int64_t used = start_remaining - (s.remaining < 0 ? 0 : s.remaining) - (refire ? 1 : 0);
+    out->ticks = used < 0 ? 0 : uint64_t(used);
+    bool killed = s.killed;
+    std::string kill_reason = s.kill_reason;
+    s.remaining = INT64_MAX;
+    s.killed = false;
+    s.active_len = 0;
+
+    if (status == LUA_BREAK)
+    {
+        out->status = AMBER_PREEMPTED;
+        return out->status;
+    }
+
+    if (status == LUA_OK || status == LUA_YIELD)
+    {
+        out->status = status == LUA_OK ? AMBER_FINISHED : AMBER_YIELDED;
+        out->nvalues = lua_gettop(main);
+        return out->status;
+    }
+
+    std::string msg, tb;
+    describe_error(main, msg);
+    try
+    {
+        build_traceback(main, tb);
+    }
+    catch (...)
+    {
+        tb = "(traceback unavailable)\n";
+    }
+    lua_settop(main, 0);
+    if (killed)
+    {
+        out->status = AMBER_KILLED;
+        copy_message(message, message_cap, kill_reason);
+    }
+    else
+    {
+        out->status = AMBER_ERRORED;
+        copy_message(message, message_cap, msg);
+    }
+    copy_message(trace, trace_cap, tb);
+    return out->status;
+}
+
+int amber_task_value(AmberVm* vm, int thread_ref, int index, AmberValue* out)
+{
+    lua_State* T = thread_of_ref(vm, thread_ref);
+    memset(out, 0, sizeof(*out));
+    if (!T || index < 1 || index > lua_gettop(T))
+        return -1;
+    int t = lua_type(T, index);
+    out->type = t;
+    out->type_name = lua_typename(T, t);
+    switch (t)
+    {
+    case LUA_TBOOLEAN:
+        out->boolean = lua_toboolean(T, index);
+        break;
+    case LUA_TNUMBER:
+        out->number = lua_tonumber(T, index);
+        break;
+    case LUA_TVECTOR:
+    {
+        const float* v = lua_tovector(T, index);
+        out->vector[0] = v[0];
+        out->vector[1] = v[1];
+        out->vector[2] = v[2];
+        break;
+    }
+    case LUA_TSTRING:
+        // A string value: lua_tolstring does not convert, so this cannot allocate or throw.
+        out->string = lua_tolstring(T, index, &out->length);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+void amber_task_clear(AmberVm* vm, int thread_ref)
+{
+    lua_State* T = thread_of_ref(vm, thread_ref);
+    if (T && lua_status(T) != LUA_BREAK)
+        lua_settop(T, 0);
+}
+
+int amber_task_site(AmberVm* vm, int thread_ref, AmberSite* out)
+{
+    memset(out, 0, sizeof(*out));
+    lua_State* main = thread_of_ref(vm, thread_ref);
+    if (!main)
+        return -1;
+    lua_State* chain[kMaxChain];
+    int n = derive_chain(vm, main, chain);
+    lua_State* T = chain[n - 1];
+    if (T->status != LUA_BREAK || T->ci == T->base_ci || !isLua(T->ci))
+        return -1;
+    Proto* p = clvalue(T->ci->func)->l.p;
+    out->bytecode_id = p->bytecodeid;
+    out->pc = int(T->ci->savedpc - p->code);
+    out->chunk = p->source ? getstr(p->source) : "";
+    out->chunk_length = p->source ? p->source->len : 0;
+    return 0;
+}
+
+size_t amber_vm_memory(AmberVm* vm, int category)
+{
+    if (category < 0 || category >= LUA_MEMORY_CATEGORIES)
+        return 0;
+    return lua_totalbytes(vm->L, category);
+}
+
+size_t amber_vm_output_length(AmberVm* vm)
+{
+    return vm->output.size();
+}
+
+void amber_vm_take_output(AmberVm* vm, char* into, size_t length)
+{
+    size_t n = length < vm->output.size() ? length : vm->output.size();
+    memcpy(into, vm->output.data(), n);
+    vm->output.erase(0, n);
+}
+
+} // extern "C"

@@ -1,0 +1,57 @@
+//! Anchored edits to Luau's own files, applied by `build.rs` to the copy in `OUT_DIR`.
+//!
+//! Each edit names what it is for. Its anchor must match exactly once in its file; when Luau
+//! changes under an edit the build fails with that name instead of patching the wrong place.
+//! New C++ that needs VM internals does not go here: it lives in `cpp/`.
+
+pub enum Action {
+    Replace(&'static str),
+    InsertAfter(&'static str),
+    #[allow(dead_code)]
+    InsertBefore(&'static str),
+}
+
+pub struct Edit {
+    pub name: &'static str,
+    /// Path relative to the copied `luau/` folder.
+    pub file: &'static str,
+    pub anchor: &'static str,
+    pub action: Action,
+}
+
+pub const EDITS: &[Edit] = &[
+    // getfenv/setfenv clear `safeenv` on any table, the read-only base globals included
+    // (lapi.cpp ignores the read-only bit there), so a script could change the base image every
+    // task shares. Amber's base image is immutable from scripts: the two functions do not exist.
+    Edit {
+        name: "base-without-getfenv",
+        file: "VM/src/lbaselib.cpp",
+        anchor: "    {\"getfenv\", luaB_getfenv},\n",
+        action: Action::Replace(""),
+    },
+    Edit {
+        name: "base-without-setfenv",
+        file: "VM/src/lbaselib.cpp",
+        anchor: "    {\"setfenv\", luaB_setfenv},\n",
+        action: Action::Replace(""),
+    },
+    // gcinfo reports the heap size, which differs between a fresh and a restored heap (and between
+    // hosts): a script that printed it would make persisted runs diverge for no fault of theirs.
+    Edit {
+        name: "base-gcinfo-is-constant",
+        file: "VM/src/lbaselib.cpp",
+        anchor: "lua_pushinteger(L, lua_gc(L, LUA_GCCOUNT, 0));",
+        action: Action::Replace("lua_pushinteger(L, 0); // amber: the heap size is not observable"),
+    },
+    // The per-task random generator: math.random reads `g->rngstate`; the scheduler swaps each
+    // task's state in and out around a time slice. This marker documents the dependency in the
+    // copied source so that a Luau update that moves the state fails here, not silently.
+    Edit {
+        name: "math-random-state-is-global",
+        file: "VM/src/lmathlib.cpp",
+        anchor: "static int math_random(lua_State* L)\n{\n",
+        action: Action::InsertAfter(
+            "    // amber: the scheduler swaps L->global->rngstate per task (luau/cpp/amber_host.cpp)\n",
+        ),
+    },
+];

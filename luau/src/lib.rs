@@ -1,0 +1,20 @@
+//! amber-luau: the patched Luau runtime of Amber.
+//!
+//! Layers, as in `mlua`: [`ffi`] mirrors the C declarations of our host shim
+//! (`cpp/amber_host.h`); [`Vm`], [`Script`] and [`Task`] are the safe API over it. No raw pointer
+//! appears in the public API.
+//!
+//! Pre-emption: a [`Budget`] counts VM interrupt ticks (never the garbage collector's calls), so
+//! the same script with the same budget always stops at the same instruction. See
+//! `docs/SCHEDULER.md` for the exact rules.
+
+pub mod ffi;
+mod flags;
+mod script;
+mod vm;
+
+pub use flags::FeatureFlags;
+pub use script::{CompileError, CompilerSettings, Script, ScriptHash};
+pub use vm::{
+    Budget, Outcome, ProtoIdentity, ScriptError, SpawnOptions, SuspendSite, Task, TaskStats, Value, Vm, VmError,
+};

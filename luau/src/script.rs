@@ -1,0 +1,175 @@
+//! Compiling scripts: source in, bytecode plus its parsed shape out.
+
+use crate::ffi;
+use crate::flags::FeatureFlags;
+use amber_validator::bytecode::{self, Module, YieldPointMap};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Compiler settings. They change the bytecode (hence yield-point maps), so every snapshot
+/// records them and a loader compiles with exactly the recorded ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CompilerSettings {
+    /// 0: none, 1: baseline (Luau's default), 2: with inlining.
+    pub optimization_level: u8,
+    /// 0: none, 1: lines and function names (Luau's default), 2: full.
+    pub debug_level: u8,
+}
+
+impl Default for CompilerSettings {
+    fn default() -> Self {
+        CompilerSettings {
+            optimization_level: 1,
+            debug_level: 1,
+        }
+    }
+}
+
+/// A script's identity: the SHA-256 of its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScriptHash(pub [u8; 32]);
+
+impl ScriptHash {
+    pub fn of(source: &[u8]) -> ScriptHash {
+        ScriptHash(Sha256::digest(source).into())
+    }
+}
+
+impl std::fmt::Display for ScriptHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{chunk}:{line}: {message}")]
+pub struct CompileError {
+    pub chunk: String,
+    /// 1-based line of the error (0 when the compiler gave none).
+    pub line: u32,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct ScriptInner {
+    chunk_name: String,
+    source: Vec<u8>,
+    hash: ScriptHash,
+    settings: CompilerSettings,
+    bytecode: Vec<u8>,
+    module: Module,
+    yield_maps: Vec<YieldPointMap>,
+}
+
+/// A compiled script. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Script(Arc<ScriptInner>);
+
+impl Script {
+    /// Compiles with the default [`CompilerSettings`].
+    pub fn compile(source: impl AsRef<[u8]>, chunk_name: &str) -> Result<Script, CompileError> {
+        Script::compile_with(source, chunk_name, CompilerSettings::default())
+    }
+
+    pub fn compile_with(
+        source: impl AsRef<[u8]>,
+        chunk_name: &str,
+        settings: CompilerSettings,
+    ) -> Result<Script, CompileError> {
+        FeatureFlags::pinned();
+        let source = source.as_ref();
+        let mut len = 0usize;
+        // SAFETY: `source` is a valid slice for the duration of the call; the shim catches every
+        // C++ exception and returns either NULL or a malloc'd buffer of `len` bytes.
+        let raw = unsafe {
+            ffi::amber_compile(
+                source.as_ptr().cast(),
+                source.len(),
+                i32::from(settings.optimization_level),
+                i32::from(settings.debug_level),
+                &mut len,
+            )
+        };
+        if raw.is_null() {
+            return Err(CompileError {
+                chunk: chunk_name.into(),
+                line: 0,
+                message: "the compiler failed".into(),
+            });
+        }
+        // SAFETY: `raw` points at `len` initialised bytes owned by us until amber_free below.
+        let bytecode = unsafe { std::slice::from_raw_parts(raw.cast::<u8>(), len) }.to_vec();
+        // SAFETY: `raw` came from amber_compile (malloc) and is freed exactly once.
+        unsafe { ffi::amber_free(raw.cast()) };
+
+        let module = match bytecode::parse(&bytecode) {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(match e.kind {
+                    bytecode::BytecodeErrorKind::CompileError(text) => parse_compile_error(chunk_name, &text),
+                    other => CompileError {
+                        chunk: chunk_name.into(),
+                        line: 0,
+                        message: format!("the compiler produced bytecode this reader refuses: {other}"),
+                    },
+                });
+            }
+        };
+        let yield_maps = module.protos.iter().map(YieldPointMap::of).collect();
+        Ok(Script(Arc::new(ScriptInner {
+            chunk_name: chunk_name.into(),
+            source: source.to_vec(),
+            hash: ScriptHash::of(source),
+            settings,
+            bytecode,
+            module,
+            yield_maps,
+        })))
+    }
+
+    pub fn chunk_name(&self) -> &str {
+        &self.0.chunk_name
+    }
+    pub fn source(&self) -> &[u8] {
+        &self.0.source
+    }
+    pub fn hash(&self) -> ScriptHash {
+        self.0.hash
+    }
+    pub fn settings(&self) -> CompilerSettings {
+        self.0.settings
+    }
+    pub fn bytecode(&self) -> &[u8] {
+        &self.0.bytecode
+    }
+    pub fn module(&self) -> &Module {
+        &self.0.module
+    }
+    /// The yield-point map of proto `id` (its index in the module).
+    pub fn yield_map(&self, id: u32) -> Option<&YieldPointMap> {
+        self.0.yield_maps.get(id as usize)
+    }
+}
+
+/// Luau encodes a compile error as ":LINE: message" after the zero version byte.
+fn parse_compile_error(chunk: &str, text: &str) -> CompileError {
+    let rest = text.strip_prefix(':').unwrap_or(text);
+    if let Some((line, message)) = rest.split_once(':')
+        && let Ok(line) = line.trim().parse::<u32>()
+    {
+        return CompileError {
+            chunk: chunk.into(),
+            line,
+            message: message.trim_start().into(),
+        };
+    }
+    CompileError {
+        chunk: chunk.into(),
+        line: 0,
+        message: text.into(),
+    }
+}

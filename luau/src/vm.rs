@@ -1,0 +1,487 @@
+//! The safe VM API: [`Vm`] holds one Luau state with the base image, [`Task`] is one script
+//! instance running in its own thread, resumed in budgeted time slices.
+
+use crate::ffi;
+use crate::flags::FeatureFlags;
+use crate::script::Script;
+use amber_validator::bytecode::YieldKind;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{CString, c_char, c_int};
+use std::ptr::NonNull;
+use std::rc::Rc;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VmError {
+    #[error("cannot create a Luau state (out of memory?)")]
+    Create,
+    #[error("cannot load {chunk}: {message}")]
+    Load { chunk: String, message: String },
+    #[error("cannot spawn a task of {chunk}: {message}")]
+    Spawn { chunk: String, message: String },
+    #[error("task is not resumable: {0}")]
+    NotResumable(String),
+    #[error("chunk name contains a NUL byte: {0:?}")]
+    BadChunkName(String),
+}
+
+/// How long a task may run before it is pre-empted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The task is pre-empted at the `ticks`-th VM interrupt it reaches after the one it resumes
+    /// at (the re-fired interrupt of a pre-empted instruction is not counted twice). At least 1.
+    pub ticks: u64,
+    /// How many ticks a due pre-emption may wait for a site where the resume chain can break
+    /// (it cannot inside a metamethod, a C call or pattern matching) before the task is killed.
+    pub defer_cap: u64,
+}
+
+impl Budget {
+    pub const DEFAULT_DEFER_CAP: u64 = 10_000_000;
+
+    pub fn ticks(ticks: u64) -> Budget {
+        Budget {
+            ticks: ticks.max(1),
+            defer_cap: Self::DEFAULT_DEFER_CAP,
+        }
+    }
+
+    /// Runs until the task finishes, yields, errors or is killed.
+    pub fn unlimited() -> Budget {
+        Budget::ticks(i64::MAX as u64)
+    }
+
+    pub fn with_defer_cap(self, defer_cap: u64) -> Budget {
+        Budget { defer_cap, ..self }
+    }
+}
+
+/// A value handed from a task to the host (results of a finished task, yielded values).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Nil,
+    Boolean(bool),
+    Number(f64),
+    Vector([f32; 3]),
+    String(Vec<u8>),
+    /// A value of another type, by type name (tables, functions, ... stay inside the VM).
+    Other(String),
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Nil => write!(f, "nil"),
+            Value::Boolean(b) => write!(f, "{b}"),
+            Value::Number(n) => write!(f, "{n}"),
+            Value::Vector(v) => write!(f, "{}, {}, {}", v[0], v[1], v[2]),
+            Value::String(s) => write!(f, "{}", String::from_utf8_lossy(s)),
+            Value::Other(t) => write!(f, "<{t}>"),
+        }
+    }
+}
+
+/// A runtime error of a task: its message and the traceback of the task's main thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptError {
+    pub message: String,
+    pub traceback: String,
+}
+
+/// What one time slice ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The main function returned these values.
+    Finished(Vec<Value>),
+    /// The main function called `coroutine.yield` with these values; resume continues it.
+    Yielded(Vec<Value>),
+    /// The budget ran out; the whole resume chain is suspended and resume continues it.
+    Preempted,
+    Errored(ScriptError),
+    /// The scheduler killed the task (uncatchable by the script); the reason says why.
+    Killed(String),
+}
+
+/// Where a pre-empted task stopped: the innermost thread's top Lua frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspendSite {
+    pub chunk: String,
+    pub line: i32,
+    pub proto_id: u32,
+    pub yield_point: u32,
+    pub pc: u32,
+}
+
+/// Counters of a task's scheduling, summed over its slices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskStats {
+    pub slices: u64,
+    pub preemptions: u64,
+    /// Counted interrupt ticks.
+    pub ticks: u64,
+    /// Times a due pre-emption had to wait for a yieldable site.
+    pub deferrals: u64,
+    /// The longest such wait, in ticks.
+    pub max_deferred: u64,
+}
+
+/// Options of [`Vm::spawn_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// Memory category the task's allocations are charged to (Luau categories are 8-bit;
+    /// category 0 is the base image).
+    pub memory_category: u8,
+    /// Initial `math.random` state; `None` derives one from the spawn count (deterministic).
+    pub random_state: Option<u64>,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions {
+            memory_category: 1,
+            random_state: None,
+        }
+    }
+}
+
+pub(crate) struct VmInner {
+    raw: NonNull<ffi::AmberVm>,
+    /// Loaded scripts: hash -> anchored main function in the loader thread.
+    loaded: RefCell<HashMap<crate::ScriptHash, c_int>>,
+    spawned: Cell<u64>,
+}
+
+impl VmInner {
+    fn ptr(&self) -> *mut ffi::AmberVm {
+        self.raw.as_ptr()
+    }
+
+    fn take_output(&self) -> Vec<u8> {
+        // SAFETY: `raw` is a live AmberVm for as long as any Rc to this VmInner exists.
+        let len = unsafe { ffi::amber_vm_output_length(self.ptr()) };
+        let mut out = vec![0u8; len];
+        // SAFETY: `out` has room for `len` bytes, the length the shim just reported.
+        unsafe { ffi::amber_vm_take_output(self.ptr(), out.as_mut_ptr().cast(), len) };
+        out
+    }
+}
+
+impl Drop for VmInner {
+    fn drop(&mut self) {
+        // SAFETY: the last owner frees the VM exactly once; tasks hold an Rc, so none outlives it.
+        unsafe { ffi::amber_vm_free(self.ptr()) };
+    }
+}
+
+/// One Luau global state: the sandboxed, frozen base image (standard libraries without
+/// getfenv/setfenv, `print` captured by the host) plus a loader thread for scripts.
+///
+/// Not `Send`: a Luau state belongs to one OS thread. Use one Vm per thread.
+pub struct Vm {
+    inner: Rc<VmInner>,
+}
+
+impl Vm {
+    pub fn new() -> Result<Vm, VmError> {
+        FeatureFlags::pinned();
+        // SAFETY: amber_vm_new has no preconditions and returns NULL on failure.
+        let raw = NonNull::new(unsafe { ffi::amber_vm_new() }).ok_or(VmError::Create)?;
+        Ok(Vm {
+            inner: Rc::new(VmInner {
+                raw,
+                loaded: RefCell::new(HashMap::new()),
+                spawned: Cell::new(0),
+            }),
+        })
+    }
+
+    /// Loads a script's bytecode into the loader thread once; later calls reuse it.
+    fn load(&self, script: &Script) -> Result<c_int, VmError> {
+        if let Some(r) = self.inner.loaded.borrow().get(&script.hash()) {
+            return Ok(*r);
+        }
+        let chunk = CString::new(script.chunk_name()).map_err(|_| VmError::BadChunkName(script.chunk_name().into()))?;
+        let bytecode = script.bytecode();
+        let mut fn_ref = 0;
+        let mut err = [0 as c_char; 1024];
+        // SAFETY: all pointers are valid for the call; the shim copies what it keeps.
+        let rc = unsafe {
+            ffi::amber_vm_load(
+                self.inner.ptr(),
+                chunk.as_ptr(),
+                bytecode.as_ptr().cast(),
+                bytecode.len(),
+                &mut fn_ref,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(VmError::Load {
+                chunk: script.chunk_name().into(),
+                message: c_buffer_text(&err),
+            });
+        }
+        self.inner.loaded.borrow_mut().insert(script.hash(), fn_ref);
+        Ok(fn_ref)
+    }
+
+    /// Spawns a task of `script` with default options.
+    pub fn spawn(&self, script: &Script) -> Result<Task, VmError> {
+        self.spawn_with(script, SpawnOptions::default())
+    }
+
+    /// Spawns a task: a new thread with its own sandboxed proxy globals, running a clone of the
+    /// script's main function (all tasks of a script share its prototypes).
+    pub fn spawn_with(&self, script: &Script, options: SpawnOptions) -> Result<Task, VmError> {
+        let fn_ref = self.load(script)?;
+        let mut thread_ref = 0;
+        let mut proto = 0usize;
+        let mut err = [0 as c_char; 1024];
+        // SAFETY: `fn_ref` is an anchor this VM made; the out-pointers are valid.
+        let rc = unsafe {
+            ffi::amber_task_spawn(
+                self.inner.ptr(),
+                fn_ref,
+                c_int::from(options.memory_category),
+                &mut thread_ref,
+                &mut proto,
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(VmError::Spawn {
+                chunk: script.chunk_name().into(),
+                message: c_buffer_text(&err),
+            });
+        }
+        let n = self.inner.spawned.get();
+        self.inner.spawned.set(n + 1);
+        Ok(Task {
+            vm: Rc::clone(&self.inner),
+            thread_ref,
+            script: script.clone(),
+            main_proto: ProtoIdentity(proto),
+            rng_state: options.random_state.unwrap_or_else(|| splitmix64(n)),
+            output: Vec::new(),
+            stats: TaskStats::default(),
+            done: false,
+        })
+    }
+
+    /// Bytes currently charged to a memory category.
+    pub fn memory_used(&self, category: u8) -> usize {
+        // SAFETY: the VM is live; the shim range-checks the category.
+        unsafe { ffi::amber_vm_memory(self.inner.ptr(), c_int::from(category)) }
+    }
+}
+
+/// Identity of a VM prototype (for checking that tasks share them); not a usable pointer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProtoIdentity(usize);
+
+/// A running instance of a script.
+pub struct Task {
+    vm: Rc<VmInner>,
+    thread_ref: c_int,
+    script: Script,
+    main_proto: ProtoIdentity,
+    rng_state: u64,
+    output: Vec<u8>,
+    stats: TaskStats,
+    done: bool,
+}
+
+impl Task {
+    pub fn script(&self) -> &Script {
+        &self.script
+    }
+
+    pub fn main_proto(&self) -> ProtoIdentity {
+        self.main_proto
+    }
+
+    pub fn stats(&self) -> TaskStats {
+        self.stats
+    }
+
+    /// The task's `math.random` state (swapped into the VM while the task runs).
+    pub fn random_state(&self) -> u64 {
+        self.rng_state
+    }
+
+    /// Whether the task finished, errored or was killed.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Takes what the task printed so far.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Runs one time slice.
+    pub fn resume(&mut self, budget: Budget) -> Result<Outcome, VmError> {
+        if self.done {
+            return Err(VmError::NotResumable("it has finished, failed or been killed".into()));
+        }
+        let slice = ffi::AmberSlice {
+            budget: budget.ticks.clamp(1, i64::MAX as u64) as i64,
+            defer_cap: budget.defer_cap,
+            rng_state: self.rng_state,
+        };
+        let mut result = ffi::AmberSliceResult::default();
+        let mut message = vec![0 as c_char; 4096];
+        let mut trace = vec![0 as c_char; 8192];
+        // SAFETY: the thread anchor belongs to this VM; all buffers are valid for their lengths.
+        let status = unsafe {
+            ffi::amber_task_resume(
+                self.vm.ptr(),
+                self.thread_ref,
+                &slice,
+                &mut result,
+                message.as_mut_ptr(),
+                message.len(),
+                trace.as_mut_ptr(),
+                trace.len(),
+            )
+        };
+        self.output.extend(self.vm.take_output());
+        self.rng_state = result.rng_state;
+        self.stats.slices += 1;
+        self.stats.ticks += result.ticks;
+        self.stats.deferrals += result.deferrals;
+        self.stats.max_deferred = self.stats.max_deferred.max(result.max_deferred);
+        match status {
+            ffi::AMBER_PREEMPTED => {
+                self.stats.preemptions += 1;
+                Ok(Outcome::Preempted)
+            }
+            ffi::AMBER_FINISHED | ffi::AMBER_YIELDED => {
+                let values = self.take_values(result.nvalues);
+                if status == ffi::AMBER_FINISHED {
+                    self.done = true;
+                    Ok(Outcome::Finished(values))
+                } else {
+                    Ok(Outcome::Yielded(values))
+                }
+            }
+            ffi::AMBER_ERRORED => {
+                self.done = true;
+                Ok(Outcome::Errored(ScriptError {
+                    message: c_buffer_text(&message),
+                    traceback: c_buffer_text(&trace),
+                }))
+            }
+            ffi::AMBER_KILLED => {
+                self.done = true;
+                Ok(Outcome::Killed(c_buffer_text(&message)))
+            }
+            _ => {
+                self.done = true;
+                Err(VmError::NotResumable(c_buffer_text(&message)))
+            }
+        }
+    }
+
+    fn take_values(&mut self, n: c_int) -> Vec<Value> {
+        let mut values = Vec::with_capacity(n.max(0) as usize);
+        for i in 1..=n {
+            let mut v = ffi::AmberValue {
+                type_: 0,
+                boolean: 0,
+                number: 0.0,
+                vector: [0.0; 3],
+                string: std::ptr::null(),
+                length: 0,
+                type_name: std::ptr::null(),
+            };
+            // SAFETY: `i` is within the values the slice reported; `v` is a valid out-pointer.
+            if unsafe { ffi::amber_task_value(self.vm.ptr(), self.thread_ref, i, &mut v) } != 0 {
+                break;
+            }
+            values.push(match v.type_ {
+                ffi::LUA_TNIL => Value::Nil,
+                ffi::LUA_TBOOLEAN => Value::Boolean(v.boolean != 0),
+                ffi::LUA_TNUMBER => Value::Number(v.number),
+                ffi::LUA_TVECTOR => Value::Vector(v.vector),
+                ffi::LUA_TSTRING if !v.string.is_null() => {
+                    // SAFETY: the shim reported `length` bytes at `string`, valid until the next
+                    // VM call; they are copied at once.
+                    Value::String(unsafe { std::slice::from_raw_parts(v.string.cast::<u8>(), v.length) }.to_vec())
+                }
+                _ => Value::Other(if v.type_name.is_null() {
+                    "?".into()
+                } else {
+                    // SAFETY: type names are static NUL-terminated strings of the VM.
+                    unsafe { std::ffi::CStr::from_ptr(v.type_name) }
+                        .to_string_lossy()
+                        .into_owned()
+                }),
+            });
+        }
+        // SAFETY: the thread anchor is live; clearing the stack of a suspended thread is allowed.
+        unsafe { ffi::amber_task_clear(self.vm.ptr(), self.thread_ref) };
+        values
+    }
+
+    /// Where the task stopped, when its last slice ended in [`Outcome::Preempted`].
+    pub fn suspend_site(&self) -> Option<SuspendSite> {
+        let mut site = ffi::AmberSite {
+            bytecode_id: 0,
+            pc: 0,
+            chunk: std::ptr::null(),
+            chunk_length: 0,
+        };
+        // SAFETY: the thread anchor is live; `site` is a valid out-pointer.
+        if unsafe { ffi::amber_task_site(self.vm.ptr(), self.thread_ref, &mut site) } != 0 {
+            return None;
+        }
+        let chunk = if site.chunk.is_null() {
+            String::new()
+        } else {
+            // SAFETY: the chunk name is a VM string of `chunk_length` bytes, copied at once.
+            String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(site.chunk.cast::<u8>(), site.chunk_length) })
+                .into_owned()
+        };
+        let proto_id = u32::try_from(site.bytecode_id).ok()?;
+        let pc = u32::try_from(site.pc).ok()?;
+        let map = self.script.yield_map(proto_id)?;
+        let yield_point = map.find(pc, YieldKind::Interrupt)?;
+        let line = self
+            .script
+            .module()
+            .proto(proto_id)
+            .and_then(|p| p.line_at(pc))
+            .unwrap_or(0);
+        Some(SuspendSite {
+            chunk,
+            line,
+            proto_id,
+            yield_point,
+            pc,
+        })
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        // SAFETY: the anchor was made by this VM and is released exactly once.
+        unsafe { ffi::amber_vm_unref(self.vm.ptr(), self.thread_ref) };
+    }
+}
+
+fn c_buffer_text(buf: &[c_char]) -> String {
+    let bytes: Vec<u8> = buf.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// SplitMix64: spreads a spawn counter into a full 64-bit generator state.
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
