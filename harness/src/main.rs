@@ -1,1 +1,283 @@
-fn main() {}
+//! The `amber` command line. The one place that reports errors to people and picks exit codes:
+//! 0 success, 1 a script or check failed, 2 usage or I/O error.
+
+use amber_harness::generators::{self, Schedule};
+use amber_harness::oracles::{self, Ending};
+use amber_harness::runner::{self, RunError, RunObserver};
+use amber_luau::SuspendSite;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+#[derive(Parser)]
+#[command(
+    name = "amber",
+    version,
+    about = "Persist, resume and validate the execution state of Luau programs",
+    long_about = "amber runs Luau scripts on Amber's patched runtime, which can pre-empt a script at any VM \
+                  safe point (calls, returns, loop back edges) on a tick budget.\n\n\
+                  Exit codes: 0 success, 1 a script failed or a check found a divergence, 2 usage or I/O error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a script to completion, resuming after every pre-emption; its output goes to stdout.
+    ///
+    /// Exit 0 when the script finishes, 1 with the error and traceback on stderr when it fails
+    /// (or does not compile), 2 on usage or I/O errors.
+    Run {
+        /// The Luau script to run.
+        script: PathBuf,
+        /// Pre-empt the script at every N-th VM interrupt tick (1: at every tick). Without it the
+        /// script runs uninterrupted.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        preempt_every: Option<u64>,
+        /// Print one line per pre-emption on stderr: chunk, line, proto id, yield-point index.
+        #[arg(long)]
+        trace_yields: bool,
+    },
+    /// Differential check: every script must print and end exactly as in an uninterrupted run
+    /// under every schedule. Exit 0 when all agree, 1 otherwise.
+    Check {
+        /// Scripts or directories (default: the bundled corpus, corpus/scripts).
+        paths: Vec<PathBuf>,
+        /// Schedules to compare against the fresh run: every:N (pre-empt at every N-th tick).
+        /// Repeatable. Default: every:1, every:7, every:1000.
+        #[arg(long = "schedule", value_name = "S")]
+        schedules: Vec<Schedule>,
+        /// Scripts checked in parallel (default: the number of CPUs).
+        #[arg(long, value_name = "J")]
+        jobs: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            script,
+            preempt_every,
+            trace_yields,
+        } => run(&script, preempt_every, trace_yields),
+        Command::Check { paths, schedules, jobs } => check(paths, schedules, jobs),
+    }
+}
+
+fn read_script(path: &Path) -> Result<amber_luau::Script, ExitCode> {
+    let source = match std::fs::read(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("amber: cannot read {}: {e}", path.display());
+            return Err(ExitCode::from(2));
+        }
+    };
+    runner::compile_file(path, &source).map_err(|e| {
+        eprintln!("amber: compile error: {e}");
+        ExitCode::from(1)
+    })
+}
+
+struct Streaming {
+    trace_yields: bool,
+}
+
+impl RunObserver for Streaming {
+    fn output(&mut self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+    fn preempted(&mut self, site: Option<&SuspendSite>) {
+        if self.trace_yields {
+            match site {
+                Some(s) => eprintln!(
+                    "preempt {}:{} proto {} yield-point {} (pc {})",
+                    s.chunk, s.line, s.proto_id, s.yield_point, s.pc
+                ),
+                None => eprintln!("preempt <site unknown>"),
+            }
+        }
+    }
+}
+
+fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool) -> ExitCode {
+    let script = match read_script(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Every);
+    match runner::run_script(&script, schedule, &mut Streaming { trace_yields }) {
+        Ok(report) => match report.trace.ending {
+            Ending::Returned(_) => ExitCode::SUCCESS,
+            Ending::Error(message) => {
+                eprintln!("{message}");
+                eprintln!("stack traceback:");
+                eprint!("{}", report.traceback.unwrap_or_default());
+                ExitCode::from(1)
+            }
+            Ending::Killed(reason) => {
+                eprintln!("amber: {reason}");
+                ExitCode::from(1)
+            }
+        },
+        Err(RunError::Compile(e)) => {
+            eprintln!("amber: compile error: {e}");
+            ExitCode::from(1)
+        }
+        Err(RunError::Vm(e)) => {
+            eprintln!("amber: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct CheckRow {
+    script: String,
+    schedule: String,
+    preemptions: u64,
+    verdict: Result<(), String>,
+}
+
+fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> ExitCode {
+    let paths = if paths.is_empty() {
+        vec![generators::default_corpus_dir()]
+    } else {
+        paths
+    };
+    let scripts = match generators::discover_scripts(&paths) {
+        Ok(s) if s.is_empty() => {
+            eprintln!(
+                "amber: no .luau scripts under {}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return ExitCode::from(2);
+        }
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("amber: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let schedules = if schedules.is_empty() {
+        generators::default_schedules()
+    } else {
+        schedules
+    };
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+
+    let started = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let rows = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(scripts.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = scripts.get(i) else { break };
+                    let result = check_one(path, &schedules);
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    let failed = result.iter().filter(|r| r.verdict.is_err()).count();
+                    eprintln!(
+                        "[{n}/{}] {} {}",
+                        scripts.len(),
+                        path.display(),
+                        if failed == 0 {
+                            "ok".to_string()
+                        } else {
+                            format!("{failed} FAILED")
+                        }
+                    );
+                    rows.lock().unwrap_or_else(|e| e.into_inner()).extend(result);
+                }
+            });
+        }
+    });
+    let mut rows = rows.into_inner().unwrap_or_else(|e| e.into_inner());
+    rows.sort_by(|a, b| (&a.script, &a.schedule).cmp(&(&b.script, &b.schedule)));
+
+    let width = rows.iter().map(|r| r.script.len()).max().unwrap_or(6).max(6);
+    println!("{:width$}  {:12}  {:>11}  verdict", "script", "schedule", "preemptions");
+    let mut failures = 0;
+    let mut total_preemptions = 0;
+    for r in &rows {
+        total_preemptions += r.preemptions;
+        let verdict = match &r.verdict {
+            Ok(()) => "agrees".to_string(),
+            Err(e) => {
+                failures += 1;
+                format!("DIVERGES: {e}")
+            }
+        };
+        println!(
+            "{:width$}  {:12}  {:>11}  {verdict}",
+            r.script, r.schedule, r.preemptions
+        );
+    }
+    println!(
+        "\n{} scripts, {} schedules, {} runs, {} pre-emptions, {} divergent, {:.1}s",
+        scripts.len(),
+        schedules.len(),
+        rows.len(),
+        total_preemptions,
+        failures,
+        started.elapsed().as_secs_f64()
+    );
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn check_one(path: &Path, schedules: &[Schedule]) -> Vec<CheckRow> {
+    let name = path.display().to_string();
+    let failed = |schedule: &str, e: String| CheckRow {
+        script: name.clone(),
+        schedule: schedule.into(),
+        preemptions: 0,
+        verdict: Err(e),
+    };
+    let source = match std::fs::read(path) {
+        Ok(s) => s,
+        Err(e) => return vec![failed("-", format!("cannot read: {e}"))],
+    };
+    let script = match runner::compile_file(path, &source) {
+        Ok(s) => s,
+        Err(e) => return vec![failed("-", format!("compile error: {e}"))],
+    };
+    let fresh = match runner::run_script(&script, Schedule::Fresh, &mut runner::Quiet) {
+        Ok(r) => r.trace,
+        Err(e) => return vec![failed("fresh", e.to_string())],
+    };
+    schedules
+        .iter()
+        .map(
+            |&schedule| match runner::run_script(&script, schedule, &mut runner::Quiet) {
+                Ok(report) => CheckRow {
+                    script: name.clone(),
+                    schedule: schedule.name(),
+                    preemptions: report.counts.preemptions,
+                    verdict: match oracles::first_difference(&fresh, &report.trace) {
+                        None => Ok(()),
+                        Some((line, want, got)) => Err(format!("trace line {line}: expected `{want}`, got `{got}`")),
+                    },
+                },
+                Err(e) => failed(&schedule.name(), e.to_string()),
+            },
+        )
+        .collect()
+}

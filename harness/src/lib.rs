@@ -1,0 +1,10 @@
+//! amber-harness: the `amber` command line and the runners behind it.
+//!
+//! Kept apart as in wasmtime's `crates/fuzzing`:
+//! - [`generators`]: what to run (corpus discovery, schedules);
+//! - [`oracles`]: what must agree (the observable trace of a run and its comparison);
+//! - drivers: the CLI (`main.rs`) and the tests, which combine the two.
+
+pub mod generators;
+pub mod oracles;
+pub mod runner;
