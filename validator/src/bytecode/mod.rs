@@ -775,7 +775,15 @@ fn check_operands(proto: &Proto, insn: &Instruction, is_start: &[bool]) -> Resul
             Ok(())
         }
     };
-    if op.a_is_register() {
+    if op == RETURN {
+        // RETURN A B reads R(A)..R(A+B-2); B = 1 returns nothing (A is then unused and may equal
+        // the frame size, as in an empty function), B = 0 returns from A up to the stack top.
+        match insn.b {
+            0 => register(u32::from(insn.a).saturating_sub(1))?,
+            1 => {}
+            b => register(u32::from(insn.a) + u32::from(b) - 2)?,
+        }
+    } else if op.a_is_register() {
         register(u32::from(insn.a))?;
     }
     // Loops keep control registers after A: [limit, step, index] / [generator, state, index].

@@ -1,0 +1,127 @@
+//! The `amber` binary, driven as a user would drive it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn amber(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_amber"))
+        .args(args)
+        .output()
+        .expect("amber runs")
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/scripts")
+}
+
+fn corpus_scripts() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "luau"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_corpus_script_prints_the_same_preempted_at_every_tick() {
+    let scripts = corpus_scripts();
+    assert!(scripts.len() >= 12, "the corpus has at least 12 scripts");
+    for path in scripts {
+        let p = path.to_str().unwrap();
+        let every_tick = amber(&["run", p, "--preempt-every", "1"]);
+        let rarely = amber(&["run", p, "--preempt-every", "1000000"]);
+        assert_eq!(
+            every_tick.status.code(),
+            Some(0),
+            "{p}: {}",
+            String::from_utf8_lossy(&every_tick.stderr)
+        );
+        assert_eq!(rarely.status.code(), Some(0), "{p}");
+        assert!(!every_tick.stdout.is_empty(), "{p} prints something");
+        assert_eq!(
+            every_tick.stdout, rarely.stdout,
+            "{p}: output differs when pre-empted at every tick"
+        );
+    }
+}
+
+fn temp_script(name: &str, body: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("amber-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn a_failing_script_exits_1_with_message_and_traceback() {
+    let path = temp_script(
+        "fails.luau",
+        "print('before')\nlocal function f() error('it broke') end\nf()\n",
+    );
+    let out = amber(&["run", path.to_str().unwrap(), "--preempt-every", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "before\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("it broke"), "{err}");
+    assert!(err.contains("stack traceback:") && err.contains("function f"), "{err}");
+}
+
+#[test]
+fn a_compile_error_exits_1_naming_file_and_line() {
+    let path = temp_script("syntax.luau", "local x = \n\nlocal = 3\n");
+    let out = amber(&["run", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("syntax.luau:3:"), "{err}");
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    assert_eq!(amber(&["run", "/nonexistent/script.luau"]).status.code(), Some(2));
+    assert_eq!(amber(&["run"]).status.code(), Some(2));
+    assert_eq!(amber(&["run", "x.luau", "--preempt-every", "0"]).status.code(), Some(2));
+    assert_eq!(amber(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(amber(&["check", "--schedule", "sometimes"]).status.code(), Some(2));
+}
+
+#[test]
+fn trace_yields_prints_one_line_per_preemption() {
+    let path = temp_script("loop.luau", "local s = 0\nfor i = 1, 5 do\n  s += i\nend\nprint(s)\n");
+    let out = amber(&["run", path.to_str().unwrap(), "--preempt-every", "1", "--trace-yields"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "15\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    // Five FORNLOOP back edges, the CALL to print and the RETURN: each line names the chunk, a
+    // line, the proto and the yield-point index.
+    assert!(lines.len() >= 6, "{err}");
+    for line in &lines {
+        assert!(
+            line.starts_with("preempt @") && line.contains(" proto 0 yield-point "),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn check_reports_agreement_and_divergence_free_corpus() {
+    let out = amber(&[
+        "check",
+        corpus().to_str().unwrap(),
+        "--schedule",
+        "every:5",
+        "--jobs",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("0 divergent"), "{text}");
+}
