@@ -43,6 +43,25 @@ pub const EDITS: &[Edit] = &[
         anchor: "lua_pushinteger(L, lua_gc(L, LUA_GCCOUNT, 0));",
         action: Action::Replace("lua_pushinteger(L, 0); // amber: the heap size is not observable"),
     },
+    // The scheduler's tick budget lives in the global state so the interpreter can count interrupt
+    // ticks inline: the common tick is a decrement and a branch, and the interrupt callback only
+    // runs when the countdown reaches zero (a pre-emption is due) or stays below it (deferred).
+    Edit {
+        name: "global-state-tick-countdown",
+        file: "VM/src/lstate.h",
+        anchor: "    uint64_t rngstate; // PCG random number generator state\n",
+        action: Action::InsertAfter(
+            "    int64_t amber_countdown; // amber: interrupt ticks left before the callback runs (see VM_INTERRUPT)\n",
+        ),
+    },
+    Edit {
+        name: "vm-interrupt-counts-inline",
+        file: "VM/src/lvmexecute.cpp",
+        anchor: "        if (LUAU_UNLIKELY(!!interrupt)) \\\n",
+        action: Action::Replace(
+            "        if (LUAU_UNLIKELY(!!interrupt) && LUAU_UNLIKELY(--L->global->amber_countdown <= 0)) \\\n",
+        ),
+    },
     // The per-task random generator: math.random reads `g->rngstate`; the scheduler swaps each
     // task's state in and out around a time slice. This marker documents the dependency in the
     // copied source so that a Luau update that moves the state fails here, not silently.

@@ -30,10 +30,12 @@ namespace
 // Coroutine resumes nest at most LUAI_MAXCCALLS deep; anything deeper is refused by Luau first.
 constexpr int kMaxChain = LUAI_MAXCCALLS + 8;
 
+// Ticks left in the current slice live in `global_State::amber_countdown` (an anchored edit), so
+// the interpreter decrements them inline and calls the interrupt only when a pre-emption is due.
+constexpr int64_t kIdle = INT64_MAX / 2;
+
 struct Scheduler
 {
-    // Counted ticks left; the interrupt's fast path is a single decrement of this field.
-    int64_t remaining = INT64_MAX;
     int64_t budget = 0;
     uint64_t defer_cap = 0;
     bool deferring = false;
@@ -100,7 +102,6 @@ LUAU_NOINLINE void interrupt_slow(lua_State* L, Scheduler& s)
     if (s.killed)
         luaL_error(L, "%s", s.kill_reason.c_str());
 
-    s.remaining = 0;
     if (!chain_yieldable(s))
     {
         if (!s.deferring)
@@ -131,10 +132,12 @@ void amber_interrupt(lua_State* L, int gc)
     // and a restored heap: they are never counted.
     if (gc >= 0)
         return;
-    Scheduler& s = vm_of(L)->sched;
-    if (LUAU_LIKELY(--s.remaining > 0))
+    // The interpreter's own calls arrive with the countdown already at or below zero. Calls from
+    // elsewhere (pattern matching in lstrlib.cpp) arrive with ticks left: count them here.
+    int64_t& countdown = L->global->amber_countdown;
+    if (countdown > 0 && --countdown > 0)
         return;
-    interrupt_slow(L, s);
+    interrupt_slow(L, vm_of(L)->sched);
 }
 
 void amber_preresume(lua_State* L)
@@ -336,6 +339,7 @@ AmberVm* amber_vm_new(void)
     {
         lua_Callbacks* cb = lua_callbacks(L);
         cb->userdata = vm;
+        L->global->amber_countdown = kIdle;
 
         luaL_openlibs(L);
 
@@ -381,6 +385,11 @@ void amber_vm_free(AmberVm* vm)
         return;
     lua_close(vm->L);
     delete vm;
+}
+
+void amber_vm_set_preemption(AmberVm* vm, int enabled)
+{
+    lua_callbacks(vm->L)->interrupt = enabled ? amber_interrupt : nullptr;
 }
 
 int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int* out_ref, char* err, size_t err_cap)
@@ -476,7 +485,7 @@ int amber_task_resume(
     lua_State* chain[kMaxChain];
     int n = derive_chain(vm, main, chain);
 
-    s.budget = slice->budget < 1 ? 1 : slice->budget;
+    s.budget = slice->budget < 1 ? 1 : (slice->budget > kIdle ? kIdle : slice->budget);
     s.defer_cap = slice->defer_cap;
     s.deferring = false;
     s.killed = false;
@@ -490,10 +499,10 @@ int amber_task_resume(
     // fires again first of all: that re-fire is the site already counted, so it is not counted
     // twice (the LUA_BREAK status is exactly "skip the next interrupt here").
     bool refire = chain[n - 1]->status == LUA_BREAK;
-    s.remaining = s.budget + (refire ? 1 : 0);
-    int64_t start_remaining = s.remaining;
-
     global_State* g = vm->L->global;
+    int64_t start_countdown = s.budget + (refire ? 1 : 0);
+    g->amber_countdown = start_countdown;
+
     g->rngstate = slice->rng_state;
 
     int status = LUA_OK;
@@ -508,11 +517,13 @@ int amber_task_resume(
     out->rng_state = g->rngstate;
     out->deferrals = s.deferrals;
     out->max_deferred = s.max_deferred;
-    int64_t used = start_remaining - (s.remaining < 0 ? 0 : s.remaining) - (refire ? 1 : 0);
+    // Ticks past zero were spent deferred; they are counted in `max_deferred`, not here.
+    int64_t left = g->amber_countdown < 0 ? 0 : g->amber_countdown;
+    int64_t used = start_countdown - left - (refire ? 1 : 0);
     out->ticks = used < 0 ? 0 : uint64_t(used);
     bool killed = s.killed;
     std::string kill_reason = s.kill_reason;
-    s.remaining = INT64_MAX;
+    g->amber_countdown = kIdle;
     s.killed = false;
     s.active_len = 0;
 

@@ -75,6 +75,8 @@ void amber_free(void* p);
 // Returns NULL when the VM cannot be created.
 AmberVm* amber_vm_new(void);
 void amber_vm_free(AmberVm* vm);
+// Installs or removes the scheduler's interrupt callback (removed: tasks are never pre-empted).
+void amber_vm_set_preemption(AmberVm* vm, int enabled);
 
 // Loads bytecode into the loader thread and anchors its main function; 0 on success.
 int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int* out_ref, char* err, size_t err_cap);

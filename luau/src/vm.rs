@@ -271,6 +271,14 @@ impl Vm {
         })
     }
 
+    /// Turns the scheduler's interrupt callback off (or back on). Without it no task is ever
+    /// pre-empted or killed and budgets are ignored: for hosts that trust their scripts, and for
+    /// measuring what the scheduler costs (`cargo bench --bench scheduler`).
+    pub fn set_preemption(&self, enabled: bool) {
+        // SAFETY: the VM is live and no task is running (resume holds no borrow across calls).
+        unsafe { ffi::amber_vm_set_preemption(self.inner.ptr(), c_int::from(enabled)) };
+    }
+
     /// Bytes currently charged to a memory category.
     pub fn memory_used(&self, category: u8) -> usize {
         // SAFETY: the VM is live; the shim range-checks the category.
