@@ -3,47 +3,9 @@
 use crate::ffi;
 use crate::flags::FeatureFlags;
 use amber_validator::bytecode::{self, Module, YieldPointMap};
-use sha2::{Digest, Sha256};
+pub use amber_validator::snapshot::{CompilerSettings, ScriptHash};
 use std::sync::Arc;
 use thiserror::Error;
-
-/// Compiler settings. They change the bytecode (hence yield-point maps), so every snapshot
-/// records them and a loader compiles with exactly the recorded ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CompilerSettings {
-    /// 0: none, 1: baseline (Luau's default), 2: with inlining.
-    pub optimization_level: u8,
-    /// 0: none, 1: lines and function names (Luau's default), 2: full.
-    pub debug_level: u8,
-}
-
-impl Default for CompilerSettings {
-    fn default() -> Self {
-        CompilerSettings {
-            optimization_level: 1,
-            debug_level: 1,
-        }
-    }
-}
-
-/// A script's identity: the SHA-256 of its source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ScriptHash(pub [u8; 32]);
-
-impl ScriptHash {
-    pub fn of(source: &[u8]) -> ScriptHash {
-        ScriptHash(Sha256::digest(source).into())
-    }
-}
-
-impl std::fmt::Display for ScriptHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{chunk}:{line}: {message}")]

@@ -1,10 +1,20 @@
 //! amber-validator: the security boundary of Amber.
 //!
 //! Pure Rust with no `unsafe` and no C++: everything that reads untrusted bytes lives here and
-//! builds in seconds, so it can be fuzzed fast. This crate holds the Luau bytecode reader and its
-//! yield-point maps; the snapshot model, binary format and checks arrive with later issues.
+//! builds in seconds, so it can be fuzzed fast. It holds the Luau bytecode reader and its
+//! yield-point maps, the snapshot model and binary format, and the checks.
 
 #![forbid(unsafe_code)]
 
 pub mod bytecode;
+pub mod diagnostics;
+pub mod limits;
 pub mod reader;
+pub mod snapshot;
+pub mod validate;
+
+pub use diagnostics::{Code, Diagnostic, Family, ObjectPath, Report, Severity};
+pub use limits::{Limits, PermanentKind};
+pub use snapshot::format::{decode, encode};
+pub use snapshot::{Snapshot, Value};
+pub use validate::{CatalogEntry, ScriptCatalog, Verified, VerifiedScript, validate, validate_model};

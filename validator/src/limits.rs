@@ -1,0 +1,80 @@
+//! The intake policy: size limits checked before anything is allocated, and the sandbox's
+//! allowlists. Accounting (memory categories, budgets) is the loader's, never the snapshot's.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What a permanent is, so that reference checks can tell whether a slot may hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PermanentKind {
+    Table,
+    Function,
+    Userdata,
+    Thread,
+    /// A C function referred to by its identity (the function behind run-time C closures such
+    /// as coroutine.wrap's results); it names [`crate::snapshot::CClosure::function`].
+    CFunction,
+    Other,
+}
+
+impl PermanentKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PermanentKind::Table => "table",
+            PermanentKind::Function => "function",
+            PermanentKind::Userdata => "userdata",
+            PermanentKind::Thread => "thread",
+            PermanentKind::CFunction => "C function",
+            PermanentKind::Other => "value",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest snapshot accepted, in bytes.
+    pub max_input_bytes: usize,
+    pub max_objects: usize,
+    /// Longest string object, embedded source, name or userdata payload.
+    pub max_string_bytes: usize,
+    /// Most entries (array slots plus hash nodes) of one table.
+    pub max_table_entries: usize,
+    pub max_buffer_bytes: usize,
+    /// Most stack slots of one thread.
+    pub max_stack_slots: usize,
+    /// Most call frames of one thread.
+    pub max_frames: usize,
+    pub max_scripts: usize,
+    pub max_permanents: usize,
+    /// Most upvalues of one closure (Luau allows 255) and most recorded global names.
+    pub max_upvalues: usize,
+    pub max_global_names: usize,
+    /// Findings recorded per report before the rest are only counted.
+    pub max_diagnostics: usize,
+    /// Permanents the host allows, by name. `None` accepts any name (kinds then go unchecked).
+    pub permanents: Option<BTreeMap<String, PermanentKind>>,
+    /// Userdata codecs the host registered.
+    pub codecs: BTreeSet<String>,
+}
+
+impl Default for Limits {
+    /// Generous limits for one task; hosts tighten them. Strings and buffers stay at or below
+    /// the VM's own 1 GiB cap.
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 256 << 20,
+            max_objects: 4_000_000,
+            max_string_bytes: 64 << 20,
+            max_table_entries: 16_000_000,
+            max_buffer_bytes: 64 << 20,
+            max_stack_slots: 1_000_000,
+            max_frames: 20_000,
+            max_scripts: 1024,
+            max_permanents: 65_536,
+            max_upvalues: 255,
+            max_global_names: 100_000,
+            max_diagnostics: 100,
+            permanents: None,
+            codecs: BTreeSet::new(),
+        }
+    }
+}

@@ -1,0 +1,865 @@
+//! The binary form of a [`Snapshot`], specified in `docs/FORMAT.md`.
+//!
+//! Canonical: one model has one encoding (shortest varints, booleans 0/1, no unknown flag bits,
+//! sections in a fixed order), so equal models encode to equal bytes and `encode(decode(b)) == b`
+//! for every `b` that decodes. Decoding is bounded and iterative: every count and length is
+//! checked against the remaining input and the [`Limits`] before anything is allocated, values
+//! are flat (objects refer to each other by index), and no recursion depth depends on the input.
+
+use super::*;
+use crate::diagnostics::{Code, Diagnostic, ObjectPath, Segment, Severity};
+use crate::limits::Limits;
+
+pub const MAGIC: &[u8; 8] = b"AMBRSNAP";
+pub const FORMAT_VERSION: u64 = 1;
+
+const SECTION_HEADER: u8 = 1;
+const SECTION_SCRIPTS: u8 = 2;
+const SECTION_PERMANENTS: u8 = 3;
+const SECTION_OBJECTS: u8 = 4;
+const SECTION_ROOTS: u8 = 5;
+
+mod tag {
+    pub const NIL: u8 = 0;
+    pub const FALSE: u8 = 1;
+    pub const TRUE: u8 = 2;
+    pub const NUMBER: u8 = 3;
+    pub const VECTOR: u8 = 4;
+    pub const ITER_POSITION: u8 = 5;
+    pub const OBJECT: u8 = 6;
+    pub const PERMANENT: u8 = 7;
+    pub const LIGHT_USERDATA: u8 = 8;
+
+    pub const O_STRING: u8 = 1;
+    pub const O_TABLE: u8 = 2;
+    pub const O_LUA_CLOSURE: u8 = 3;
+    pub const O_C_CLOSURE: u8 = 4;
+    pub const O_UPVALUE: u8 = 5;
+    pub const O_THREAD: u8 = 6;
+    pub const O_USERDATA: u8 = 7;
+    pub const O_BUFFER: u8 = 8;
+}
+
+const TABLE_READONLY: u8 = 1;
+const TABLE_SAFEENV: u8 = 2;
+const TABLE_HAS_METATABLE: u8 = 4;
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+    fn varint(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.out.push(byte);
+                return;
+            }
+            self.out.push(byte | 0x80);
+        }
+    }
+    fn len(&mut self, n: usize) {
+        self.varint(n as u64);
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.len(b.len());
+        self.out.extend_from_slice(b);
+    }
+    fn value(&mut self, v: &Value) {
+        match *v {
+            Value::Nil => self.u8(tag::NIL),
+            Value::Boolean(false) => self.u8(tag::FALSE),
+            Value::Boolean(true) => self.u8(tag::TRUE),
+            Value::Number(n) => {
+                self.u8(tag::NUMBER);
+                self.out.extend_from_slice(&n.to_le_bytes());
+            }
+            Value::Vector(v) => {
+                self.u8(tag::VECTOR);
+                for c in v {
+                    self.out.extend_from_slice(&c.to_le_bytes());
+                }
+            }
+            Value::IterPosition(p) => {
+                self.u8(tag::ITER_POSITION);
+                self.varint(u64::from(p));
+            }
+            Value::Object(i) => {
+                self.u8(tag::OBJECT);
+                self.varint(u64::from(i));
+            }
+            Value::Permanent(i) => {
+                self.u8(tag::PERMANENT);
+                self.varint(u64::from(i));
+            }
+            Value::LightUserdata { tag: t, bits } => {
+                self.u8(tag::LIGHT_USERDATA);
+                self.u8(t);
+                self.out.extend_from_slice(&bits.to_le_bytes());
+            }
+        }
+    }
+    fn opt_value(&mut self, v: &Option<Value>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.value(v);
+            }
+        }
+    }
+    fn section(&mut self, id: u8, body: impl FnOnce(&mut Writer)) {
+        let mut inner = Writer { out: Vec::new() };
+        body(&mut inner);
+        self.u8(id);
+        self.bytes(&inner.out);
+    }
+}
+
+/// Encodes a snapshot. Infallible: every model has exactly one encoding.
+pub fn encode(s: &Snapshot) -> Vec<u8> {
+    let mut w = Writer { out: Vec::new() };
+    w.out.extend_from_slice(MAGIC);
+    w.varint(FORMAT_VERSION);
+    w.section(SECTION_HEADER, |w| {
+        let h = &s.header;
+        w.bytes(h.luau_version.as_bytes());
+        w.u8(h.compiler.optimization_level);
+        w.u8(h.compiler.debug_level);
+        w.out.extend_from_slice(&h.flags_digest);
+        w.len(h.enabled_flags.len());
+        for f in &h.enabled_flags {
+            w.bytes(f.as_bytes());
+        }
+        w.out.extend_from_slice(&h.permanents_digest);
+    });
+    w.section(SECTION_SCRIPTS, |w| {
+        w.len(s.scripts.len());
+        for script in &s.scripts {
+            w.out.extend_from_slice(&script.hash.0);
+            w.bytes(script.chunk_name.as_bytes());
+            match &script.source {
+                None => w.u8(0),
+                Some(src) => {
+                    w.u8(1);
+                    w.bytes(src);
+                }
+            }
+        }
+    });
+    w.section(SECTION_PERMANENTS, |w| {
+        w.len(s.permanents.len());
+        for p in &s.permanents {
+            w.bytes(p.as_bytes());
+        }
+    });
+    w.section(SECTION_OBJECTS, |w| {
+        w.len(s.objects.len());
+        for o in &s.objects {
+            encode_object(w, o);
+        }
+    });
+    w.section(SECTION_ROOTS, |w| {
+        w.varint(u64::from(s.roots.main_thread));
+        w.out.extend_from_slice(&s.roots.random_state.to_le_bytes());
+        w.len(s.roots.global_names.len());
+        for n in &s.roots.global_names {
+            w.bytes(n);
+        }
+    });
+    w.out
+}
+
+fn encode_object(w: &mut Writer, o: &Object) {
+    match o {
+        Object::String(b) => {
+            w.u8(tag::O_STRING);
+            w.bytes(b);
+        }
+        Object::Table(t) => {
+            w.u8(tag::O_TABLE);
+            let flags = if t.readonly { TABLE_READONLY } else { 0 }
+                | if t.safeenv { TABLE_SAFEENV } else { 0 }
+                | if t.metatable.is_some() { TABLE_HAS_METATABLE } else { 0 };
+            w.u8(flags);
+            if let Some(m) = &t.metatable {
+                w.value(m);
+            }
+            w.len(t.array.len());
+            for v in &t.array {
+                w.value(v);
+            }
+            w.len(t.hash.len());
+            for node in &t.hash {
+                match node {
+                    None => w.u8(0),
+                    Some((k, v)) => {
+                        w.u8(1);
+                        w.value(k);
+                        w.value(v);
+                    }
+                }
+            }
+        }
+        Object::LuaClosure(c) => {
+            w.u8(tag::O_LUA_CLOSURE);
+            w.varint(u64::from(c.script));
+            w.varint(u64::from(c.proto));
+            w.value(&c.env);
+            w.len(c.upvalues.len());
+            for u in &c.upvalues {
+                w.varint(u64::from(*u));
+            }
+        }
+        Object::CClosure(c) => {
+            w.u8(tag::O_C_CLOSURE);
+            w.varint(u64::from(c.function));
+            w.value(&c.env);
+            w.len(c.upvalues.len());
+            for u in &c.upvalues {
+                w.value(u);
+            }
+        }
+        Object::Upvalue(u) => {
+            w.u8(tag::O_UPVALUE);
+            match u {
+                Upvalue::Closed(v) => {
+                    w.u8(0);
+                    w.value(v);
+                }
+                Upvalue::Open { thread, slot } => {
+                    w.u8(1);
+                    w.varint(u64::from(*thread));
+                    w.varint(u64::from(*slot));
+                }
+            }
+        }
+        Object::Thread(t) => {
+            w.u8(tag::O_THREAD);
+            w.u8(match t.status {
+                ThreadStatus::NotStarted => 0,
+                ThreadStatus::Yielded => 1,
+                ThreadStatus::Preempted => 2,
+                ThreadStatus::Dead => 3,
+                ThreadStatus::Errored => 4,
+            });
+            w.value(&t.globals);
+            match t.namecall {
+                None => w.u8(0),
+                Some(n) => {
+                    w.u8(1);
+                    w.varint(u64::from(n));
+                }
+            }
+            w.varint(u64::from(t.yielded));
+            w.opt_value(&t.error);
+            w.len(t.stack.len());
+            for v in &t.stack {
+                w.value(v);
+            }
+            w.len(t.frames.len());
+            for f in &t.frames {
+                match &f.kind {
+                    FrameKind::Lua { .. } => w.u8(0),
+                    FrameKind::C { .. } => w.u8(1),
+                }
+                w.varint(u64::from(f.func));
+                w.varint(u64::from(f.base));
+                // nresults is -1 (all) or a count: stored plus one.
+                w.varint((i64::from(f.nresults) + 1) as u64);
+                w.u8(f.flags);
+                match &f.kind {
+                    FrameKind::Lua { yield_point } => w.varint(u64::from(*yield_point)),
+                    FrameKind::C { function, errfunc } => {
+                        w.varint(u64::from(*function));
+                        w.varint(errfunc.map_or(0, |e| u64::from(e) + 1));
+                    }
+                }
+            }
+            w.len(t.open_upvalues.len());
+            for u in &t.open_upvalues {
+                w.varint(u64::from(*u));
+            }
+        }
+        Object::Userdata(u) => {
+            w.u8(tag::O_USERDATA);
+            match &u.kind {
+                UserdataKind::Proxy => w.u8(0),
+                UserdataKind::Codec { tag: t, codec, payload } => {
+                    w.u8(1);
+                    w.u8(*t);
+                    w.bytes(codec.as_bytes());
+                    w.bytes(payload);
+                }
+            }
+            w.opt_value(&u.metatable);
+        }
+        Object::Buffer(b) => {
+            w.u8(tag::O_BUFFER);
+            w.bytes(b);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// A decoding failure: always fatal (the rest of the input cannot be trusted to line up).
+pub type DecodeError = Box<Diagnostic>;
+
+struct Decoder<'a> {
+    data: &'a [u8],
+    pos: usize,
+    limits: &'a Limits,
+    /// Where we are, for messages: section and object.
+    context: ObjectPath,
+}
+
+/// Minimum encoded sizes, used to refuse counts the remaining input cannot hold.
+const MIN_VALUE: usize = 1;
+const MIN_OBJECT: usize = 2;
+const MIN_SCRIPT: usize = 32 + 1 + 1;
+const MIN_NAME: usize = 1;
+const MIN_FRAME: usize = 6;
+const MIN_NODE: usize = 1;
+
+impl<'a> Decoder<'a> {
+    fn fail(&self, code: Code, message: impl Into<String>) -> DecodeError {
+        let path = self.context.with(Segment::Offset(self.pos));
+        Box::new(Diagnostic {
+            code,
+            severity: Severity::Error,
+            path,
+            message: message.into(),
+        })
+    }
+
+    fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        if n > self.remaining() {
+            return Err(self.fail(
+                Code::Truncated,
+                format!(
+                    "input ends inside {what} ({} bytes needed, {} remain)",
+                    n,
+                    self.remaining()
+                ),
+            ));
+        }
+        let out = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        let start = self.pos;
+        let mut result: u64 = 0;
+        let mut shift = 0u32;
+        loop {
+            let byte = self.u8(what)?;
+            let payload = u64::from(byte & 0x7f);
+            if shift == 63 && payload > 1 || shift > 63 {
+                self.pos = start;
+                return Err(self.fail(Code::BadVarint, format!("{what}: integer does not fit in 64 bits")));
+            }
+            result |= payload << shift;
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 {
+                    self.pos = start;
+                    return Err(self.fail(Code::BadVarint, format!("{what}: integer is not in its shortest form")));
+                }
+                return Ok(result);
+            }
+            shift += 7;
+        }
+    }
+
+    fn u32v(&mut self, what: &str) -> Result<u32, DecodeError> {
+        let start = self.pos;
+        let v = self.varint(what)?;
+        u32::try_from(v).map_err(|_| {
+            self.pos = start;
+            self.fail(Code::BadVarint, format!("{what}: {v} does not fit in 32 bits"))
+        })
+    }
+
+    fn bool(&mut self, what: &str) -> Result<bool, DecodeError> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => {
+                self.pos -= 1;
+                Err(self.fail(Code::NonCanonical, format!("{what}: boolean byte {b} (must be 0 or 1)")))
+            }
+        }
+    }
+
+    /// A count whose elements take at least `min_size` bytes each, bounded by `limit`.
+    fn count(&mut self, what: &str, min_size: usize, limit: usize, limit_code: Code) -> Result<usize, DecodeError> {
+        let start = self.pos;
+        let n = self.varint(what)?;
+        if n > limit as u64 {
+            self.pos = start;
+            return Err(self.fail(limit_code, format!("{what}: {n} exceeds the limit of {limit}")));
+        }
+        if n.saturating_mul(min_size as u64) > self.remaining() as u64 {
+            self.pos = start;
+            return Err(self.fail(
+                Code::CountExceedsInput,
+                format!(
+                    "{what}: {n} entries cannot fit in the {} bytes that remain",
+                    self.remaining()
+                ),
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    fn bytes(&mut self, what: &str, limit: usize, limit_code: Code) -> Result<Vec<u8>, DecodeError> {
+        let n = self.count(what, 1, limit, limit_code)?;
+        Ok(self.take(n, what)?.to_vec())
+    }
+
+    fn text(&mut self, what: &str) -> Result<String, DecodeError> {
+        let start = self.pos;
+        let bytes = self.bytes(what, self.limits.max_string_bytes, Code::StringTooLong)?;
+        String::from_utf8(bytes).map_err(|_| {
+            self.pos = start;
+            self.fail(Code::BadText, format!("{what} is not UTF-8"))
+        })
+    }
+
+    fn value(&mut self, what: &str) -> Result<Value, DecodeError> {
+        let t = self.u8(what)?;
+        Ok(match t {
+            tag::NIL => Value::Nil,
+            tag::FALSE => Value::Boolean(false),
+            tag::TRUE => Value::Boolean(true),
+            tag::NUMBER => Value::Number(f64::from_le_bytes(self.array(what)?)),
+            tag::VECTOR => {
+                let mut v = [0f32; 3];
+                for c in &mut v {
+                    *c = f32::from_le_bytes(self.array(what)?);
+                }
+                Value::Vector(v)
+            }
+            tag::ITER_POSITION => Value::IterPosition(self.u32v(what)?),
+            tag::OBJECT => Value::Object(self.u32v(what)?),
+            tag::PERMANENT => Value::Permanent(self.u32v(what)?),
+            tag::LIGHT_USERDATA => {
+                let t = self.u8(what)?;
+                Value::LightUserdata {
+                    tag: t,
+                    bits: u64::from_le_bytes(self.array(what)?),
+                }
+            }
+            other => {
+                self.pos -= 1;
+                return Err(self.fail(Code::UnknownTag, format!("{what}: unknown value tag {other}")));
+            }
+        })
+    }
+
+    fn opt_value(&mut self, what: &str) -> Result<Option<Value>, DecodeError> {
+        Ok(if self.bool(what)? {
+            Some(self.value(what)?)
+        } else {
+            None
+        })
+    }
+
+    /// Reads a section's id and length, runs `body` on exactly that many bytes.
+    fn section<T>(
+        &mut self,
+        id: u8,
+        name: &'static str,
+        body: impl FnOnce(&mut Decoder<'a>) -> Result<T, DecodeError>,
+    ) -> Result<T, DecodeError> {
+        self.context = ObjectPath::new().with(Segment::Section(name));
+        let got = self.u8("section id")?;
+        if got != id {
+            self.pos -= 1;
+            return Err(self.fail(
+                Code::SectionMismatch,
+                format!("expected the {name} section (id {id}), found id {got}"),
+            ));
+        }
+        let len = self.count("section length", 1, usize::MAX, Code::InputTooLarge)?;
+        let end = self.pos + len;
+        let mut inner = Decoder {
+            data: &self.data[..end],
+            pos: self.pos,
+            limits: self.limits,
+            context: self.context.clone(),
+        };
+        let out = body(&mut inner)?;
+        if inner.pos != end {
+            return Err(inner.fail(
+                Code::SectionMismatch,
+                format!(
+                    "{name} section declares {len} bytes but its contents end {} bytes early",
+                    end - inner.pos
+                ),
+            ));
+        }
+        self.pos = end;
+        Ok(out)
+    }
+}
+
+/// Decodes a snapshot, refusing anything non-canonical or beyond `limits`.
+pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
+    let mut d = Decoder {
+        data,
+        pos: 0,
+        limits,
+        context: ObjectPath::new(),
+    };
+    if data.len() > limits.max_input_bytes {
+        return Err(d.fail(
+            Code::InputTooLarge,
+            format!(
+                "{} bytes exceed the limit of {} bytes",
+                data.len(),
+                limits.max_input_bytes
+            ),
+        ));
+    }
+    let magic = d.take(MAGIC.len().min(data.len()), "magic")?;
+    if magic != MAGIC {
+        d.pos = 0;
+        return Err(d.fail(
+            Code::BadMagic,
+            "not an Amber snapshot (the magic bytes AMBRSNAP are missing)",
+        ));
+    }
+    let version = d.varint("format version")?;
+    if version != FORMAT_VERSION {
+        return Err(d.fail(
+            Code::UnsupportedVersion,
+            format!("format version {version}; this validator reads version {FORMAT_VERSION}"),
+        ));
+    }
+
+    let header = d.section(SECTION_HEADER, "header", |d| {
+        let luau_version = d.text("Luau version")?;
+        let compiler = CompilerSettings {
+            optimization_level: d.u8("optimization level")?,
+            debug_level: d.u8("debug level")?,
+        };
+        let flags_digest = d.array("feature-flag digest")?;
+        let n = d.count(
+            "enabled flag count",
+            MIN_NAME,
+            d.limits.max_permanents,
+            Code::TooManyEntries,
+        )?;
+        let mut enabled_flags = Vec::with_capacity(n);
+        for _ in 0..n {
+            enabled_flags.push(d.text("flag name")?);
+        }
+        let permanents_digest = d.array("permanents digest")?;
+        Ok(Header {
+            luau_version,
+            compiler,
+            flags_digest,
+            enabled_flags,
+            permanents_digest,
+        })
+    })?;
+
+    let scripts = d.section(SECTION_SCRIPTS, "scripts", |d| {
+        let n = d.count("script count", MIN_SCRIPT, d.limits.max_scripts, Code::TooManyEntries)?;
+        let mut scripts = Vec::with_capacity(n);
+        for i in 0..n {
+            d.context = ObjectPath::new().with(Segment::Script(i as u32));
+            let hash = ScriptHash(d.array("script hash")?);
+            let chunk_name = d.text("chunk name")?;
+            let source = if d.bool("source flag")? {
+                Some(d.bytes("source", d.limits.max_string_bytes, Code::StringTooLong)?)
+            } else {
+                None
+            };
+            scripts.push(ScriptEntry {
+                hash,
+                chunk_name,
+                source,
+            });
+        }
+        Ok(scripts)
+    })?;
+
+    let permanents = d.section(SECTION_PERMANENTS, "permanents", |d| {
+        let n = d.count(
+            "permanent count",
+            MIN_NAME,
+            d.limits.max_permanents,
+            Code::TooManyEntries,
+        )?;
+        let mut names = Vec::with_capacity(n);
+        for i in 0..n {
+            d.context = ObjectPath::new().with(Segment::Permanent(i as u32));
+            names.push(d.text("permanent name")?);
+        }
+        Ok(names)
+    })?;
+
+    let objects = d.section(SECTION_OBJECTS, "objects", |d| {
+        let n = d.count("object count", MIN_OBJECT, d.limits.max_objects, Code::TooManyObjects)?;
+        let mut objects = Vec::with_capacity(n);
+        for i in 0..n {
+            objects.push(decode_object(d, i as u32)?);
+        }
+        Ok(objects)
+    })?;
+
+    let roots = d.section(SECTION_ROOTS, "roots", |d| {
+        let main_thread = d.u32v("main thread")?;
+        let random_state = u64::from_le_bytes(d.array("random state")?);
+        let n = d.count(
+            "global name count",
+            MIN_NAME,
+            d.limits.max_global_names,
+            Code::TooManyEntries,
+        )?;
+        let mut global_names = Vec::with_capacity(n);
+        for _ in 0..n {
+            global_names.push(d.bytes("global name", d.limits.max_string_bytes, Code::StringTooLong)?);
+        }
+        Ok(Roots {
+            main_thread,
+            random_state,
+            global_names,
+        })
+    })?;
+
+    d.context = ObjectPath::new();
+    if d.remaining() > 0 {
+        return Err(d.fail(
+            Code::TrailingBytes,
+            format!("{} bytes follow the roots section", d.remaining()),
+        ));
+    }
+    Ok(Snapshot {
+        header,
+        scripts,
+        permanents,
+        objects,
+        roots,
+    })
+}
+
+fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError> {
+    let t = d.u8("object tag")?;
+    let kind = match t {
+        tag::O_STRING => "string",
+        tag::O_TABLE => "table",
+        tag::O_LUA_CLOSURE => "closure",
+        tag::O_C_CLOSURE => "cclosure",
+        tag::O_UPVALUE => "upvalue",
+        tag::O_THREAD => "thread",
+        tag::O_USERDATA => "userdata",
+        tag::O_BUFFER => "buffer",
+        other => {
+            d.pos -= 1;
+            d.context = ObjectPath::new().with(Segment::Object { kind: "object", index });
+            return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}")));
+        }
+    };
+    d.context = ObjectPath::new().with(Segment::Object { kind, index });
+    let limits = d.limits;
+    Ok(match t {
+        tag::O_STRING => Object::String(d.bytes("string", limits.max_string_bytes, Code::StringTooLong)?),
+        tag::O_TABLE => {
+            let flags = d.u8("table flags")?;
+            if flags & !(TABLE_READONLY | TABLE_SAFEENV | TABLE_HAS_METATABLE) != 0 {
+                d.pos -= 1;
+                return Err(d.fail(
+                    Code::NonCanonical,
+                    format!("table flags {flags:#04x} use undefined bits"),
+                ));
+            }
+            let metatable = if flags & TABLE_HAS_METATABLE != 0 {
+                Some(d.value("metatable")?)
+            } else {
+                None
+            };
+            let n = d.count("array size", MIN_VALUE, limits.max_table_entries, Code::TableTooLarge)?;
+            let mut array = Vec::with_capacity(n);
+            for _ in 0..n {
+                array.push(d.value("array slot")?);
+            }
+            let budget = limits.max_table_entries - n;
+            let m = d.count("hash size", MIN_NODE, budget, Code::TableTooLarge)?;
+            let mut hash = Vec::with_capacity(m);
+            for _ in 0..m {
+                if d.bool("hash node flag")? {
+                    let k = d.value("hash key")?;
+                    let v = d.value("hash value")?;
+                    hash.push(Some((k, v)));
+                } else {
+                    hash.push(None);
+                }
+            }
+            Object::Table(Table {
+                array,
+                hash,
+                metatable,
+                readonly: flags & TABLE_READONLY != 0,
+                safeenv: flags & TABLE_SAFEENV != 0,
+            })
+        }
+        tag::O_LUA_CLOSURE => {
+            let script = d.u32v("script index")?;
+            let proto = d.u32v("proto id")?;
+            let env = d.value("environment")?;
+            let n = d.count("upvalue count", 1, limits.max_upvalues, Code::TooManyEntries)?;
+            let mut upvalues = Vec::with_capacity(n);
+            for _ in 0..n {
+                upvalues.push(d.u32v("upvalue reference")?);
+            }
+            Object::LuaClosure(LuaClosure {
+                script,
+                proto,
+                env,
+                upvalues,
+            })
+        }
+        tag::O_C_CLOSURE => {
+            let function = d.u32v("C function")?;
+            let env = d.value("environment")?;
+            let n = d.count("upvalue count", MIN_VALUE, limits.max_upvalues, Code::TooManyEntries)?;
+            let mut upvalues = Vec::with_capacity(n);
+            for _ in 0..n {
+                upvalues.push(d.value("upvalue")?);
+            }
+            Object::CClosure(CClosure {
+                function,
+                env,
+                upvalues,
+            })
+        }
+        tag::O_UPVALUE => match d.u8("upvalue kind")? {
+            0 => Object::Upvalue(Upvalue::Closed(d.value("closed value")?)),
+            1 => Object::Upvalue(Upvalue::Open {
+                thread: d.u32v("owning thread")?,
+                slot: d.u32v("stack slot")?,
+            }),
+            other => {
+                d.pos -= 1;
+                return Err(d.fail(Code::UnknownTag, format!("unknown upvalue kind {other}")));
+            }
+        },
+        tag::O_THREAD => {
+            let status = match d.u8("thread status")? {
+                0 => ThreadStatus::NotStarted,
+                1 => ThreadStatus::Yielded,
+                2 => ThreadStatus::Preempted,
+                3 => ThreadStatus::Dead,
+                4 => ThreadStatus::Errored,
+                other => {
+                    d.pos -= 1;
+                    return Err(d.fail(Code::UnknownTag, format!("unknown thread status {other}")));
+                }
+            };
+            let globals = d.value("globals")?;
+            let namecall = if d.bool("namecall flag")? {
+                Some(d.u32v("namecall method")?)
+            } else {
+                None
+            };
+            let yielded = d.u32v("yielded value count")?;
+            let error = d.opt_value("error value")?;
+            let n = d.count("stack size", MIN_VALUE, limits.max_stack_slots, Code::StackTooLarge)?;
+            let mut stack = Vec::with_capacity(n);
+            for _ in 0..n {
+                stack.push(d.value("stack slot")?);
+            }
+            let n = d.count("frame count", MIN_FRAME, limits.max_frames, Code::TooManyFrames)?;
+            let mut frames = Vec::with_capacity(n);
+            for _ in 0..n {
+                let is_c = d.bool("frame kind")?;
+                let func = d.u32v("frame function slot")?;
+                let base = d.u32v("frame base")?;
+                let nresults = d.u32v("frame result count")?;
+                let nresults = i32::try_from(i64::from(nresults) - 1)
+                    .map_err(|_| d.fail(Code::BadVarint, "frame result count does not fit in 32 bits"))?;
+                let flags = d.u8("frame flags")?;
+                let kind = if is_c {
+                    let function = d.u32v("frame C function")?;
+                    let errfunc = d.u32v("frame error function slot")?;
+                    FrameKind::C {
+                        function,
+                        errfunc: errfunc.checked_sub(1),
+                    }
+                } else {
+                    FrameKind::Lua {
+                        yield_point: d.u32v("frame yield point")?,
+                    }
+                };
+                frames.push(Frame {
+                    func,
+                    base,
+                    nresults,
+                    flags,
+                    kind,
+                });
+            }
+            let n = d.count("open upvalue count", 1, limits.max_stack_slots, Code::StackTooLarge)?;
+            let mut open_upvalues = Vec::with_capacity(n);
+            for _ in 0..n {
+                open_upvalues.push(d.u32v("open upvalue")?);
+            }
+            Object::Thread(Thread {
+                status,
+                stack,
+                frames,
+                open_upvalues,
+                globals,
+                namecall,
+                yielded,
+                error,
+            })
+        }
+        tag::O_USERDATA => {
+            let kind = match d.u8("userdata kind")? {
+                0 => UserdataKind::Proxy,
+                1 => {
+                    let t = d.u8("userdata tag")?;
+                    let codec = d.text("codec name")?;
+                    let payload = d.bytes("userdata payload", limits.max_string_bytes, Code::StringTooLong)?;
+                    UserdataKind::Codec { tag: t, codec, payload }
+                }
+                other => {
+                    d.pos -= 1;
+                    return Err(d.fail(Code::UnknownTag, format!("unknown userdata kind {other}")));
+                }
+            };
+            let metatable = d.opt_value("userdata metatable")?;
+            Object::Userdata(Userdata { kind, metatable })
+        }
+        tag::O_BUFFER => Object::Buffer(d.bytes("buffer", limits.max_buffer_bytes, Code::BufferTooLarge)?),
+        other => return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}"))),
+    })
+}

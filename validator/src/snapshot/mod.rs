@@ -1,0 +1,310 @@
+//! The snapshot model: everything a suspended task can see, with no bytecode and no pointers.
+//!
+//! Objects live in one table and refer to each other by index ([`Value::Object`]); library
+//! functions, library tables, the base globals and type metatables are not written, they are
+//! referred to by name through the permanents table ([`Value::Permanent`]). The binary form is in
+//! [`format`] and specified in `docs/FORMAT.md`.
+
+pub mod format;
+
+use sha2::{Digest, Sha256};
+
+/// Compiler settings. They change the bytecode (hence yield-point maps), so every snapshot
+/// records them and a loader compiles with exactly the recorded ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CompilerSettings {
+    /// 0: none, 1: baseline (Luau's default), 2: with inlining.
+    pub optimization_level: u8,
+    /// 0: none, 1: lines and function names (Luau's default), 2: full.
+    pub debug_level: u8,
+}
+
+impl Default for CompilerSettings {
+    fn default() -> Self {
+        CompilerSettings {
+            optimization_level: 1,
+            debug_level: 1,
+        }
+    }
+}
+
+/// A script's identity: the SHA-256 of its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScriptHash(pub [u8; 32]);
+
+impl ScriptHash {
+    pub fn of(source: &[u8]) -> ScriptHash {
+        ScriptHash(Sha256::digest(source).into())
+    }
+
+    /// Lower-case hex, the form used for file names in a source directory.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl std::fmt::Display for ScriptHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hex())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub header: Header,
+    pub scripts: Vec<ScriptEntry>,
+    /// Stable names of permanents (`string.format`, `@globals`, ...), referred to by index.
+    pub permanents: Vec<String>,
+    pub objects: Vec<Object>,
+    pub roots: Roots,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// The Luau release the snapshot was taken under (e.g. "0.745").
+    pub luau_version: String,
+    pub compiler: CompilerSettings,
+    /// SHA-256 of the feature-flag set (see `amber_luau::FeatureFlags::digest`).
+    pub flags_digest: [u8; 32],
+    /// Names of the flags that were on (empty under Luau's defaults), for messages.
+    pub enabled_flags: Vec<String>,
+    /// SHA-256 of the permanent-name registry the snapshot was taken against.
+    pub permanents_digest: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptEntry {
+    pub hash: ScriptHash,
+    pub chunk_name: String,
+    /// The source, when embedded; otherwise a loader supplies it by hash.
+    pub source: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Roots {
+    /// The task's main thread (an object index).
+    pub main_thread: u32,
+    /// The task's `math.random` state.
+    pub random_state: u64,
+    /// Global names the task could see when it was taken (in byte order).
+    pub global_names: Vec<Vec<u8>>,
+}
+
+/// A value in a slot (table entry, stack slot, upvalue, ...).
+#[derive(Debug, Clone, Copy)]
+pub enum Value {
+    Nil,
+    Boolean(bool),
+    Number(f64),
+    Vector([f32; 3]),
+    /// A generic-for position (light userdata tag 128): next index into the table's
+    /// array-then-hash parts. Only valid in a thread's stack.
+    IterPosition(u32),
+    /// An object of this snapshot, by index.
+    Object(u32),
+    /// A permanent, by index into the permanents table.
+    Permanent(u32),
+    /// A raw light userdata (tag, pointer bits). Representable so that the sandbox check can
+    /// name it; never valid.
+    LightUserdata {
+        tag: u8,
+        bits: u64,
+    },
+}
+
+/// Equality by bits, so that equal models encode to equal bytes (NaN equals itself, -0 does
+/// not equal 0).
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        use Value::*;
+        match (self, other) {
+            (Nil, Nil) => true,
+            (Boolean(a), Boolean(b)) => a == b,
+            (Number(a), Number(b)) => a.to_bits() == b.to_bits(),
+            (Vector(a), Vector(b)) => a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            (IterPosition(a), IterPosition(b)) => a == b,
+            (Object(a), Object(b)) => a == b,
+            (Permanent(a), Permanent(b)) => a == b,
+            (LightUserdata { tag: t1, bits: b1 }, LightUserdata { tag: t2, bits: b2 }) => t1 == t2 && b1 == b2,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    String(Vec<u8>),
+    Table(Table),
+    LuaClosure(LuaClosure),
+    CClosure(CClosure),
+    Upvalue(Upvalue),
+    Thread(Thread),
+    Userdata(Userdata),
+    Buffer(Vec<u8>),
+}
+
+/// Kinds of objects, for messages and reference checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    String,
+    Table,
+    LuaClosure,
+    CClosure,
+    Upvalue,
+    Thread,
+    Userdata,
+    Buffer,
+}
+
+impl ObjectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::String => "string",
+            ObjectKind::Table => "table",
+            ObjectKind::LuaClosure => "closure",
+            ObjectKind::CClosure => "cclosure",
+            ObjectKind::Upvalue => "upvalue",
+            ObjectKind::Thread => "thread",
+            ObjectKind::Userdata => "userdata",
+            ObjectKind::Buffer => "buffer",
+        }
+    }
+}
+
+impl Object {
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            Object::String(_) => ObjectKind::String,
+            Object::Table(_) => ObjectKind::Table,
+            Object::LuaClosure(_) => ObjectKind::LuaClosure,
+            Object::CClosure(_) => ObjectKind::CClosure,
+            Object::Upvalue(_) => ObjectKind::Upvalue,
+            Object::Thread(_) => ObjectKind::Thread,
+            Object::Userdata(_) => ObjectKind::Userdata,
+            Object::Buffer(_) => ObjectKind::Buffer,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    /// The array part, holes included; its length is the table's array size.
+    pub array: Vec<Value>,
+    /// The hash part in iteration order; `None` is an unused node. Its length is the node count
+    /// (0 or a power of two). An entry's value may be nil: a key a suspended loop may still pass
+    /// back to `next`.
+    pub hash: Vec<Option<(Value, Value)>>,
+    pub metatable: Option<Value>,
+    pub readonly: bool,
+    pub safeenv: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LuaClosure {
+    /// Index into the script table.
+    pub script: u32,
+    /// Proto index within the script's bytecode.
+    pub proto: u32,
+    /// The function environment (a table).
+    pub env: Value,
+    /// Upvalue objects, one per upvalue of the proto.
+    pub upvalues: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CClosure {
+    /// The C function, by permanent index (e.g. the function behind `coroutine.wrap` results).
+    pub function: u32,
+    pub env: Value,
+    pub upvalues: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Upvalue {
+    /// The variable still lives in a suspended frame: stack slot `slot` of thread `thread`.
+    Open {
+        thread: u32,
+        slot: u32,
+    },
+    Closed(Value),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThreadStatus {
+    /// Created, never resumed: the stack holds the function and its arguments.
+    NotStarted,
+    /// Suspended by `coroutine.yield`.
+    Yielded,
+    /// Pre-empted (`LUA_BREAK`): resuming re-executes the top frame's instruction.
+    Preempted,
+    /// Returned from its function.
+    Dead,
+    /// Failed; only the error value is kept.
+    Errored,
+}
+
+impl ThreadStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadStatus::NotStarted => "not started",
+            ThreadStatus::Yielded => "yielded",
+            ThreadStatus::Preempted => "pre-empted",
+            ThreadStatus::Dead => "dead",
+            ThreadStatus::Errored => "errored",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thread {
+    pub status: ThreadStatus,
+    /// Stack slots from the bottom up to the thread's top.
+    pub stack: Vec<Value>,
+    /// Call frames, outermost first.
+    pub frames: Vec<Frame>,
+    /// Open upvalue objects pointing into this thread's stack.
+    pub open_upvalues: Vec<u32>,
+    /// The thread's globals table.
+    pub globals: Value,
+    /// Method name a NAMECALL left for the following CALL (a string object).
+    pub namecall: Option<u32>,
+    /// For a yielded thread: values at the top of the stack not yet handed to the resumer.
+    pub yielded: u32,
+    /// For an errored thread: the error value.
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frame {
+    /// Stack slot holding the called function.
+    pub func: u32,
+    /// First register (stack slot) of the frame.
+    pub base: u32,
+    /// Results the caller expects (-1: all).
+    pub nresults: i32,
+    /// CallInfo flags (RETURN, HANDLE, OPYIELD, ...).
+    pub flags: u8,
+    pub kind: FrameKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameKind {
+    /// A Luau frame suspended at yield point `yield_point` of its closure's proto.
+    Lua { yield_point: u32 },
+    /// A C frame of a permanent function with a continuation (pcall, coroutine.resume, ...).
+    C { function: u32, errfunc: Option<u32> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Userdata {
+    pub kind: UserdataKind,
+    pub metatable: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserdataKind {
+    /// A `newproxy()` userdata.
+    Proxy,
+    /// Host userdata with tag `tag`, encoded by the host codec named `codec`.
+    Codec { tag: u8, codec: String, payload: Vec<u8> },
+}
