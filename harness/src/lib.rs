@@ -6,5 +6,7 @@
 //! - drivers: the CLI (`main.rs`) and the tests, which combine the two.
 
 pub mod generators;
+pub mod inspect;
+pub mod intake;
 pub mod oracles;
 pub mod runner;

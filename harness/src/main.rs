@@ -2,9 +2,10 @@
 //! 0 success, 1 a script or check failed, 2 usage or I/O error.
 
 use amber_harness::generators::{self, Schedule};
+use amber_harness::intake;
 use amber_harness::oracles::{self, Ending};
 use amber_harness::runner::{self, RunError, RunObserver};
-use amber_luau::SuspendSite;
+use amber_luau::{SourceCatalog, SuspendSite};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,33 @@ enum Command {
         #[arg(long)]
         trace_yields: bool,
     },
+    /// Validate untrusted snapshots before anything is built from them: a CI gate.
+    ///
+    /// Exit 0 when every snapshot is valid, 1 when any is invalid, 2 on usage or I/O errors.
+    Validate {
+        /// Snapshot files.
+        #[arg(required = true)]
+        snapshots: Vec<PathBuf>,
+        /// Directory of script sources for snapshots that do not embed them (files are matched
+        /// by the SHA-256 of their contents).
+        #[arg(long, value_name = "DIR")]
+        source_dir: Option<PathBuf>,
+        /// Limits and allowlists (TOML; see README.md). Default: generous sizes, the standard
+        /// base image's permanents, no userdata codecs.
+        #[arg(long, value_name = "FILE")]
+        limits: Option<PathBuf>,
+        /// Report format: text for people, json or sarif for CI.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
+    /// Summarise a snapshot (objects by type, threads and frames, scripts, permanents), or print
+    /// its object graph in Graphviz dot. Decodes only: inspecting does not validate.
+    Inspect {
+        snapshot: PathBuf,
+        /// Print the object graph in Graphviz dot instead of the summary.
+        #[arg(long)]
+        dot: bool,
+    },
     /// Differential check: every script must print and end exactly as in an uninterrupted run
     /// under every schedule. Exit 0 when all agree, 1 otherwise.
     Check {
@@ -58,6 +86,13 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -66,6 +101,13 @@ fn main() -> ExitCode {
             preempt_every,
             trace_yields,
         } => run(&script, preempt_every, trace_yields),
+        Command::Validate {
+            snapshots,
+            source_dir,
+            limits,
+            format,
+        } => validate(&snapshots, source_dir, limits, format),
+        Command::Inspect { snapshot, dot } => inspect(&snapshot, dot),
         Command::Check { paths, schedules, jobs } => check(paths, schedules, jobs),
     }
 }
@@ -134,6 +176,90 @@ fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool) -> ExitCode 
         Err(RunError::Vm(e)) => {
             eprintln!("amber: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn validate(
+    snapshots: &[PathBuf],
+    source_dir: Option<PathBuf>,
+    limits: Option<PathBuf>,
+    format: ReportFormat,
+) -> ExitCode {
+    let limits = match limits {
+        Some(path) => match intake::read_limits(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("amber: limits file {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => intake::default_limits(),
+    };
+    let catalog = match &source_dir {
+        Some(dir) => match SourceCatalog::with_source_dir(dir) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("amber: source directory {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => SourceCatalog::embedded_only(),
+    };
+    let mut verdicts = Vec::new();
+    for path in snapshots {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("amber: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        let result = amber_validator::validate(&bytes, &limits, &catalog).map(|v| intake::Summary {
+            objects: v.snapshot().objects.len(),
+            scripts: v.snapshot().scripts.len(),
+            bytes: bytes.len(),
+        });
+        verdicts.push(intake::Verdict {
+            file: path.display().to_string(),
+            result,
+        });
+    }
+    let text = match format {
+        ReportFormat::Text => intake::text(&verdicts),
+        ReportFormat::Json => intake::json(&verdicts) + "\n",
+        ReportFormat::Sarif => intake::sarif(&verdicts) + "\n",
+    };
+    print!("{text}");
+    if verdicts.iter().all(|v| v.result.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn inspect(path: &Path, dot: bool) -> ExitCode {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("amber: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    // Decoding is bounded by the limits; inspect shows snapshots the validator would refuse for
+    // other reasons, so a person can see why.
+    match amber_validator::decode(&bytes, &intake::default_limits()) {
+        Ok(snapshot) => {
+            if dot {
+                println!("{}", amber_harness::inspect::dot(&snapshot));
+            } else {
+                print!("{}", amber_harness::inspect::summary(&snapshot, bytes.len()));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(d) => {
+            eprintln!("amber: {}: {d}", path.display());
+            ExitCode::from(1)
         }
     }
 }

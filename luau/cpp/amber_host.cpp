@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <vector>
@@ -62,6 +63,7 @@ struct AmberVm
     std::string output;
     lua_CFunction coroutine_resume = nullptr;
     lua_CFunction wrapped_resume = nullptr;
+    std::string permanents;
 };
 
 namespace
@@ -219,6 +221,144 @@ int derive_chain(AmberVm* vm, lua_State* main, lua_State** chain)
     return n;
 }
 
+char kind_letter(int type)
+{
+    switch (type)
+    {
+    case LUA_TTABLE:
+        return 'T';
+    case LUA_TFUNCTION:
+        return 'F';
+    case LUA_TUSERDATA:
+        return 'U';
+    default:
+        return 'O';
+    }
+}
+
+std::vector<std::string> sorted_string_keys(lua_State* L, int idx)
+{
+    std::vector<std::string> keys;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0)
+    {
+        if (lua_type(L, -2) == LUA_TSTRING)
+        {
+            size_t len = 0;
+            const char* k = lua_tolstring(L, -2, &len);
+            keys.emplace_back(k, len);
+        }
+        lua_pop(L, 1);
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+}
+
+// The fixed-order scan that names the base image: @globals, every global in byte order with the
+// members of library tables, type metatables, upvalues of library C closures, then the C
+// functions behind closures the libraries make at run time. The first name an object is met
+// under is its canonical name; later ones are recorded as aliases.
+struct RegistryScan
+{
+    lua_State* L;
+    std::string out;
+    std::vector<std::pair<const void*, std::string>> seen;
+
+    const std::string* known(const void* p)
+    {
+        for (auto& e : seen)
+            if (e.first == p)
+                return &e.second;
+        return nullptr;
+    }
+
+    // Names the value on top of the stack (popping it); returns false for an alias or a value
+    // that is not an object worth naming.
+    bool name(const std::string& n)
+    {
+        int t = lua_type(L, -1);
+        if (t != LUA_TTABLE && t != LUA_TFUNCTION && t != LUA_TUSERDATA)
+        {
+            lua_pop(L, 1);
+            return false;
+        }
+        const void* p = lua_topointer(L, -1);
+        if (const std::string* canonical = known(p))
+        {
+            out += "A\t" + n + "\t" + *canonical + "\n";
+            lua_pop(L, 1);
+            return false;
+        }
+        seen.emplace_back(p, n);
+        out += kind_letter(t);
+        out += "\t" + n + "\n";
+        lua_pop(L, 1);
+        return true;
+    }
+
+    void upvalues_of(const std::string& n)
+    {
+        // The value to inspect is on top of the stack; it stays there.
+        if (!lua_iscfunction(L, -1))
+            return;
+        for (int i = 1;; i++)
+        {
+            const char* upname = lua_getupvalue(L, -1, i);
+            if (!upname)
+                break;
+            name(n + "#upvalue" + std::to_string(i));
+        }
+    }
+
+    void identity(const std::string& n)
+    {
+        out += "C\t" + n + "\n";
+    }
+};
+
+void build_registry(AmberVm* vm)
+{
+    lua_State* L = vm->L;
+    RegistryScan scan{L, {}, {}};
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    scan.name("@globals");
+    for (const std::string& g : sorted_string_keys(L, LUA_GLOBALSINDEX))
+    {
+        lua_rawgetfield(L, LUA_GLOBALSINDEX, g.c_str());
+        bool is_table = lua_istable(L, -1);
+        lua_pushvalue(L, -1);
+        bool fresh = scan.name(g);
+        if (fresh)
+            scan.upvalues_of(g);
+        if (fresh && is_table)
+        {
+            int lib = lua_gettop(L);
+            for (const std::string& m : sorted_string_keys(L, lib))
+            {
+                lua_rawgetfield(L, lib, m.c_str());
+                lua_pushvalue(L, -1);
+                if (scan.name(g + "." + m))
+                    scan.upvalues_of(g + "." + m);
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushliteral(L, "");
+    if (lua_getmetatable(L, -1))
+        scan.name("@metatable.string");
+    lua_pop(L, 1);
+    lua_pushvector(L, 0.0f, 0.0f, 0.0f);
+    if (lua_getmetatable(L, -1))
+        scan.name("@metatable.vector");
+    lua_pop(L, 1);
+    // C functions of closures made at run time: named by identity, captured with their upvalues.
+    scan.identity("coroutine.wrap#resume");
+    scan.identity("string.gmatch#iterator");
+    scan.identity("utf8.codes#iterator");
+    vm->permanents = scan.out;
+}
+
 void build_traceback(lua_State* T, std::string& out)
 {
     lua_Debug ar;
@@ -359,6 +499,7 @@ AmberVm* amber_vm_new(void)
         lua_pop(L, 2);
 
         luaL_sandbox(L);
+        build_registry(vm);
 
         // Scripts are loaded here, never run here: their constant closures and imports bind to
         // the base globals, and each task clones its main function into its own thread.
@@ -385,6 +526,12 @@ void amber_vm_free(AmberVm* vm)
         return;
     lua_close(vm->L);
     delete vm;
+}
+
+void amber_vm_permanents(AmberVm* vm, const char** text, size_t* length)
+{
+    *text = vm->permanents.data();
+    *length = vm->permanents.size();
 }
 
 void amber_vm_set_preemption(AmberVm* vm, int enabled)

@@ -78,6 +78,12 @@ void amber_vm_free(AmberVm* vm);
 // Installs or removes the scheduler's interrupt callback (removed: tasks are never pre-empted).
 void amber_vm_set_preemption(AmberVm* vm, int enabled);
 
+// The permanent-name registry of the base image, built once at creation by a fixed-order scan:
+// one line per name, "K\tname\n" with K = T table, F function, C C-function identity (the function
+// behind run-time C closures), U userdata, O other. Aliases (objects met again under another
+// name) are listed as "A\talias\tcanonical\n". Valid while the VM lives.
+void amber_vm_permanents(AmberVm* vm, const char** text, size_t* length);
+
 // Loads bytecode into the loader thread and anchors its main function; 0 on success.
 int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int* out_ref, char* err, size_t err_cap);
 // Drops an anchor made by amber_vm_load or amber_task_spawn.

@@ -8,13 +8,17 @@
 //! the same script with the same budget always stops at the same instruction. See
 //! `docs/SCHEDULER.md` for the exact rules.
 
+mod catalog;
 pub mod ffi;
 mod flags;
+mod permanents;
 mod script;
 mod vm;
 
+pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
-pub use script::{CompileError, CompilerSettings, Script, ScriptHash};
+pub use permanents::PermanentRegistry;
+pub use script::{CompileError, CompilerSettings, Script, ScriptHash, compile_bytecode};
 pub use vm::{
     Budget, Outcome, ProtoIdentity, ScriptError, SpawnOptions, SuspendSite, Task, TaskStats, Value, Vm, VmError,
 };

@@ -42,32 +42,12 @@ impl Script {
         chunk_name: &str,
         settings: CompilerSettings,
     ) -> Result<Script, CompileError> {
-        FeatureFlags::pinned();
         let source = source.as_ref();
-        let mut len = 0usize;
-        // SAFETY: `source` is a valid slice for the duration of the call; the shim catches every
-        // C++ exception and returns either NULL or a malloc'd buffer of `len` bytes.
-        let raw = unsafe {
-            ffi::amber_compile(
-                source.as_ptr().cast(),
-                source.len(),
-                i32::from(settings.optimization_level),
-                i32::from(settings.debug_level),
-                &mut len,
-            )
-        };
-        if raw.is_null() {
-            return Err(CompileError {
-                chunk: chunk_name.into(),
-                line: 0,
-                message: "the compiler failed".into(),
-            });
-        }
-        // SAFETY: `raw` points at `len` initialised bytes owned by us until amber_free below.
-        let bytecode = unsafe { std::slice::from_raw_parts(raw.cast::<u8>(), len) }.to_vec();
-        // SAFETY: `raw` came from amber_compile (malloc) and is freed exactly once.
-        unsafe { ffi::amber_free(raw.cast()) };
-
+        let bytecode = compile_bytecode(source, settings).ok_or_else(|| CompileError {
+            chunk: chunk_name.into(),
+            line: 0,
+            message: "the compiler failed".into(),
+        })?;
         let module = match bytecode::parse(&bytecode) {
             Ok(m) => m,
             Err(e) => {
@@ -115,6 +95,32 @@ impl Script {
     pub fn yield_map(&self, id: u32) -> Option<&YieldPointMap> {
         self.0.yield_maps.get(id as usize)
     }
+}
+
+/// Compiles `source` with `settings`: the compiler's raw output, which is either bytecode or an
+/// encoded compile error (first byte 0). `None` only if the compiler itself failed.
+pub fn compile_bytecode(source: &[u8], settings: CompilerSettings) -> Option<Vec<u8>> {
+    FeatureFlags::pinned();
+    let mut len = 0usize;
+    // SAFETY: `source` is a valid slice for the duration of the call; the shim catches every
+    // C++ exception and returns either NULL or a malloc'd buffer of `len` bytes.
+    let raw = unsafe {
+        ffi::amber_compile(
+            source.as_ptr().cast(),
+            source.len(),
+            i32::from(settings.optimization_level),
+            i32::from(settings.debug_level),
+            &mut len,
+        )
+    };
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: `raw` points at `len` initialised bytes owned by us until amber_free below.
+    let bytecode = unsafe { std::slice::from_raw_parts(raw.cast::<u8>(), len) }.to_vec();
+    // SAFETY: `raw` came from amber_compile (malloc) and is freed exactly once.
+    unsafe { ffi::amber_free(raw.cast()) };
+    Some(bytecode)
 }
 
 /// Luau encodes a compile error as ":LINE: message" after the zero version byte.

@@ -279,6 +279,23 @@ impl Vm {
         unsafe { ffi::amber_vm_set_preemption(self.inner.ptr(), c_int::from(enabled)) };
     }
 
+    /// The permanent-name registry of this VM's base image.
+    pub fn permanents(&self) -> crate::PermanentRegistry {
+        let mut text = std::ptr::null();
+        let mut len = 0usize;
+        // SAFETY: the VM is live; the text it reports stays valid while it lives and is copied.
+        unsafe { ffi::amber_vm_permanents(self.inner.ptr(), &mut text, &mut len) };
+        if text.is_null() {
+            return crate::PermanentRegistry {
+                names: vec![],
+                aliases: vec![],
+            };
+        }
+        // SAFETY: `text` points at `len` bytes owned by the VM, read before any other VM call.
+        let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len) };
+        crate::PermanentRegistry::parse(&String::from_utf8_lossy(bytes))
+    }
+
     /// Bytes currently charged to a memory category.
     pub fn memory_used(&self, category: u8) -> usize {
         // SAFETY: the VM is live; the shim range-checks the category.

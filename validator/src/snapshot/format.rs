@@ -436,8 +436,29 @@ impl<'a> Decoder<'a> {
         Ok(n as usize)
     }
 
+    /// A byte length, bounded by `limit`; a length past the end of the input is a truncation.
+    fn length(&mut self, what: &str, limit: usize, limit_code: Code) -> Result<usize, DecodeError> {
+        let start = self.pos;
+        let n = self.varint(what)?;
+        if n > limit as u64 {
+            self.pos = start;
+            return Err(self.fail(limit_code, format!("{what}: {n} bytes exceed the limit of {limit}")));
+        }
+        if n > self.remaining() as u64 {
+            self.pos = start;
+            return Err(self.fail(
+                Code::Truncated,
+                format!(
+                    "{what}: declares {n} bytes but the input ends after {}",
+                    self.remaining()
+                ),
+            ));
+        }
+        Ok(n as usize)
+    }
+
     fn bytes(&mut self, what: &str, limit: usize, limit_code: Code) -> Result<Vec<u8>, DecodeError> {
-        let n = self.count(what, 1, limit, limit_code)?;
+        let n = self.length(what, limit, limit_code)?;
         Ok(self.take(n, what)?.to_vec())
     }
 
@@ -505,7 +526,7 @@ impl<'a> Decoder<'a> {
                 format!("expected the {name} section (id {id}), found id {got}"),
             ));
         }
-        let len = self.count("section length", 1, usize::MAX, Code::InputTooLarge)?;
+        let len = self.length("section length", usize::MAX, Code::InputTooLarge)?;
         let end = self.pos + len;
         let mut inner = Decoder {
             data: &self.data[..end],

@@ -308,3 +308,44 @@ pub enum UserdataKind {
     /// Host userdata with tag `tag`, encoded by the host codec named `codec`.
     Codec { tag: u8, codec: String, payload: Vec<u8> },
 }
+
+impl Object {
+    /// Calls `f` with every object this object refers to (values, upvalue objects, the thread
+    /// an open upvalue points into, a thread's open upvalues and namecall string).
+    pub fn for_each_reference(&self, mut f: impl FnMut(u32)) {
+        let mut value = |v: &Value| {
+            if let Value::Object(i) = v {
+                f(*i)
+            }
+        };
+        match self {
+            Object::String(_) | Object::Buffer(_) => {}
+            Object::Table(t) => {
+                t.metatable.iter().for_each(&mut value);
+                t.array.iter().for_each(&mut value);
+                for (k, v) in t.hash.iter().flatten() {
+                    value(k);
+                    value(v);
+                }
+            }
+            Object::LuaClosure(c) => {
+                value(&c.env);
+                c.upvalues.iter().for_each(|u| value(&Value::Object(*u)));
+            }
+            Object::CClosure(c) => {
+                value(&c.env);
+                c.upvalues.iter().for_each(value);
+            }
+            Object::Upvalue(Upvalue::Closed(v)) => value(v),
+            Object::Upvalue(Upvalue::Open { thread, .. }) => value(&Value::Object(*thread)),
+            Object::Thread(t) => {
+                value(&t.globals);
+                t.error.iter().for_each(&mut value);
+                t.stack.iter().for_each(&mut value);
+                t.open_upvalues.iter().for_each(|u| value(&Value::Object(*u)));
+                t.namecall.iter().for_each(|n| value(&Value::Object(*n)));
+            }
+            Object::Userdata(u) => u.metatable.iter().for_each(value),
+        }
+    }
+}

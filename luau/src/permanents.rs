@@ -1,0 +1,69 @@
+//! The permanent-name registry: stable names for everything of the base image a snapshot may
+//! refer to without writing it (library functions and tables, the base globals, type
+//! metatables, upvalues of library closures, and the C functions behind closures the libraries
+//! make at run time). Built by a fixed-order scan in `cpp/amber_host.cpp`.
+
+use crate::Vm;
+use amber_validator::PermanentKind;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermanentRegistry {
+    /// Canonical names in scan order, with what they name.
+    pub names: Vec<(String, PermanentKind)>,
+    /// (alias, canonical name): the same object met again under another name.
+    pub aliases: Vec<(String, String)>,
+}
+
+impl PermanentRegistry {
+    pub(crate) fn parse(text: &str) -> PermanentRegistry {
+        let mut names = Vec::new();
+        let mut aliases = Vec::new();
+        for line in text.lines() {
+            let mut parts = line.split('\t');
+            let (Some(kind), Some(name)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let kind = match kind {
+                "T" => PermanentKind::Table,
+                "F" => PermanentKind::Function,
+                "C" => PermanentKind::CFunction,
+                "U" => PermanentKind::Userdata,
+                "A" => {
+                    aliases.push((name.to_string(), parts.next().unwrap_or_default().to_string()));
+                    continue;
+                }
+                _ => PermanentKind::Other,
+            };
+            names.push((name.to_string(), kind));
+        }
+        PermanentRegistry { names, aliases }
+    }
+
+    /// The registry of this build's base image.
+    pub fn standard() -> &'static PermanentRegistry {
+        static STANDARD: OnceLock<PermanentRegistry> = OnceLock::new();
+        STANDARD.get_or_init(|| Vm::new().expect("a Luau state for the registry scan").permanents())
+    }
+
+    /// The allowlist form the validator's [`amber_validator::Limits`] takes.
+    pub fn allowlist(&self) -> BTreeMap<String, PermanentKind> {
+        self.names.iter().cloned().collect()
+    }
+
+    pub fn kind(&self, name: &str) -> Option<PermanentKind> {
+        self.names.iter().find(|(n, _)| n == name).map(|(_, k)| *k)
+    }
+
+    /// SHA-256 over the names and kinds in scan order (snapshot headers record it).
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for (name, kind) in &self.names {
+            h.update(name.as_bytes());
+            h.update([0, *kind as u8, b'\n']);
+        }
+        h.finalize().into()
+    }
+}

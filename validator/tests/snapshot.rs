@@ -1,0 +1,617 @@
+//! The snapshot format and the validator: valid models round-trip canonically, hostile bytes
+//! end in a diagnostic, and every check rejects the model made to break it, with its code.
+
+mod common;
+
+use amber_validator::diagnostics::Code;
+use amber_validator::snapshot::*;
+use amber_validator::{Limits, decode, encode, validate, validate_model};
+use common::{ObjectSpec, TestCatalog, ValueSpec, build, limits, permanent, sample};
+use proptest::prelude::*;
+
+fn codes_of(s: Snapshot) -> Vec<Code> {
+    match validate_model(s, &limits(), &TestCatalog) {
+        Ok(_) => vec![],
+        Err(report) => report.codes(),
+    }
+}
+
+#[test]
+fn the_sample_is_valid_and_round_trips() {
+    let s = sample();
+    let bytes = encode(&s);
+    let verified = validate(&bytes, &limits(), &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
+    assert_eq!(verified.snapshot(), &s);
+    assert_eq!(verified.scripts().len(), 1);
+    assert_eq!(encode(verified.snapshot()), bytes);
+}
+
+fn value_spec() -> impl Strategy<Value = ValueSpec> {
+    prop_oneof![
+        Just(ValueSpec::Nil),
+        any::<bool>().prop_map(ValueSpec::Boolean),
+        any::<f64>().prop_map(ValueSpec::Number),
+        any::<[f32; 3]>().prop_map(ValueSpec::Vector),
+        any::<usize>().prop_map(ValueSpec::Ref),
+        any::<usize>().prop_map(ValueSpec::Permanent),
+    ]
+}
+
+fn object_spec() -> impl Strategy<Value = ObjectSpec> {
+    let values = || proptest::collection::vec(value_spec(), 0..6);
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..16).prop_map(ObjectSpec::String),
+        (
+            values(),
+            proptest::collection::vec((value_spec(), value_spec()), 0..8),
+            proptest::option::of(any::<usize>()),
+            any::<bool>()
+        )
+            .prop_map(|(array, hash, metatable, readonly)| ObjectSpec::Table {
+                array,
+                hash,
+                metatable,
+                readonly
+            }),
+        proptest::collection::vec(value_spec(), 0..4).prop_map(|upvalues| ObjectSpec::Closure { upvalues }),
+        values().prop_map(|upvalues| ObjectSpec::CClosure { upvalues }),
+        proptest::collection::vec(any::<u8>(), 0..16).prop_map(ObjectSpec::Buffer),
+        proptest::option::of(any::<usize>()).prop_map(|metatable| ObjectSpec::Proxy { metatable }),
+        proptest::collection::vec(any::<u8>(), 0..8).prop_map(|payload| ObjectSpec::Codec { payload }),
+        values().prop_map(|stack| ObjectSpec::Coroutine { stack }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64)))]
+
+    #[test]
+    fn generated_models_are_valid_and_canonical(specs in proptest::collection::vec(object_spec(), 0..24)) {
+        let model = build(&specs);
+        let bytes = encode(&model);
+        prop_assert_eq!(encode(&model), bytes.clone(), "encoding is deterministic");
+        let verified = validate(&bytes, &limits(), &TestCatalog).map_err(|r| TestCaseError::fail(r.to_string()))?;
+        prop_assert_eq!(verified.snapshot(), &model, "decode(encode(m)) == m");
+        prop_assert_eq!(encode(verified.snapshot()), bytes, "encode(decode(b)) == b");
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = validate(&bytes, &limits(), &TestCatalog);
+    }
+
+    #[test]
+    fn whatever_decodes_reencodes_to_the_same_bytes(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
+        let mut bytes = encode(&sample());
+        for (at, v) in edits {
+            let n = bytes.len();
+            bytes[at % n] = v;
+        }
+        if let Ok(model) = decode(&bytes, &Limits::default()) {
+            prop_assert_eq!(encode(&model), bytes);
+        }
+    }
+}
+
+#[test]
+fn every_truncation_and_byte_change_ends_in_ok_or_a_diagnostic() {
+    let bytes = encode(&sample());
+    for len in 0..bytes.len() {
+        let err = validate(&bytes[..len], &limits(), &TestCatalog).expect_err("a truncated snapshot is refused");
+        assert!(!err.diagnostics.is_empty());
+    }
+    for i in 0..bytes.len() {
+        for v in 0..=255u8 {
+            if v == bytes[i] {
+                continue;
+            }
+            let mut m = bytes.clone();
+            m[i] = v;
+            if let Ok(model) = decode(&m, &Limits::default()) {
+                assert_eq!(encode(&model), m, "byte {i} = {v}: decoded but not canonical");
+            }
+            let _ = validate(&m, &limits(), &TestCatalog);
+        }
+    }
+}
+
+/// One hand-made invalid snapshot per check; each must be refused with its code.
+#[test]
+fn each_check_rejects_its_invalid_model() {
+    type Edit = fn(&mut Snapshot);
+    // Object layout of the sample: 0 main thread, 1 globals, 2 string "key#0", 3 table,
+    // 4 closure, 5-6 its upvalues, 7 cclosure, 8 buffer, 9 proxy, 10 codec userdata, 11 coroutine.
+    let cases: Vec<(&str, Edit, Code)> = vec![
+        (
+            "object reference out of range",
+            |s| set_table_array(s, 0, Value::Object(999)),
+            Code::ObjectOutOfRange,
+        ),
+        (
+            "permanent out of range",
+            |s| set_table_array(s, 0, Value::Permanent(99)),
+            Code::PermanentOutOfRange,
+        ),
+        (
+            "metatable is a string",
+            |s| table(s, 3).metatable = Some(Value::Object(2)),
+            Code::WrongType,
+        ),
+        (
+            "metatable is a function permanent",
+            |s| table(s, 3).metatable = Some(Value::Permanent(permanent("print"))),
+            Code::WrongType,
+        ),
+        (
+            "an upvalue object used as a value",
+            |s| set_table_array(s, 0, Value::Object(5)),
+            Code::WrongType,
+        ),
+        (
+            "closure upvalue slot holds a table",
+            |s| closure(s).upvalues[0] = 3,
+            Code::WrongType,
+        ),
+        (
+            "closure names a missing script",
+            |s| closure(s).script = 4,
+            Code::ScriptOutOfRange,
+        ),
+        (
+            "iterator position in a table",
+            |s| set_table_array(s, 0, Value::IterPosition(1)),
+            Code::MisplacedIterPosition,
+        ),
+        (
+            "hash part of 3 nodes",
+            |s| table(s, 3).hash.push(None),
+            Code::BadTableShape,
+        ),
+        (
+            "nil key",
+            |s| table(s, 3).hash[1] = Some((Value::Nil, Value::Nil)),
+            Code::BadTableShape,
+        ),
+        (
+            "duplicate key",
+            |s| {
+                let t = table(s, 3);
+                let first = t.hash.iter().flatten().next().cloned();
+                let hole = t.hash.iter().position(Option::is_none).expect("a hole");
+                t.hash[hole] = first;
+            },
+            Code::BadTableShape,
+        ),
+        (
+            "open upvalue slot past the stack",
+            |s| {
+                s.objects[5] = Object::Upvalue(Upvalue::Open { thread: 0, slot: 500 });
+                main(s).open_upvalues.push(5);
+            },
+            Code::BadUpvalueSlot,
+        ),
+        (
+            "open upvalue into a table",
+            |s| s.objects[5] = Object::Upvalue(Upvalue::Open { thread: 3, slot: 0 }),
+            Code::BadUpvalueSlot,
+        ),
+        ("root is not a thread", |s| s.roots.main_thread = 3, Code::BadRoots),
+        (
+            "errored thread without error value",
+            |s| {
+                let t = coroutine(s);
+                t.status = ThreadStatus::Errored;
+                t.stack.clear();
+            },
+            Code::BadThreadShape,
+        ),
+        (
+            "yielded count beyond the stack",
+            |s| coroutine(s).yielded = 10,
+            Code::BadThreadShape,
+        ),
+        (
+            "two string objects with the same bytes",
+            |s| s.objects[8] = Object::String(b"key#0".to_vec()),
+            Code::DuplicateString,
+        ),
+        (
+            "orphan object",
+            |s| {
+                main(s).stack.pop();
+            },
+            Code::OrphanObject,
+        ),
+        (
+            "open upvalue listed by another thread",
+            |s| {
+                s.objects[5] = Object::Upvalue(Upvalue::Open { thread: 0, slot: 0 });
+                coroutine(s).open_upvalues.push(5);
+            },
+            Code::UpvalueOwnership,
+        ),
+        (
+            "open upvalue listed by nobody",
+            |s| s.objects[5] = Object::Upvalue(Upvalue::Open { thread: 0, slot: 0 }),
+            Code::UpvalueOwnership,
+        ),
+        (
+            "two open upvalues on one slot",
+            |s| {
+                s.objects[5] = Object::Upvalue(Upvalue::Open { thread: 0, slot: 1 });
+                s.objects[6] = Object::Upvalue(Upvalue::Open { thread: 0, slot: 1 });
+                main(s).open_upvalues.extend([5, 6]);
+            },
+            Code::DuplicateOpenSlot,
+        ),
+        (
+            "resume cycle",
+            |s| {
+                // main resumes the coroutine, which resumes main.
+                make_resuming(s, 0, 11);
+                make_resuming(s, 11, 0);
+            },
+            Code::ResumeCycle,
+        ),
+        (
+            "resumer not pre-empted",
+            |s| {
+                make_resuming(s, 0, 11);
+                main(s).status = ThreadStatus::Yielded;
+            },
+            Code::ResumeStatus,
+        ),
+        (
+            "pre-empted coroutine with no resumer",
+            |s| coroutine(s).status = ThreadStatus::Preempted,
+            Code::ResumeStatus,
+        ),
+        (
+            "coroutine resumed twice",
+            |s| {
+                s.objects.push(s.objects[11].clone());
+                let extra = s.objects.len() as u32 - 1;
+                main(s).stack.push(Value::Object(extra));
+                make_resuming(s, 0, 11);
+                make_resuming(s, extra as usize, 11);
+            },
+            Code::ResumedTwice,
+        ),
+        (
+            "source not available",
+            |s| {
+                s.scripts[0].source = None;
+                s.scripts[0].hash = ScriptHash([1; 32]);
+            },
+            Code::SourceMissing,
+        ),
+        (
+            "embedded source does not match its hash",
+            |s| s.scripts[0].source = Some(b"tampered".to_vec()),
+            Code::HashMismatch,
+        ),
+        (
+            "duplicate script",
+            |s| s.scripts.push(s.scripts[0].clone()),
+            Code::DuplicateScript,
+        ),
+        ("proto out of range", |s| closure(s).proto = 40, Code::ProtoOutOfRange),
+        (
+            "closure upvalue count differs from its proto",
+            |s| closure(s).proto = 3,
+            Code::UpvalueCountMismatch,
+        ),
+        (
+            "permanent not allowlisted",
+            |s| s.permanents[5] = "os.execute".into(),
+            Code::PermanentNotAllowed,
+        ),
+        (
+            "raw light userdata",
+            |s| {
+                set_table_array(
+                    s,
+                    0,
+                    Value::LightUserdata {
+                        tag: 0,
+                        bits: 0xdead_beef,
+                    },
+                )
+            },
+            Code::RawLightUserdata,
+        ),
+        (
+            "unknown codec",
+            |s| {
+                if let Object::Userdata(u) = &mut s.objects[10] {
+                    u.kind = UserdataKind::Codec {
+                        tag: 1,
+                        codec: "socket".into(),
+                        payload: vec![],
+                    };
+                }
+            },
+            Code::UnknownCodec,
+        ),
+    ];
+    for (name, edit, code) in cases {
+        let mut s = sample();
+        edit(&mut s);
+        let codes = codes_of(s);
+        assert!(codes.contains(&code), "{name}: expected {code}, got {codes:?}");
+    }
+}
+
+fn table(s: &mut Snapshot, i: usize) -> &mut Table {
+    match &mut s.objects[i] {
+        Object::Table(t) => t,
+        _ => panic!("object {i} is not a table"),
+    }
+}
+fn set_table_array(s: &mut Snapshot, slot: usize, v: Value) {
+    table(s, 3).array[slot] = v;
+}
+fn closure(s: &mut Snapshot) -> &mut LuaClosure {
+    match &mut s.objects[4] {
+        Object::LuaClosure(c) => c,
+        _ => panic!("object 4 is not a closure"),
+    }
+}
+fn thread_at(s: &mut Snapshot, i: usize) -> &mut Thread {
+    match &mut s.objects[i] {
+        Object::Thread(t) => t,
+        _ => panic!("object {i} is not a thread"),
+    }
+}
+fn main(s: &mut Snapshot) -> &mut Thread {
+    thread_at(s, 0)
+}
+fn coroutine(s: &mut Snapshot) -> &mut Thread {
+    thread_at(s, 11)
+}
+/// Makes thread `parent` pre-empted inside coroutine.resume(child).
+fn make_resuming(s: &mut Snapshot, parent: usize, child: u32) {
+    let resume = permanent("coroutine.resume");
+    if let Object::Thread(c) = &mut s.objects[child as usize] {
+        c.status = ThreadStatus::Preempted;
+    }
+    let t = thread_at(s, parent);
+    t.status = ThreadStatus::Preempted;
+    let func = t.stack.len() as u32;
+    t.stack.push(Value::Permanent(resume));
+    t.stack.push(Value::Object(child));
+    t.frames.push(Frame {
+        func,
+        base: func + 1,
+        nresults: -1,
+        flags: 0,
+        kind: FrameKind::C {
+            function: resume,
+            errfunc: None,
+        },
+    });
+}
+
+#[test]
+fn format_errors_have_their_codes() {
+    let good = encode(&sample());
+    let check = |bytes: &[u8], code: Code| {
+        let r = validate(bytes, &limits(), &TestCatalog).expect_err("refused");
+        assert_eq!(r.codes(), vec![code], "{r}");
+    };
+    check(b"NOTASNAP\x01", Code::BadMagic);
+    check(b"AMB", Code::BadMagic);
+    let mut v2 = good.clone();
+    v2[8] = 2;
+    check(&v2, Code::UnsupportedVersion);
+    check(&good[..good.len() - 1], Code::Truncated);
+    let mut overlong = good[..8].to_vec();
+    overlong.extend_from_slice(&[0x81, 0x00]);
+    check(&overlong, Code::BadVarint);
+    let mut trailing = good.clone();
+    trailing.push(0);
+    check(&trailing, Code::TrailingBytes);
+    let mut wrong_section = good.clone();
+    wrong_section[9] = 4;
+    check(&wrong_section, Code::SectionMismatch);
+    // A huge object count in a tiny objects section.
+    let mut s = sample();
+    s.objects.truncate(0);
+    s.roots.main_thread = 0;
+    let mut b = encode(&s);
+    let at = find_section(&b, 4);
+    b.splice(at + 2..at + 3, [0xff, 0xff, 0x03]);
+    b[at + 1] = 3;
+    check(&b, Code::CountExceedsInput);
+    // Unknown object tag, non-canonical boolean, non-UTF-8 name.
+    let mut b = encode(&sample());
+    let at = section_body(&b, 4);
+    b[at + 1] = 99; // after the one-byte object count: the first object's tag
+    check(&b, Code::UnknownTag);
+    let mut s = sample();
+    s.scripts[0].source = None;
+    let mut b = encode(&s);
+    let at = section_body(&b, 2);
+    let source_flag = at + 1 + 32 + 1 + "=test".len();
+    assert_eq!(b[source_flag], 0);
+    b[source_flag] = 2;
+    check(&b, Code::NonCanonical);
+    let mut s = sample();
+    s.permanents[0] = "\u{e9}".into();
+    let mut b = encode(&s);
+    let at = section_body(&b, 3);
+    b[at + 2] = 0xff; // count, length, then the name's first byte: now invalid UTF-8
+    check(&b, Code::BadText);
+}
+
+/// Offset of the first byte after the id and length of the section with this id.
+fn section_body(bytes: &[u8], id: u8) -> usize {
+    let mut p = find_section(bytes, id) + 1;
+    while bytes[p] & 0x80 != 0 {
+        p += 1;
+    }
+    p + 1
+}
+
+/// Offset of the section with this id (sections follow the magic and version).
+fn find_section(bytes: &[u8], id: u8) -> usize {
+    let mut at = 9;
+    loop {
+        if bytes[at] == id {
+            return at;
+        }
+        let mut len = 0usize;
+        let mut shift = 0;
+        let mut p = at + 1;
+        loop {
+            let b = bytes[p];
+            len |= usize::from(b & 0x7f) << shift;
+            p += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        at = p + len;
+    }
+}
+
+#[test]
+fn limits_are_enforced_with_their_codes() {
+    let bytes = encode(&sample());
+    let refuse = |limits: Limits, code: Code| {
+        let r = validate(&bytes, &limits, &TestCatalog).expect_err("refused");
+        assert!(r.codes().contains(&code), "expected {code}: {r}");
+    };
+    refuse(
+        Limits {
+            max_input_bytes: 10,
+            ..limits()
+        },
+        Code::InputTooLarge,
+    );
+    refuse(
+        Limits {
+            max_objects: 3,
+            ..limits()
+        },
+        Code::TooManyObjects,
+    );
+    refuse(
+        Limits {
+            max_string_bytes: 3,
+            ..limits()
+        },
+        Code::StringTooLong,
+    );
+    refuse(
+        Limits {
+            max_table_entries: 2,
+            ..limits()
+        },
+        Code::TableTooLarge,
+    );
+    refuse(
+        Limits {
+            max_buffer_bytes: 2,
+            ..limits()
+        },
+        Code::BufferTooLarge,
+    );
+    refuse(
+        Limits {
+            max_stack_slots: 1,
+            ..limits()
+        },
+        Code::StackTooLarge,
+    );
+    refuse(
+        Limits {
+            max_permanents: 2,
+            ..limits()
+        },
+        Code::TooManyEntries,
+    );
+    let mut s = sample();
+    main(&mut s).frames.push(Frame {
+        func: 0,
+        base: 1,
+        nresults: 0,
+        flags: 0,
+        kind: FrameKind::Lua { yield_point: 0 },
+    });
+    let r = validate(
+        &encode(&s),
+        &Limits {
+            max_frames: 0,
+            ..limits()
+        },
+        &TestCatalog,
+    )
+    .expect_err("refused");
+    assert!(r.codes().contains(&Code::TooManyFrames), "{r}");
+}
+
+#[test]
+fn a_report_lists_independent_findings_up_to_the_cap() {
+    let mut s = sample();
+    set_table_array(&mut s, 0, Value::Object(999));
+    closure(&mut s).proto = 40;
+    s.permanents[5] = "os.execute".into();
+    let r = validate_model(s.clone(), &limits(), &TestCatalog).expect_err("refused");
+    for code in [Code::ObjectOutOfRange, Code::ProtoOutOfRange, Code::PermanentNotAllowed] {
+        assert!(r.codes().contains(&code), "{code} missing: {r}");
+    }
+    let r = validate_model(
+        s,
+        &Limits {
+            max_diagnostics: 1,
+            ..limits()
+        },
+        &TestCatalog,
+    )
+    .expect_err("refused");
+    assert_eq!(r.diagnostics.len(), 1);
+    assert!(r.omitted >= 2);
+}
+
+#[test]
+fn paths_name_objects_and_slots_a_person_can_follow() {
+    let mut s = sample();
+    table(&mut s, 3).metatable = Some(Value::Object(2));
+    let r = validate_model(s, &limits(), &TestCatalog).expect_err("refused");
+    let d = &r.diagnostics[0];
+    assert_eq!(d.path.to_string(), "table#3 > metatable");
+    assert!(
+        d.to_string().contains("R003") && d.to_string().contains("must be a table"),
+        "{d}"
+    );
+
+    let mut s = sample();
+    if let Some(Some((_, v))) = table(&mut s, 3)
+        .hash
+        .iter_mut()
+        .find(|n| matches!(n, Some((Value::Object(2), _))))
+    {
+        *v = Value::IterPosition(3);
+    }
+    let r = validate_model(s, &limits(), &TestCatalog).expect_err("refused");
+    assert_eq!(r.diagnostics[0].path.to_string(), "table#3 > key \"key#0\" > value");
+}
+
+#[test]
+fn a_generated_model_with_every_kind_validates() {
+    use ValueSpec::*;
+    let s = build(&[
+        ObjectSpec::Table {
+            array: vec![],
+            hash: vec![(Ref(0), Ref(0))],
+            metatable: Some(0),
+            readonly: true,
+        },
+        ObjectSpec::Coroutine {
+            stack: vec![Ref(1), Permanent(1)],
+        },
+    ]);
+    validate_model(s, &limits(), &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
+}
