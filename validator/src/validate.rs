@@ -12,6 +12,7 @@ use crate::diagnostics::{Code, ObjectPath, Report, Segment, Sink};
 use crate::limits::{Limits, PermanentKind};
 use crate::snapshot::format::decode;
 use crate::snapshot::*;
+use petgraph::csr::Csr;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{HashMap, HashSet};
 
@@ -92,6 +93,12 @@ pub fn validate_model(
         sink: Sink::new(limits.max_diagnostics),
         edges: Vec::new(),
         string_canon: Vec::new(),
+        kinds: snapshot.objects.iter().map(Object::kind).collect(),
+        permanent_kinds: snapshot
+            .permanents
+            .iter()
+            .map(|name| limits.permanents.as_ref().and_then(|allow| allow.get(name).copied()))
+            .collect(),
     };
     c.check_limits();
     c.check_references();
@@ -128,6 +135,11 @@ struct Checker<'a> {
     /// For each object: the first string object with the same bytes (itself when unique or not
     /// a string). Luau interns strings, so equal bytes are one key.
     string_canon: Vec<u32>,
+    /// Each object's kind, one byte apiece: reference checks look kinds up at random, and this
+    /// keeps those lookups in cache instead of touching every referenced object.
+    kinds: Vec<ObjectKind>,
+    /// Each permanent's kind per the host's allowlist (`None`: unknown), looked up once.
+    permanent_kinds: Vec<Option<PermanentKind>>,
 }
 
 fn obj(kind: ObjectKind, index: u32) -> ObjectPath {
@@ -152,17 +164,11 @@ fn value_text(v: &Value) -> String {
 
 impl<'a> Checker<'a> {
     fn object_kind(&self, i: u32) -> Option<ObjectKind> {
-        self.s.objects.get(i as usize).map(Object::kind)
+        self.kinds.get(i as usize).copied()
     }
 
     fn permanent_kind(&self, i: u32) -> Option<Option<PermanentKind>> {
-        let name = self.s.permanents.get(i as usize)?;
-        Some(
-            self.limits
-                .permanents
-                .as_ref()
-                .and_then(|allow| allow.get(name).copied()),
-        )
+        self.permanent_kinds.get(i as usize).copied()
     }
 
     fn key_text(s: &Snapshot, v: &Value) -> String {
@@ -296,21 +302,29 @@ impl<'a> Checker<'a> {
 
     fn check_references(&mut self) {
         let s = self.s;
-        let mut first: HashMap<&[u8], u32> = HashMap::new();
+        // Equal strings found by sorting, not hashing: the bytes are the attacker's, and a
+        // sort's cost cannot be inflated by crafted collisions.
         self.string_canon = (0..s.objects.len() as u32).collect();
-        for (i, o) in s.objects.iter().enumerate() {
-            if let Object::String(bytes) = o {
-                let canon = *first.entry(bytes.as_slice()).or_insert(i as u32);
-                if canon != i as u32 {
-                    self.string_canon[i] = canon;
-                    self.sink.error(
-                        Code::DuplicateString,
-                        obj(ObjectKind::String, i as u32),
-                        format!(
-                            "same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"
-                        ),
-                    );
-                }
+        let mut strings: Vec<(&[u8], u32)> = s
+            .objects
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Object::String(b) => Some((b.as_slice(), i as u32)),
+                _ => None,
+            })
+            .collect();
+        strings.sort_unstable();
+        for pair in strings.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.0 == b.0 {
+                let canon = self.string_canon[a.1 as usize];
+                self.string_canon[b.1 as usize] = canon;
+                self.sink.error(
+                    Code::DuplicateString,
+                    obj(ObjectKind::String, b.1),
+                    format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
+                );
             }
         }
         for (i, o) in s.objects.iter().enumerate() {
@@ -481,7 +495,10 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
-        let mut seen: HashSet<KeyId> = HashSet::with_capacity(t.hash.iter().flatten().count());
+        // Small tables (the common case) compare keys pairwise instead of allocating a set.
+        let mut seen_small: Vec<KeyId> = Vec::new();
+        let mut seen: HashSet<KeyId> = HashSet::new();
+        let small = t.hash.len() <= 16;
         for (n, node) in t.hash.iter().enumerate() {
             let Some((k, v)) = node else { continue };
             let snapshot = self.s;
@@ -505,7 +522,15 @@ impl<'a> Checker<'a> {
                 }
                 _ => {}
             }
-            if !seen.insert(KeyId::of(k, &self.string_canon)) {
+            let id = KeyId::of(k, &self.string_canon);
+            let fresh = if small {
+                let fresh = !seen_small.contains(&id);
+                seen_small.push(id);
+                fresh
+            } else {
+                seen.insert(id)
+            };
+            if !fresh {
                 self.sink.error(
                     Code::BadTableShape,
                     key_path(),
@@ -603,7 +628,7 @@ impl<'a> Checker<'a> {
 
     fn check_scripts(&mut self, catalog: &dyn ScriptCatalog) -> Vec<Option<VerifiedScript>> {
         let s = self.s;
-        let mut seen = HashMap::new();
+        let mut seen: HashMap<ScriptHash, usize> = HashMap::new();
         let mut out = Vec::with_capacity(s.scripts.len());
         for (i, entry) in s.scripts.iter().enumerate() {
             let here = || ObjectPath::new().with(Segment::Script(i as u32));
@@ -713,18 +738,21 @@ impl<'a> Checker<'a> {
     fn check_graph(&mut self) {
         let s = self.s;
         let n = s.objects.len();
-        let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(n, self.edges.len());
-        for _ in 0..n {
-            graph.add_node(());
-        }
-        for &(a, b) in &self.edges {
-            graph.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), ());
-        }
+        // Edges were collected object by object, so they are grouped by source already; a
+        // compressed-sparse-row graph keeps reachability linear and cache-friendly.
+        let mut edges = std::mem::take(&mut self.edges);
+        edges.sort_unstable();
+        edges.dedup();
+        let graph: Csr<(), ()> = Csr::from_sorted_edges(&edges).unwrap_or_else(|_| Csr::new());
         if (s.roots.main_thread as usize) < n {
             let mut reached = vec![false; n];
-            let mut bfs = petgraph::visit::Bfs::new(&graph, NodeIndex::new(s.roots.main_thread as usize));
-            while let Some(node) = bfs.next(&graph) {
-                reached[node.index()] = true;
+            if (s.roots.main_thread as usize) < graph.node_count() {
+                let mut bfs = petgraph::visit::Bfs::new(&graph, s.roots.main_thread);
+                while let Some(node) = bfs.next(&graph) {
+                    reached[node as usize] = true;
+                }
+            } else {
+                reached[s.roots.main_thread as usize] = true;
             }
             for (i, r) in reached.iter().enumerate() {
                 if !r {
@@ -741,11 +769,12 @@ impl<'a> Checker<'a> {
         }
 
         // Open upvalues: listed by exactly the thread they point into, once; one per slot.
-        let mut listed: HashMap<u32, u32> = HashMap::new();
+        // Which thread lists each open upvalue (u32::MAX: none yet), indexed by object.
+        let mut listed = vec![u32::MAX; s.objects.len()];
         for (ti, o) in s.objects.iter().enumerate() {
             let Object::Thread(t) = o else { continue };
             let ti = ti as u32;
-            let mut slots = HashSet::new();
+            let mut slots: HashSet<u32> = HashSet::new();
             for &u in &t.open_upvalues {
                 let here = || obj(ObjectKind::Thread, ti).with(Segment::Field("open upvalues"));
                 match s.objects.get(u as usize) {
@@ -774,7 +803,8 @@ impl<'a> Checker<'a> {
                     }
                     _ => continue, // reported by the references family
                 }
-                if let Some(prev) = listed.insert(u, ti) {
+                let prev = std::mem::replace(&mut listed[u as usize], ti);
+                if prev != u32::MAX {
                     self.sink.error(
                         Code::UpvalueOwnership,
                         obj(ObjectKind::Upvalue, u),
@@ -785,7 +815,7 @@ impl<'a> Checker<'a> {
         }
         for (ui, o) in s.objects.iter().enumerate() {
             if let Object::Upvalue(Upvalue::Open { thread, .. }) = o
-                && !listed.contains_key(&(ui as u32))
+                && listed[ui] == u32::MAX
                 && matches!(s.objects.get(*thread as usize), Some(Object::Thread(_)))
             {
                 self.sink.error(

@@ -9,11 +9,28 @@ use amber_validator::{Limits, decode, encode, validate, validate_model};
 use common::{ObjectSpec, TestCatalog, ValueSpec, build, limits, permanent, sample};
 use proptest::prelude::*;
 
-fn codes_of(s: Snapshot) -> Vec<Code> {
-    match validate_model(s, &limits(), &TestCatalog) {
-        Ok(_) => vec![],
-        Err(report) => report.codes(),
+/// Serves the test script's source with bytecode the reader refuses.
+struct BrokenCompiler;
+impl amber_validator::ScriptCatalog for BrokenCompiler {
+    fn lookup(
+        &self,
+        _: &ScriptHash,
+        _: &str,
+        _: Option<&[u8]>,
+        _: CompilerSettings,
+    ) -> Result<amber_validator::CatalogEntry, String> {
+        Ok(amber_validator::CatalogEntry {
+            source: common::SOURCE.to_vec(),
+            bytecode: vec![3, 0, 1, 2, 0, 0, 0],
+        })
     }
+}
+
+#[test]
+fn refused_bytecode_is_reported() {
+    let r = validate_model(sample(), &limits(), &BrokenCompiler).expect_err("refused");
+    assert!(r.codes().contains(&Code::BytecodeRefused), "{r}");
+    println!("{}", r.diagnostics[0]);
 }
 
 #[test]
@@ -337,8 +354,11 @@ fn each_check_rejects_its_invalid_model() {
     for (name, edit, code) in cases {
         let mut s = sample();
         edit(&mut s);
-        let codes = codes_of(s);
-        assert!(codes.contains(&code), "{name}: expected {code}, got {codes:?}");
+        let report = validate_model(s, &limits(), &TestCatalog).err().unwrap_or_default();
+        let found = report.diagnostics.iter().find(|d| d.code == code);
+        assert!(found.is_some(), "{name}: expected {code}, got {:?}", report.codes());
+        // Shown with --nocapture: the examples of docs/DIAGNOSTICS.md are these lines.
+        println!("{}", found.map(ToString::to_string).unwrap_or_default());
     }
 }
 
@@ -398,6 +418,7 @@ fn format_errors_have_their_codes() {
     let check = |bytes: &[u8], code: Code| {
         let r = validate(bytes, &limits(), &TestCatalog).expect_err("refused");
         assert_eq!(r.codes(), vec![code], "{r}");
+        println!("{}", r.diagnostics[0]);
     };
     check(b"NOTASNAP\x01", Code::BadMagic);
     check(b"AMB", Code::BadMagic);
@@ -482,6 +503,14 @@ fn limits_are_enforced_with_their_codes() {
     let refuse = |limits: Limits, code: Code| {
         let r = validate(&bytes, &limits, &TestCatalog).expect_err("refused");
         assert!(r.codes().contains(&code), "expected {code}: {r}");
+        println!(
+            "{}",
+            r.diagnostics
+                .iter()
+                .find(|d| d.code == code)
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
     };
     refuse(
         Limits {
@@ -550,6 +579,7 @@ fn limits_are_enforced_with_their_codes() {
     )
     .expect_err("refused");
     assert!(r.codes().contains(&Code::TooManyFrames), "{r}");
+    println!("{}", r.diagnostics[0]);
 }
 
 #[test]
@@ -614,4 +644,17 @@ fn a_generated_model_with_every_kind_validates() {
         },
     ]);
     validate_model(s, &limits(), &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
+}
+
+#[test]
+fn every_code_is_documented() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/DIAGNOSTICS.md"))
+        .expect("docs/DIAGNOSTICS.md");
+    for code in Code::ALL {
+        assert!(
+            doc.contains(&format!("### {}", code.as_str())),
+            "{code} is not documented"
+        );
+        assert!(doc.contains(code.rule()), "{code}'s rule text is not in the docs");
+    }
 }

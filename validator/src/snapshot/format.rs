@@ -320,7 +320,8 @@ struct Decoder<'a> {
     pos: usize,
     limits: &'a Limits,
     /// Where we are, for messages: section and object.
-    context: ObjectPath,
+    /// Where we are, for messages; turned into an [`ObjectPath`] only when something fails.
+    context: Option<Segment>,
 }
 
 /// Minimum encoded sizes, used to refuse counts the remaining input cannot hold.
@@ -333,7 +334,11 @@ const MIN_NODE: usize = 1;
 
 impl<'a> Decoder<'a> {
     fn fail(&self, code: Code, message: impl Into<String>) -> DecodeError {
-        let path = self.context.with(Segment::Offset(self.pos));
+        let mut path = ObjectPath::new();
+        if let Some(segment) = &self.context {
+            path = path.with(segment.clone());
+        }
+        let path = path.with(Segment::Offset(self.pos));
         Box::new(Diagnostic {
             code,
             severity: Severity::Error,
@@ -444,14 +449,12 @@ impl<'a> Decoder<'a> {
             self.pos = start;
             return Err(self.fail(limit_code, format!("{what}: {n} bytes exceed the limit of {limit}")));
         }
-        if n > self.remaining() as u64 {
+        let remaining = self.remaining();
+        if n > remaining as u64 {
             self.pos = start;
             return Err(self.fail(
                 Code::Truncated,
-                format!(
-                    "{what}: declares {n} bytes but the input ends after {}",
-                    self.remaining()
-                ),
+                format!("{what}: declares {n} bytes but only {remaining} remain"),
             ));
         }
         Ok(n as usize)
@@ -517,7 +520,7 @@ impl<'a> Decoder<'a> {
         name: &'static str,
         body: impl FnOnce(&mut Decoder<'a>) -> Result<T, DecodeError>,
     ) -> Result<T, DecodeError> {
-        self.context = ObjectPath::new().with(Segment::Section(name));
+        self.context = Some(Segment::Section(name));
         let got = self.u8("section id")?;
         if got != id {
             self.pos -= 1;
@@ -555,7 +558,7 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
         data,
         pos: 0,
         limits,
-        context: ObjectPath::new(),
+        context: None,
     };
     if data.len() > limits.max_input_bytes {
         return Err(d.fail(
@@ -614,7 +617,7 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
         let n = d.count("script count", MIN_SCRIPT, d.limits.max_scripts, Code::TooManyEntries)?;
         let mut scripts = Vec::with_capacity(n);
         for i in 0..n {
-            d.context = ObjectPath::new().with(Segment::Script(i as u32));
+            d.context = Some(Segment::Script(i as u32));
             let hash = ScriptHash(d.array("script hash")?);
             let chunk_name = d.text("chunk name")?;
             let source = if d.bool("source flag")? {
@@ -640,7 +643,7 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
         )?;
         let mut names = Vec::with_capacity(n);
         for i in 0..n {
-            d.context = ObjectPath::new().with(Segment::Permanent(i as u32));
+            d.context = Some(Segment::Permanent(i as u32));
             names.push(d.text("permanent name")?);
         }
         Ok(names)
@@ -675,7 +678,7 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
         })
     })?;
 
-    d.context = ObjectPath::new();
+    d.context = None;
     if d.remaining() > 0 {
         return Err(d.fail(
             Code::TrailingBytes,
@@ -704,11 +707,11 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
         tag::O_BUFFER => "buffer",
         other => {
             d.pos -= 1;
-            d.context = ObjectPath::new().with(Segment::Object { kind: "object", index });
+            d.context = Some(Segment::Object { kind: "object", index });
             return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}")));
         }
     };
-    d.context = ObjectPath::new().with(Segment::Object { kind, index });
+    d.context = Some(Segment::Object { kind, index });
     let limits = d.limits;
     Ok(match t {
         tag::O_STRING => Object::String(d.bytes("string", limits.max_string_bytes, Code::StringTooLong)?),

@@ -145,6 +145,7 @@ pub enum Object {
 
 /// Kinds of objects, for messages and reference checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum ObjectKind {
     String,
     Table,

@@ -204,7 +204,8 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                     let key = match resolve(k) {
                         Value::Nil => continue,
                         Value::Number(x) if x.is_nan() => continue,
-                        Value::Number(x) if x == 0.0 => Value::Number(0.0),
+                        // -0 and 0 are one key in Luau: keep one spelling (-0 + 0 is +0).
+                        Value::Number(x) => Value::Number(x + 0.0),
                         Value::Object(i) => Value::Object(i),
                         other => other,
                     };

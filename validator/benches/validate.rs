@@ -1,0 +1,87 @@
+//! Validation throughput on generated snapshots of 10 thousand, 100 thousand and 1 million
+//! objects: time per object (should stay flat: linear scaling) and MB/s. Prints, asserts
+//! nothing.
+//!
+//!     cargo bench -p amber-validator --bench validate
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use amber_validator::{encode, validate};
+use common::{ObjectSpec, TestCatalog, ValueSpec, build, limits};
+use std::time::Instant;
+
+/// A deterministic mix of every object kind (xorshift-driven).
+fn specs(n: usize) -> Vec<ObjectSpec> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as usize
+    };
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let v = |r: usize| match r % 5 {
+            0 => ValueSpec::Number(r as f64 * 0.5),
+            1 => ValueSpec::Boolean(r.is_multiple_of(2)),
+            2 => ValueSpec::Nil,
+            _ => ValueSpec::Ref(r),
+        };
+        out.push(match next() % 8 {
+            0 | 1 => ObjectSpec::String(format!("s{}", next() % 1000).into_bytes()),
+            2 | 3 => ObjectSpec::Table {
+                array: (0..4).map(|_| v(next())).collect(),
+                hash: (0..3).map(|i| (ValueSpec::Number(i as f64), v(next()))).collect(),
+                metatable: None,
+                readonly: false,
+            },
+            4 => ObjectSpec::Closure {
+                upvalues: vec![v(next()), v(next())],
+            },
+            5 => ObjectSpec::Buffer(vec![0; 16]),
+            6 => ObjectSpec::Proxy { metatable: None },
+            _ => ObjectSpec::CClosure {
+                upvalues: vec![v(next())],
+            },
+        });
+    }
+    out
+}
+
+fn main() {
+    let limits = limits();
+    println!(
+        "{:>10} {:>12} {:>10} {:>12} {:>16} {:>10}",
+        "objects", "bytes", "ms", "ns/object", "decode ns/obj", "MB/s"
+    );
+    for n in [10_000usize, 100_000, 1_000_000] {
+        let snapshot = build(&specs(n));
+        let objects = snapshot.objects.len();
+        let bytes = encode(&snapshot);
+        // Best of 3 (the first run also warms the allocator).
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let verified = validate(&bytes, &limits, &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
+            best = best.min(start.elapsed().as_secs_f64());
+            std::hint::black_box(verified);
+        }
+        let mut decode_best = f64::MAX;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let decoded = amber_validator::decode(&bytes, &limits).expect("decodes");
+            decode_best = decode_best.min(start.elapsed().as_secs_f64());
+            std::hint::black_box(decoded);
+        }
+        println!(
+            "{:>10} {:>12} {:>10.1} {:>12.1} {:>16.1} {:>10.1}",
+            objects,
+            bytes.len(),
+            best * 1e3,
+            best * 1e9 / objects as f64,
+            decode_best * 1e9 / objects as f64,
+            bytes.len() as f64 / best / 1e6
+        );
+    }
+}
