@@ -91,11 +91,7 @@ fn env(name: &str) -> String {
 fn locate_luau_package(manifest_dir: &Path) -> PathBuf {
     if let Ok(dir) = std::env::var("AMBER_LUAU_SRC") {
         let dir = PathBuf::from(dir);
-        assert!(
-            dir.join("luau").is_dir(),
-            "AMBER_LUAU_SRC={} has no luau/ folder",
-            dir.display()
-        );
+        assert!(dir.join("luau").is_dir(), "AMBER_LUAU_SRC={} has no luau/ folder", dir.display());
         return dir;
     }
     let cargo_home = std::env::var_os("CARGO_HOME")
@@ -166,10 +162,7 @@ fn apply_edit(root: &Path, edit: &edits::Edit) {
         fs::read_to_string(&path).unwrap_or_else(|e| panic!("edit `{}`: cannot read {}: {e}", edit.name, edit.file));
     let count = text.matches(edit.anchor).count();
     if count != 1 {
-        panic!(
-            "edit `{}`: anchor matches {count} times in {} (it must match exactly once)",
-            edit.name, edit.file
-        );
+        panic!("edit `{}`: anchor matches {count} times in {} (it must match exactly once)", edit.name, edit.file);
     }
     let replacement = match edit.action {
         edits::Action::Replace(with) => with.to_string(),

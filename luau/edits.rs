@@ -62,6 +62,17 @@ pub const EDITS: &[Edit] = &[
             "        if (LUAU_UNLIKELY(!!interrupt) && LUAU_UNLIKELY(--L->global->amber_countdown <= 0)) \\\n",
         ),
     },
+    // Restore rebuilds each table's hash part at its captured node positions and recomputes the
+    // collision chains itself (chains from a snapshot could loop or leave the node array), which
+    // needs Luau's own main-position function.
+    Edit {
+        name: "ltable-export-mainposition",
+        file: "VM/src/ltable.cpp",
+        anchor: "static LuaNode* mainposition(const LuaTable* t, const TValue* key)\n",
+        action: Action::Replace(
+            "LuaNode* mainposition(const LuaTable* t, const TValue* key) // amber: used by luau/cpp restore\n",
+        ),
+    },
     // The per-task random generator: math.random reads `g->rngstate`; the scheduler swaps each
     // task's state in and out around a time slice. This marker documents the dependency in the
     // copied source so that a Luau update that moves the state fails here, not silently.

@@ -35,10 +35,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/scripts");
-    println!(
-        "{:18} {:>12} {:>12} {:>8} {:>12}",
-        "script", "baseline", "scheduled", "ratio", "preemptions"
-    );
+    println!("{:18} {:>12} {:>12} {:>8} {:>12}", "script", "baseline", "scheduled", "ratio", "preemptions");
     let mut ratios = Vec::new();
     for name in SCRIPTS {
         let source = std::fs::read(dir.join(name)).expect("corpus script");

@@ -35,9 +35,7 @@ impl std::str::FromStr for Schedule {
             return Ok(Schedule::Fresh);
         }
         if let Some(n) = s.strip_prefix("every:") {
-            let n: u64 = n
-                .parse()
-                .map_err(|_| format!("`{s}`: the count after every: must be a positive integer"))?;
+            let n: u64 = n.parse().map_err(|_| format!("`{s}`: the count after every: must be a positive integer"))?;
             if n == 0 {
                 return Err(format!("`{s}`: the count after every: must be at least 1"));
             }
@@ -59,10 +57,7 @@ pub fn default_corpus_dir() -> PathBuf {
     if here.is_dir() {
         return here;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("corpus")
-        .join("scripts")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("corpus").join("scripts")
 }
 
 /// Every `.luau`/`.lua` file under the given paths (files are taken as they are), sorted.
@@ -84,10 +79,7 @@ pub fn discover_scripts(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
         } else if path.exists() {
             out.push(path.clone());
         } else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{}: no such file", path.display()),
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{}: no such file", path.display())));
         }
     }
     out.sort();

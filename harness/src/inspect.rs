@@ -9,11 +9,8 @@ use std::fmt::Write;
 pub fn summary(s: &Snapshot, bytes: usize) -> String {
     let mut out = String::new();
     let h = &s.header;
-    let _ = writeln!(
-        out,
-        "snapshot: {bytes} bytes, format version {}",
-        amber_validator::snapshot::format::FORMAT_VERSION
-    );
+    let _ =
+        writeln!(out, "snapshot: {bytes} bytes, format version {}", amber_validator::snapshot::format::FORMAT_VERSION);
     let _ = writeln!(
         out,
         "luau {}, compiler O{} g{}, feature flags {} ({})",
@@ -21,11 +18,7 @@ pub fn summary(s: &Snapshot, bytes: usize) -> String {
         h.compiler.optimization_level,
         h.compiler.debug_level,
         hex8(&h.flags_digest),
-        if h.enabled_flags.is_empty() {
-            "defaults".to_string()
-        } else {
-            h.enabled_flags.join(", ")
-        }
+        if h.enabled_flags.is_empty() { "defaults".to_string() } else { h.enabled_flags.join(", ") }
     );
     let _ = writeln!(out, "permanent registry {}", hex8(&h.permanents_digest));
 

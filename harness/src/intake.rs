@@ -34,11 +34,7 @@ pub fn parse_limits(text: &str) -> Result<Limits, String> {
         let strings = || -> Result<Vec<String>, String> {
             value
                 .as_array()
-                .and_then(|a| {
-                    a.iter()
-                        .map(|v| v.as_str().map(str::to_string))
-                        .collect::<Option<Vec<_>>>()
-                })
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
                 .ok_or_else(|| format!("`{key}` must be an array of strings"))
         };
         match key.as_str() {
@@ -74,10 +70,7 @@ pub fn parse_limits(text: &str) -> Result<Limits, String> {
 
 /// The default intake policy: default sizes, the standard base image's permanents, no codecs.
 pub fn default_limits() -> Limits {
-    Limits {
-        permanents: Some(PermanentRegistry::standard().allowlist()),
-        ..Limits::default()
-    }
+    Limits { permanents: Some(PermanentRegistry::standard().allowlist()), ..Limits::default() }
 }
 
 /// The verdict on one snapshot file.
@@ -103,25 +96,15 @@ pub fn text(verdicts: &[Verdict]) -> String {
     for v in verdicts {
         match &v.result {
             Ok(s) => {
-                out += &format!(
-                    "{}: valid ({} bytes, {} objects, {} scripts)\n",
-                    v.file, s.bytes, s.objects, s.scripts
-                )
+                out += &format!("{}: valid ({} bytes, {} objects, {} scripts)\n", v.file, s.bytes, s.objects, s.scripts)
             }
             Err(report) => {
-                out += &format!(
-                    "{}: INVALID ({} findings)\n",
-                    v.file,
-                    report.diagnostics.len() + report.omitted
-                );
+                out += &format!("{}: INVALID ({} findings)\n", v.file, report.diagnostics.len() + report.omitted);
                 for d in &report.diagnostics {
                     out += &format!("  {d}\n");
                 }
                 if report.omitted > 0 {
-                    out += &format!(
-                        "  ... and {} more findings (raise max_diagnostics to see them)\n",
-                        report.omitted
-                    );
+                    out += &format!("  ... and {} more findings (raise max_diagnostics to see them)\n", report.omitted);
                 }
             }
         }

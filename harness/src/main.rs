@@ -96,17 +96,8 @@ enum ReportFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            script,
-            preempt_every,
-            trace_yields,
-        } => run(&script, preempt_every, trace_yields),
-        Command::Validate {
-            snapshots,
-            source_dir,
-            limits,
-            format,
-        } => validate(&snapshots, source_dir, limits, format),
+        Command::Run { script, preempt_every, trace_yields } => run(&script, preempt_every, trace_yields),
+        Command::Validate { snapshots, source_dir, limits, format } => validate(&snapshots, source_dir, limits, format),
         Command::Inspect { snapshot, dot } => inspect(&snapshot, dot),
         Command::Check { paths, schedules, jobs } => check(paths, schedules, jobs),
     }
@@ -220,10 +211,7 @@ fn validate(
             scripts: v.snapshot().scripts.len(),
             bytes: bytes.len(),
         });
-        verdicts.push(intake::Verdict {
-            file: path.display().to_string(),
-            result,
-        });
+        verdicts.push(intake::Verdict { file: path.display().to_string(), result });
     }
     let text = match format {
         ReportFormat::Text => intake::text(&verdicts),
@@ -231,11 +219,7 @@ fn validate(
         ReportFormat::Sarif => intake::sarif(&verdicts) + "\n",
     };
     print!("{text}");
-    if verdicts.iter().all(|v| v.result.is_ok()) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    if verdicts.iter().all(|v| v.result.is_ok()) { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn inspect(path: &Path, dot: bool) -> ExitCode {
@@ -272,20 +256,12 @@ struct CheckRow {
 }
 
 fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> ExitCode {
-    let paths = if paths.is_empty() {
-        vec![generators::default_corpus_dir()]
-    } else {
-        paths
-    };
+    let paths = if paths.is_empty() { vec![generators::default_corpus_dir()] } else { paths };
     let scripts = match generators::discover_scripts(&paths) {
         Ok(s) if s.is_empty() => {
             eprintln!(
                 "amber: no .luau scripts under {}",
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             );
             return ExitCode::from(2);
         }
@@ -295,14 +271,8 @@ fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> 
             return ExitCode::from(2);
         }
     };
-    let schedules = if schedules.is_empty() {
-        generators::default_schedules()
-    } else {
-        schedules
-    };
-    let jobs = jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+    let schedules = if schedules.is_empty() { generators::default_schedules() } else { schedules };
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
 
     let started = std::time::Instant::now();
     let next = AtomicUsize::new(0);
@@ -321,11 +291,7 @@ fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> 
                         "[{n}/{}] {} {}",
                         scripts.len(),
                         path.display(),
-                        if failed == 0 {
-                            "ok".to_string()
-                        } else {
-                            format!("{failed} FAILED")
-                        }
+                        if failed == 0 { "ok".to_string() } else { format!("{failed} FAILED") }
                     );
                     rows.lock().unwrap_or_else(|e| e.into_inner()).extend(result);
                 }
@@ -348,10 +314,7 @@ fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> 
                 format!("DIVERGES: {e}")
             }
         };
-        println!(
-            "{:width$}  {:12}  {:>11}  {verdict}",
-            r.script, r.schedule, r.preemptions
-        );
+        println!("{:width$}  {:12}  {:>11}  {verdict}", r.script, r.schedule, r.preemptions);
     }
     println!(
         "\n{} scripts, {} schedules, {} runs, {} pre-emptions, {} divergent, {:.1}s",
@@ -362,11 +325,7 @@ fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> 
         failures,
         started.elapsed().as_secs_f64()
     );
-    if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 fn check_one(path: &Path, schedules: &[Schedule]) -> Vec<CheckRow> {
@@ -391,19 +350,17 @@ fn check_one(path: &Path, schedules: &[Schedule]) -> Vec<CheckRow> {
     };
     schedules
         .iter()
-        .map(
-            |&schedule| match runner::run_script(&script, schedule, &mut runner::Quiet) {
-                Ok(report) => CheckRow {
-                    script: name.clone(),
-                    schedule: schedule.name(),
-                    preemptions: report.counts.preemptions,
-                    verdict: match oracles::first_difference(&fresh, &report.trace) {
-                        None => Ok(()),
-                        Some((line, want, got)) => Err(format!("trace line {line}: expected `{want}`, got `{got}`")),
-                    },
+        .map(|&schedule| match runner::run_script(&script, schedule, &mut runner::Quiet) {
+            Ok(report) => CheckRow {
+                script: name.clone(),
+                schedule: schedule.name(),
+                preemptions: report.counts.preemptions,
+                verdict: match oracles::first_difference(&fresh, &report.trace) {
+                    None => Ok(()),
+                    Some((line, want, got)) => Err(format!("trace line {line}: expected `{want}`, got `{got}`")),
                 },
-                Err(e) => failed(&schedule.name(), e.to_string()),
             },
-        )
+            Err(e) => failed(&schedule.name(), e.to_string()),
+        })
         .collect()
 }

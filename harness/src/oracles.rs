@@ -23,10 +23,8 @@ pub struct Trace {
 impl Trace {
     /// The trace as text lines, for comparison and reports.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = String::from_utf8_lossy(&self.output)
-            .lines()
-            .map(|l| format!("out: {l}"))
-            .collect();
+        let mut lines: Vec<String> =
+            String::from_utf8_lossy(&self.output).lines().map(|l| format!("out: {l}")).collect();
         lines.extend(self.yields.iter().map(|y| format!("yield: {y}")));
         lines.push(match &self.ending {
             Ending::Returned(v) => format!("returned: {}", v.join("\t")),
@@ -51,9 +49,5 @@ pub fn first_difference(expected: &Trace, actual: &Trace) -> Option<(usize, Stri
         }
     }
     // Equal as lines but different bytes (e.g. a trailing newline): report the byte lengths.
-    Some((
-        0,
-        format!("{} output bytes", expected.output.len()),
-        format!("{} output bytes", actual.output.len()),
-    ))
+    Some((0, format!("{} output bytes", expected.output.len()), format!("{} output bytes", actual.output.len())))
 }

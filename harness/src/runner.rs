@@ -70,11 +70,7 @@ pub fn run_script(script: &Script, schedule: Schedule, observer: &mut dyn RunObs
     let stats = task.stats();
     Ok(RunReport {
         trace: Trace { output, yields, ending },
-        counts: RunCounts {
-            preemptions: stats.preemptions,
-            ticks: stats.ticks,
-            deferrals: stats.deferrals,
-        },
+        counts: RunCounts { preemptions: stats.preemptions, ticks: stats.ticks, deferrals: stats.deferrals },
         traceback,
     })
 }

@@ -4,10 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn amber(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amber"))
-        .args(args)
-        .output()
-        .expect("amber runs")
+    Command::new(env!("CARGO_BIN_EXE_amber")).args(args).output().expect("amber runs")
 }
 
 fn corpus() -> PathBuf {
@@ -32,18 +29,10 @@ fn every_corpus_script_prints_the_same_preempted_at_every_tick() {
         let p = path.to_str().unwrap();
         let every_tick = amber(&["run", p, "--preempt-every", "1"]);
         let rarely = amber(&["run", p, "--preempt-every", "1000000"]);
-        assert_eq!(
-            every_tick.status.code(),
-            Some(0),
-            "{p}: {}",
-            String::from_utf8_lossy(&every_tick.stderr)
-        );
+        assert_eq!(every_tick.status.code(), Some(0), "{p}: {}", String::from_utf8_lossy(&every_tick.stderr));
         assert_eq!(rarely.status.code(), Some(0), "{p}");
         assert!(!every_tick.stdout.is_empty(), "{p} prints something");
-        assert_eq!(
-            every_tick.stdout, rarely.stdout,
-            "{p}: output differs when pre-empted at every tick"
-        );
+        assert_eq!(every_tick.stdout, rarely.stdout, "{p}: output differs when pre-empted at every tick");
     }
 }
 
@@ -57,10 +46,7 @@ fn temp_script(name: &str, body: &str) -> PathBuf {
 
 #[test]
 fn a_failing_script_exits_1_with_message_and_traceback() {
-    let path = temp_script(
-        "fails.luau",
-        "print('before')\nlocal function f() error('it broke') end\nf()\n",
-    );
+    let path = temp_script("fails.luau", "print('before')\nlocal function f() error('it broke') end\nf()\n");
     let out = amber(&["run", path.to_str().unwrap(), "--preempt-every", "3"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "before\n");
@@ -99,29 +85,14 @@ fn trace_yields_prints_one_line_per_preemption() {
     // line, the proto and the yield-point index.
     assert!(lines.len() >= 6, "{err}");
     for line in &lines {
-        assert!(
-            line.starts_with("preempt @") && line.contains(" proto 0 yield-point "),
-            "{line}"
-        );
+        assert!(line.starts_with("preempt @") && line.contains(" proto 0 yield-point "), "{line}");
     }
 }
 
 #[test]
 fn check_reports_agreement_and_divergence_free_corpus() {
-    let out = amber(&[
-        "check",
-        corpus().to_str().unwrap(),
-        "--schedule",
-        "every:5",
-        "--jobs",
-        "2",
-    ]);
+    let out = amber(&["check", corpus().to_str().unwrap(), "--schedule", "every:5", "--jobs", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("0 divergent"), "{text}");
 }

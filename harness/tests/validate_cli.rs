@@ -10,10 +10,7 @@ use std::process::{Command, Output};
 const SOURCE: &str = "local greeting = 'hello'\nprint(greeting)\nreturn greeting\n";
 
 fn amber(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amber"))
-        .args(args)
-        .output()
-        .expect("amber runs")
+    Command::new(env!("CARGO_BIN_EXE_amber")).args(args).output().expect("amber runs")
 }
 
 fn dir() -> PathBuf {
@@ -53,29 +50,16 @@ fn model(embed: bool) -> Snapshot {
                 yielded: 0,
                 error: None,
             }),
-            Object::Table(Table {
-                metatable: Some(Value::Object(2)),
-                safeenv: true,
-                ..Table::default()
-            }),
+            Object::Table(Table { metatable: Some(Value::Object(2)), safeenv: true, ..Table::default() }),
             Object::Table(Table {
                 hash: vec![Some((Value::Object(4), Value::Permanent(0)))],
                 readonly: true,
                 ..Table::default()
             }),
-            Object::LuaClosure(LuaClosure {
-                script: 0,
-                proto: main_proto,
-                env: Value::Object(1),
-                upvalues: vec![],
-            }),
+            Object::LuaClosure(LuaClosure { script: 0, proto: main_proto, env: Value::Object(1), upvalues: vec![] }),
             Object::String(b"__index".to_vec()),
         ],
-        roots: Roots {
-            main_thread: 0,
-            random_state: 42,
-            global_names: vec![],
-        },
+        roots: Roots { main_thread: 0, random_state: 42, global_names: vec![] },
     }
 }
 
@@ -92,10 +76,7 @@ fn a_valid_snapshot_passes_in_every_format() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("valid (") && text.contains("5 objects"), "{text}");
-    assert!(
-        text.contains("not yet checked by this validator: frames, yield-points, register-types"),
-        "{text}"
-    );
+    assert!(text.contains("not yet checked by this validator: frames, yield-points, register-types"), "{text}");
 
     let out = amber(&["validate", &snap, "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -129,12 +110,7 @@ fn an_invalid_snapshot_fails_with_codes_paths_and_rules() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = doc["runs"][0]["results"].as_array().unwrap();
     assert!(results.iter().any(|r| r["ruleId"] == "R003"));
-    assert_eq!(
-        results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-            .as_str()
-            .unwrap(),
-        bad
-    );
+    assert_eq!(results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap(), bad);
     let out = amber(&["validate", &bad, "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["valid"], false);

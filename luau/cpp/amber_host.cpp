@@ -2,7 +2,7 @@
 // fast path, and the break-chain resume. Policy (budgets, outcomes, traces) lives in Rust; this
 // file only does what needs VM internals or must run inside the interpreter's callbacks.
 
-#include "amber_host.h"
+#include "amber_internal.h"
 
 #include "lua.h"
 #include "lualib.h"
@@ -25,46 +25,10 @@
 #include <string>
 #include <vector>
 
-namespace
-{
-
-// Coroutine resumes nest at most LUAI_MAXCCALLS deep; anything deeper is refused by Luau first.
-constexpr int kMaxChain = LUAI_MAXCCALLS + 8;
-
-// Ticks left in the current slice live in `global_State::amber_countdown` (an anchored edit), so
-// the interpreter decrements them inline and calls the interrupt only when a pre-emption is due.
-constexpr int64_t kIdle = INT64_MAX / 2;
-
-struct Scheduler
-{
-    int64_t budget = 0;
-    uint64_t defer_cap = 0;
-    bool deferring = false;
-    bool killed = false;
-    uint64_t deferred_now = 0;
-    uint64_t deferrals = 0;
-    uint64_t max_deferred = 0;
-    std::string kill_reason;
-
-    // Threads currently inside lua_resume, outermost first (maintained by pre/postresume).
-    lua_State* active[kMaxChain];
-    int active_len = 0;
-    bool active_overflow = false;
-};
-
-} // namespace
-
-struct AmberVm
-{
-    Scheduler sched; // first member: cb.userdata points at the AmberVm
-    lua_State* L = nullptr;
-    lua_State* loader = nullptr;
-    int loader_ref = LUA_NOREF;
-    std::string output;
-    lua_CFunction coroutine_resume = nullptr;
-    lua_CFunction wrapped_resume = nullptr;
-    std::string permanents;
-};
+using amber_detail::kIdle;
+using amber_detail::kMaxChain;
+using amber_detail::RegistryEntry;
+using amber_detail::Scheduler;
 
 namespace
 {
@@ -263,6 +227,7 @@ struct RegistryScan
     lua_State* L;
     std::string out;
     std::vector<std::pair<const void*, std::string>> seen;
+    std::vector<RegistryEntry>* entries;
 
     const std::string* known(const void* p)
     {
@@ -292,6 +257,15 @@ struct RegistryScan
         seen.emplace_back(p, n);
         out += kind_letter(t);
         out += "\t" + n + "\n";
+        RegistryEntry e{n, kind_letter(t), gcvalue(luaA_toobject(L, -1)), nullptr, nullptr, nullptr};
+        if (t == LUA_TFUNCTION && clvalue(luaA_toobject(L, -1))->isC)
+        {
+            Closure* cl = clvalue(luaA_toobject(L, -1));
+            e.function = cl->c.f;
+            e.continuation = cl->c.cont;
+            e.debugname = cl->c.debugname ? getstr(cl->c.debugname) : nullptr;
+        }
+        entries->push_back(e);
         lua_pop(L, 1);
         return true;
     }
@@ -310,16 +284,20 @@ struct RegistryScan
         }
     }
 
+    // A C function known by identity: the closure on top of the stack is a sample (popped).
     void identity(const std::string& n)
     {
+        Closure* cl = clvalue(luaA_toobject(L, -1));
         out += "C\t" + n + "\n";
+        entries->push_back(RegistryEntry{n, 'C', nullptr, cl->c.f, cl->c.cont, nullptr});
+        lua_pop(L, 1);
     }
 };
 
 void build_registry(AmberVm* vm)
 {
     lua_State* L = vm->L;
-    RegistryScan scan{L, {}, {}};
+    RegistryScan scan{L, {}, {}, &vm->registry};
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     scan.name("@globals");
     for (const std::string& g : sorted_string_keys(L, LUA_GLOBALSINDEX))
@@ -353,8 +331,25 @@ void build_registry(AmberVm* vm)
         scan.name("@metatable.vector");
     lua_pop(L, 1);
     // C functions of closures made at run time: named by identity, captured with their upvalues.
+    // A sample of each is made here (before the base image is frozen) to learn the function.
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, "wrap");
+    lua_getglobal(L, "print");
+    lua_call(L, 1, 1);
+    lua_remove(L, -2);
     scan.identity("coroutine.wrap#resume");
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "gmatch");
+    lua_pushliteral(L, "");
+    lua_pushliteral(L, "");
+    lua_call(L, 2, 1);
+    lua_remove(L, -2);
     scan.identity("string.gmatch#iterator");
+    lua_getglobal(L, "utf8");
+    lua_getfield(L, -1, "codes");
+    lua_pushliteral(L, "");
+    lua_call(L, 1, 1);
+    lua_remove(L, -2);
     scan.identity("utf8.codes#iterator");
     vm->permanents = scan.out;
 }
@@ -498,8 +493,8 @@ AmberVm* amber_vm_new(void)
         vm->wrapped_resume = lua_tocfunction(L, -1);
         lua_pop(L, 2);
 
-        luaL_sandbox(L);
         build_registry(vm);
+        luaL_sandbox(L);
 
         // Scripts are loaded here, never run here: their constant closures and imports bind to
         // the base globals, and each task clones its main function into its own thread.
@@ -562,6 +557,31 @@ int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t l
         copy_message(err, err_cap, std::string("load failed: ") + e.what());
         return -1;
     }
+}
+
+static void collect_protos(Proto* p, uintptr_t* out, int cap, int& n)
+{
+    if (p->bytecodeid >= 0 && p->bytecodeid < cap)
+        out[p->bytecodeid] = uintptr_t(p);
+    n = p->bytecodeid + 1 > n ? p->bytecodeid + 1 : n;
+    for (int i = 0; i < p->sizep; i++)
+        collect_protos(p->p[i], out, cap, n);
+}
+
+int amber_vm_script_protos(AmberVm* vm, int fn_ref, uintptr_t* out, int cap)
+{
+    lua_State* L = vm->loader;
+    lua_getref(L, fn_ref);
+    if (!lua_isLfunction(L, -1))
+    {
+        lua_pop(L, 1);
+        return -1;
+    }
+    Proto* main = clvalue(luaA_toobject(L, -1))->l.p;
+    lua_pop(L, 1);
+    int n = 0;
+    collect_protos(main, out, cap, n);
+    return n;
 }
 
 void amber_vm_unref(AmberVm* vm, int ref)
@@ -770,6 +790,7 @@ int amber_task_site(AmberVm* vm, int thread_ref, AmberSite* out)
     out->pc = int(T->ci->savedpc - p->code);
     out->chunk = p->source ? getstr(p->source) : "";
     out->chunk_length = p->source ? p->source->len : 0;
+    out->proto = uintptr_t(p);
     return 0;
 }
 

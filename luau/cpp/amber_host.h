@@ -60,6 +60,7 @@ typedef struct AmberSite
     int pc;          // instruction index (the instruction that re-executes on resume)
     const char* chunk;
     size_t chunk_length;
+    uintptr_t proto;
 } AmberSite;
 
 // Process-wide feature flags (Luau FFlags). Index 0..amber_flag_count()-1.
@@ -112,6 +113,141 @@ size_t amber_vm_output_length(AmberVm* vm);
 // Bytes currently charged to a memory category.
 size_t amber_vm_memory(AmberVm* vm, int category);
 void amber_vm_take_output(AmberVm* vm, char* into, size_t length);
+
+// ------------------------------------------------------------------------------------------
+// Capture and restore (amber_state.cpp). Objects are opaque handles (uintptr_t) during capture
+// and indices into the snapshot's object table during restore.
+
+enum AmberRefKind
+{
+    AMBER_REF_NONE = 0,
+    AMBER_REF_OBJECT = 1,    // restore: `ref` is an object index
+    AMBER_REF_PERMANENT = 2, // restore: `ref` is a registry index
+};
+
+// The type tag used for a Lua closure's shared upvalue slot (LUA_TUPVAL).
+typedef struct AmberTV
+{
+    int type;      // lua_Type (capture also LUA_TUPVAL for a shared upvalue)
+    int tag;       // light userdata tag
+    int boolean;
+    double number;
+    float vector[3];
+    uintptr_t ref; // capture: GC object or light userdata bits; restore: see ref_kind
+    int ref_kind;  // restore only: AmberRefKind
+} AmberTV;
+
+typedef struct AmberRegistryView
+{
+    const char* name;
+    size_t name_length;
+    int kind; // 'T', 'F', 'C', 'U', 'O'
+    uintptr_t object;
+    uintptr_t function;
+    uintptr_t continuation;
+} AmberRegistryView;
+
+typedef struct AmberTableInfo
+{
+    int array_size;
+    int node_count;
+    int insert_hint; // Luau's lastfree, or the negated array boundary when there are no nodes
+    int readonly;
+    int safeenv;
+    uintptr_t metatable;
+} AmberTableInfo;
+
+typedef struct AmberClosureInfo
+{
+    int is_c;
+    int upvalues;
+    uintptr_t env;
+    uintptr_t proto;
+    int bytecode_id;
+    uintptr_t function;
+    uintptr_t continuation;
+} AmberClosureInfo;
+
+typedef struct AmberThreadInfo
+{
+    int status; // raw lua_State::status
+    int top;    // stack slots in use
+    int base;   // L->base (below top by the undelivered values of a yielded thread)
+    int frames; // call frames above the implicit base frame
+    uintptr_t globals;
+    uintptr_t namecall;
+    int stack_size;
+} AmberThreadInfo;
+
+typedef struct AmberFrameInfo
+{
+    int func;
+    int base;
+    int top;
+    int nresults;
+    unsigned int flags;
+    int is_lua;
+    int pc;      // Luau frames: saved instruction index
+    int errfunc; // C frames: error function slot + 1 relative to base (0: none)
+    uintptr_t closure;
+} AmberFrameInfo;
+
+typedef struct AmberUserdataInfo
+{
+    int tag;
+    int length;
+    const char* data;
+    uintptr_t metatable;
+    int is_proxy;
+    int has_destructor;
+} AmberUserdataInfo;
+
+int amber_registry_count(AmberVm* vm);
+int amber_registry_entry(AmberVm* vm, int index, AmberRegistryView* out);
+
+int amber_task_thread(AmberVm* vm, int thread_ref, uintptr_t* out);
+int amber_gc_type(uintptr_t o);
+void amber_string_bytes(uintptr_t o, const char** data, size_t* length);
+void amber_table_info(uintptr_t o, AmberTableInfo* out);
+void amber_table_array(uintptr_t o, int i, AmberTV* out);
+int amber_table_node(uintptr_t o, int i, AmberTV* key, AmberTV* value);
+void amber_closure_info(uintptr_t o, AmberClosureInfo* out);
+void amber_closure_upvalue(uintptr_t o, int i, AmberTV* out);
+int amber_upvalue(uintptr_t o, AmberTV* value);
+void amber_thread_info(uintptr_t o, AmberThreadInfo* out);
+void amber_thread_slot(uintptr_t o, int i, AmberTV* out);
+void amber_thread_frame(uintptr_t o, int i, AmberFrameInfo* out);
+int amber_thread_open_upvalues(uintptr_t o, uintptr_t* out, int cap, int* slots);
+void amber_userdata_info(uintptr_t o, AmberUserdataInfo* out);
+void amber_buffer_bytes(uintptr_t o, const char** data, size_t* length);
+
+// Proto handles of a loaded script, by bytecode id (for restore and for capture's lookup).
+int amber_vm_script_protos(AmberVm* vm, int fn_ref, uintptr_t* out, int cap);
+
+int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t cap);
+void amber_restore_abort(AmberVm* vm);
+int amber_restore_end(AmberVm* vm, int main_thread, int* out_ref, char* err, size_t cap);
+int amber_restore_string(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap);
+int amber_restore_table(AmberVm* vm, int index, int array_size, int node_count, char* err, size_t cap);
+int amber_restore_lua_closure(AmberVm* vm, int index, uintptr_t proto, int upvalues, char* err, size_t cap);
+int amber_restore_c_closure(AmberVm* vm, int index, int registry_index, int upvalues, char* err, size_t cap);
+int amber_restore_thread(AmberVm* vm, int index, int stack_slots, int frames, char* err, size_t cap);
+int amber_restore_userdata(AmberVm* vm, int index, int tag, const char* data, size_t length, char* err, size_t cap);
+int amber_restore_buffer(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap);
+int amber_restore_table_array(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap);
+int amber_restore_table_node(AmberVm* vm, int index, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap);
+int amber_restore_table_finish(
+    AmberVm* vm, int index, int insert_hint, const AmberTV* metatable, int readonly, int safeenv, char* err, size_t cap
+);
+int amber_restore_table_freeze(AmberVm* vm, int index, char* err, size_t cap);
+int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberTV* value, char* err, size_t cap);
+int amber_restore_upvalue_open(AmberVm* vm, int index, int thread, int slot, char* err, size_t cap);
+int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberTV* env, const int* upvalues, int count, char* err, size_t cap);
+int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberTV* env, const AmberTV* upvalues, int count, char* err, size_t cap);
+int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* metatable, char* err, size_t cap);
+int amber_restore_thread_slot(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap);
+int amber_restore_thread_frame(AmberVm* vm, int index, int frame, const AmberFrameInfo* f, char* err, size_t cap);
+int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberTV* globals, int namecall, char* err, size_t cap);
 
 #ifdef __cplusplus
 }

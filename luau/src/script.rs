@@ -129,15 +129,7 @@ fn parse_compile_error(chunk: &str, text: &str) -> CompileError {
     if let Some((line, message)) = rest.split_once(':')
         && let Ok(line) = line.trim().parse::<u32>()
     {
-        return CompileError {
-            chunk: chunk.into(),
-            line,
-            message: message.trim_start().into(),
-        };
+        return CompileError { chunk: chunk.into(), line, message: message.trim_start().into() };
     }
-    CompileError {
-        chunk: chunk.into(),
-        line: 0,
-        message: text.into(),
-    }
+    CompileError { chunk: chunk.into(), line: 0, message: text.into() }
 }

@@ -41,10 +41,7 @@ impl Budget {
     pub const DEFAULT_DEFER_CAP: u64 = 10_000_000;
 
     pub fn ticks(ticks: u64) -> Budget {
-        Budget {
-            ticks: ticks.max(1),
-            defer_cap: Self::DEFAULT_DEFER_CAP,
-        }
+        Budget { ticks: ticks.max(1), defer_cap: Self::DEFAULT_DEFER_CAP }
     }
 
     /// Runs until the task finishes, yields, errors or is killed.
@@ -138,22 +135,45 @@ pub struct SpawnOptions {
 
 impl Default for SpawnOptions {
     fn default() -> Self {
-        SpawnOptions {
-            memory_category: 1,
-            random_state: None,
-        }
+        SpawnOptions { memory_category: 1, random_state: None }
     }
+}
+
+/// A host codec for one userdata tag: turns the userdata's bytes into a payload and back.
+pub trait UserdataCodec {
+    fn encode(&self, data: &[u8]) -> Result<Vec<u8>, String>;
+    fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// A script loaded into a VM: its anchored main function and its protos by bytecode id.
+pub(crate) struct LoadedScript {
+    pub fn_ref: c_int,
+    pub script: Script,
+    pub protos: Vec<usize>,
+}
+
+/// One permanent of the registry, with the VM handles capture and restore use.
+#[derive(Debug, Clone)]
+pub(crate) struct RegistryHandle {
+    pub name: String,
+    pub object: usize,
+    pub function: usize,
+    pub continuation: usize,
 }
 
 pub(crate) struct VmInner {
     raw: NonNull<ffi::AmberVm>,
-    /// Loaded scripts: hash -> anchored main function in the loader thread.
-    loaded: RefCell<HashMap<crate::ScriptHash, c_int>>,
+    /// Loaded scripts by source hash.
+    pub(crate) loaded: RefCell<HashMap<crate::ScriptHash, LoadedScript>>,
+    /// Proto handle -> (script hash, bytecode id), for every loaded script.
+    pub(crate) protos: RefCell<HashMap<usize, (crate::ScriptHash, u32)>>,
+    pub(crate) codecs: RefCell<std::collections::BTreeMap<u8, (String, Rc<dyn UserdataCodec>)>>,
+    pub(crate) registry: Vec<RegistryHandle>,
     spawned: Cell<u64>,
 }
 
 impl VmInner {
-    fn ptr(&self) -> *mut ffi::AmberVm {
+    pub(crate) fn ptr(&self) -> *mut ffi::AmberVm {
         self.raw.as_ptr()
     }
 
@@ -187,19 +207,62 @@ impl Vm {
         FeatureFlags::pinned();
         // SAFETY: amber_vm_new has no preconditions and returns NULL on failure.
         let raw = NonNull::new(unsafe { ffi::amber_vm_new() }).ok_or(VmError::Create)?;
+        // SAFETY: `raw` is live; entries are copied out before any other VM call.
+        let count = unsafe { ffi::amber_registry_count(raw.as_ptr()) };
+        let mut registry = Vec::with_capacity(count.max(0) as usize);
+        for i in 0..count {
+            let mut view = ffi::AmberRegistryView {
+                name: std::ptr::null(),
+                name_length: 0,
+                kind: 0,
+                object: 0,
+                function: 0,
+                continuation: 0,
+            };
+            // SAFETY: `i` is below the count; `view` is a valid out-pointer.
+            if unsafe { ffi::amber_registry_entry(raw.as_ptr(), i, &mut view) } != 0 || view.name.is_null() {
+                continue;
+            }
+            // SAFETY: the name points at `name_length` VM-owned bytes, copied at once.
+            let name = unsafe { std::slice::from_raw_parts(view.name.cast::<u8>(), view.name_length) };
+            registry.push(RegistryHandle {
+                name: String::from_utf8_lossy(name).into_owned(),
+                object: view.object,
+                function: view.function,
+                continuation: view.continuation,
+            });
+        }
         Ok(Vm {
             inner: Rc::new(VmInner {
                 raw,
                 loaded: RefCell::new(HashMap::new()),
+                protos: RefCell::new(HashMap::new()),
+                codecs: RefCell::new(std::collections::BTreeMap::new()),
+                registry,
                 spawned: Cell::new(0),
             }),
         })
     }
 
+    pub(crate) fn inner(&self) -> &Rc<VmInner> {
+        &self.inner
+    }
+
+    /// Registers a codec for userdata with `tag`: capture encodes such userdata with it and
+    /// restore decodes it. Userdata with a tag that has no codec cannot be captured.
+    pub fn register_codec(&self, tag: u8, name: &str, codec: Rc<dyn UserdataCodec>) {
+        self.inner.codecs.borrow_mut().insert(tag, (name.to_string(), codec));
+    }
+
+    /// Names of the registered codecs (the validator's allowlist of codecs).
+    pub fn codec_names(&self) -> std::collections::BTreeSet<String> {
+        self.inner.codecs.borrow().values().map(|(n, _)| n.clone()).collect()
+    }
+
     /// Loads a script's bytecode into the loader thread once; later calls reuse it.
-    fn load(&self, script: &Script) -> Result<c_int, VmError> {
-        if let Some(r) = self.inner.loaded.borrow().get(&script.hash()) {
-            return Ok(*r);
+    pub(crate) fn load(&self, script: &Script) -> Result<c_int, VmError> {
+        if let Some(l) = self.inner.loaded.borrow().get(&script.hash()) {
+            return Ok(l.fn_ref);
         }
         let chunk = CString::new(script.chunk_name()).map_err(|_| VmError::BadChunkName(script.chunk_name().into()))?;
         let bytecode = script.bytecode();
@@ -218,12 +281,25 @@ impl Vm {
             )
         };
         if rc != 0 {
+            return Err(VmError::Load { chunk: script.chunk_name().into(), message: c_buffer_text(&err) });
+        }
+        let count = script.module().protos.len();
+        let mut protos = vec![0usize; count];
+        // SAFETY: `protos` has room for `count` handles, the number of protos in the module.
+        let n = unsafe { ffi::amber_vm_script_protos(self.inner.ptr(), fn_ref, protos.as_mut_ptr(), count as c_int) };
+        if n as usize != count || protos.contains(&0) {
             return Err(VmError::Load {
                 chunk: script.chunk_name().into(),
-                message: c_buffer_text(&err),
+                message: format!("the VM loaded {n} protos, the bytecode has {count}"),
             });
         }
-        self.inner.loaded.borrow_mut().insert(script.hash(), fn_ref);
+        {
+            let mut map = self.inner.protos.borrow_mut();
+            for (id, &p) in protos.iter().enumerate() {
+                map.insert(p, (script.hash(), id as u32));
+            }
+        }
+        self.inner.loaded.borrow_mut().insert(script.hash(), LoadedScript { fn_ref, script: script.clone(), protos });
         Ok(fn_ref)
     }
 
@@ -252,23 +328,12 @@ impl Vm {
             )
         };
         if rc != 0 {
-            return Err(VmError::Spawn {
-                chunk: script.chunk_name().into(),
-                message: c_buffer_text(&err),
-            });
+            return Err(VmError::Spawn { chunk: script.chunk_name().into(), message: c_buffer_text(&err) });
         }
         let n = self.inner.spawned.get();
         self.inner.spawned.set(n + 1);
-        Ok(Task {
-            vm: Rc::clone(&self.inner),
-            thread_ref,
-            script: script.clone(),
-            main_proto: ProtoIdentity(proto),
-            rng_state: options.random_state.unwrap_or_else(|| splitmix64(n)),
-            output: Vec::new(),
-            stats: TaskStats::default(),
-            done: false,
-        })
+        let rng = options.random_state.unwrap_or_else(|| splitmix64(n));
+        Ok(Task::new(Rc::clone(&self.inner), thread_ref, script.clone(), ProtoIdentity(proto), rng))
     }
 
     /// Turns the scheduler's interrupt callback off (or back on). Without it no task is ever
@@ -286,10 +351,7 @@ impl Vm {
         // SAFETY: the VM is live; the text it reports stays valid while it lives and is copied.
         unsafe { ffi::amber_vm_permanents(self.inner.ptr(), &mut text, &mut len) };
         if text.is_null() {
-            return crate::PermanentRegistry {
-                names: vec![],
-                aliases: vec![],
-            };
+            return crate::PermanentRegistry { names: vec![], aliases: vec![] };
         }
         // SAFETY: `text` points at `len` bytes owned by the VM, read before any other VM call.
         let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len) };
@@ -320,6 +382,18 @@ pub struct Task {
 }
 
 impl Task {
+    pub(crate) fn new(vm: Rc<VmInner>, thread_ref: c_int, script: Script, main_proto: ProtoIdentity, rng_state: u64) -> Task {
+        Task { vm, thread_ref, script, main_proto, rng_state, output: Vec::new(), stats: TaskStats::default(), done: false }
+    }
+
+    pub(crate) fn vm(&self) -> &Rc<VmInner> {
+        &self.vm
+    }
+
+    pub(crate) fn thread_ref(&self) -> c_int {
+        self.thread_ref
+    }
+
     pub fn script(&self) -> &Script {
         &self.script
     }
@@ -395,10 +469,7 @@ impl Task {
             }
             ffi::AMBER_ERRORED => {
                 self.done = true;
-                Ok(Outcome::Errored(ScriptError {
-                    message: c_buffer_text(&message),
-                    traceback: c_buffer_text(&trace),
-                }))
+                Ok(Outcome::Errored(ScriptError { message: c_buffer_text(&message), traceback: c_buffer_text(&trace) }))
             }
             ffi::AMBER_KILLED => {
                 self.done = true;
@@ -441,9 +512,7 @@ impl Task {
                     "?".into()
                 } else {
                     // SAFETY: type names are static NUL-terminated strings of the VM.
-                    unsafe { std::ffi::CStr::from_ptr(v.type_name) }
-                        .to_string_lossy()
-                        .into_owned()
+                    unsafe { std::ffi::CStr::from_ptr(v.type_name) }.to_string_lossy().into_owned()
                 }),
             });
         }
@@ -454,12 +523,8 @@ impl Task {
 
     /// Where the task stopped, when its last slice ended in [`Outcome::Preempted`].
     pub fn suspend_site(&self) -> Option<SuspendSite> {
-        let mut site = ffi::AmberSite {
-            bytecode_id: 0,
-            pc: 0,
-            chunk: std::ptr::null(),
-            chunk_length: 0,
-        };
+        let mut site =
+            ffi::AmberSite { bytecode_id: 0, pc: 0, chunk: std::ptr::null(), chunk_length: 0, proto: 0 };
         // SAFETY: the thread anchor is live; `site` is a valid out-pointer.
         if unsafe { ffi::amber_task_site(self.vm.ptr(), self.thread_ref, &mut site) } != 0 {
             return None;
@@ -473,21 +538,13 @@ impl Task {
         };
         let proto_id = u32::try_from(site.bytecode_id).ok()?;
         let pc = u32::try_from(site.pc).ok()?;
-        let map = self.script.yield_map(proto_id)?;
+        let (hash, _) = *self.vm.protos.borrow().get(&site.proto)?;
+        let loaded = self.vm.loaded.borrow();
+        let script = &loaded.get(&hash)?.script;
+        let map = script.yield_map(proto_id)?;
         let yield_point = map.find(pc, YieldKind::Interrupt)?;
-        let line = self
-            .script
-            .module()
-            .proto(proto_id)
-            .and_then(|p| p.line_at(pc))
-            .unwrap_or(0);
-        Some(SuspendSite {
-            chunk,
-            line,
-            proto_id,
-            yield_point,
-            pc,
-        })
+        let line = script.module().proto(proto_id).and_then(|p| p.line_at(pc)).unwrap_or(0);
+        Some(SuspendSite { chunk, line, proto_id, yield_point, pc })
     }
 }
 
@@ -498,7 +555,7 @@ impl Drop for Task {
     }
 }
 
-fn c_buffer_text(buf: &[c_char]) -> String {
+pub(crate) fn c_buffer_text(buf: &[c_char]) -> String {
     let bytes: Vec<u8> = buf.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }

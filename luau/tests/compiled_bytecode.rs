@@ -19,10 +19,7 @@ return gen({a = 1, b = vector.create(1, 2, 3)})
 fn compiler_output_parses_at_every_setting() {
     for optimization_level in 0..=2 {
         for debug_level in 0..=2 {
-            let settings = CompilerSettings {
-                optimization_level,
-                debug_level,
-            };
+            let settings = CompilerSettings { optimization_level, debug_level };
             let script = Script::compile_with(SAMPLE, "=sample", settings).unwrap();
             let module = script.module();
             assert_eq!(module.version, 13, "the pinned compiler emits LBC_VERSION_TARGET");
@@ -38,10 +35,7 @@ fn compiler_output_parses_at_every_setting() {
             assert!(kinds(YieldKind::CallReturn, Opcode::CALL) >= 2);
             assert!(kinds(YieldKind::Interrupt, Opcode::RETURN) >= 1);
             if debug_level > 0 {
-                assert_eq!(
-                    generator.line_at(map.points[0].saved_pc).map(|l| (2..=6).contains(&l)),
-                    Some(true)
-                );
+                assert_eq!(generator.line_at(map.points[0].saved_pc).map(|l| (2..=6).contains(&l)), Some(true));
             }
         }
     }
@@ -51,11 +45,7 @@ fn compiler_output_parses_at_every_setting() {
 fn same_source_same_signatures_and_shape_changes_show() {
     let sigs = |src: &str| {
         let s = Script::compile(src, "=s").unwrap();
-        s.module()
-            .protos
-            .iter()
-            .map(|p| p.yield_points().signature)
-            .collect::<Vec<_>>()
+        s.module().protos.iter().map(|p| p.yield_points().signature).collect::<Vec<_>>()
     };
     assert_eq!(sigs(SAMPLE), sigs(SAMPLE));
     // Constants differ, shapes do not.

@@ -89,10 +89,7 @@ fn same_budget_stops_at_the_same_site_every_time() {
         let mut task = vm.spawn(&compile(src)).unwrap();
         let mut sites = Vec::new();
         while task.resume(Budget::ticks(budget)).unwrap() == Outcome::Preempted {
-            sites.push(
-                task.suspend_site()
-                    .expect("every pre-emption has a site in the yield-point map"),
-            );
+            sites.push(task.suspend_site().expect("every pre-emption has a site in the yield-point map"));
         }
         sites
     };
@@ -155,10 +152,7 @@ fn runaway_code_where_the_chain_cannot_break_is_killed() {
         assert!(task.resume(budget).is_err(), "a killed task cannot be resumed");
         // The VM stays usable.
         let mut other = vm.spawn(&compile("return 1 + 1")).unwrap();
-        assert_eq!(
-            other.resume(Budget::unlimited()).unwrap(),
-            Outcome::Finished(vec![Value::Number(2.0)])
-        );
+        assert_eq!(other.resume(Budget::unlimited()).unwrap(), Outcome::Finished(vec![Value::Number(2.0)]));
     }
 }
 
@@ -173,10 +167,7 @@ fn short_metamethods_are_deferred_not_killed() {
     let (out, end, stats) = run(src, 1);
     assert_eq!(out, "25500\n");
     assert_eq!(end, Outcome::Finished(vec![]));
-    assert!(
-        stats.deferrals > 0,
-        "pre-emption inside __index must have been deferred"
-    );
+    assert!(stats.deferrals > 0, "pre-emption inside __index must have been deferred");
 }
 
 #[test]
@@ -205,18 +196,13 @@ fn compile_errors_carry_line_and_message() {
 #[test]
 fn yields_of_the_main_function_reach_the_host() {
     let vm = Vm::new().unwrap();
-    let mut task = vm
-        .spawn(&compile("coroutine.yield(1, 'a') coroutine.yield() return true"))
-        .unwrap();
+    let mut task = vm.spawn(&compile("coroutine.yield(1, 'a') coroutine.yield() return true")).unwrap();
     assert_eq!(
         task.resume(Budget::unlimited()).unwrap(),
         Outcome::Yielded(vec![Value::Number(1.0), Value::String(b"a".to_vec())])
     );
     assert_eq!(task.resume(Budget::unlimited()).unwrap(), Outcome::Yielded(vec![]));
-    assert_eq!(
-        task.resume(Budget::unlimited()).unwrap(),
-        Outcome::Finished(vec![Value::Boolean(true)])
-    );
+    assert_eq!(task.resume(Budget::unlimited()).unwrap(), Outcome::Finished(vec![Value::Boolean(true)]));
     assert!(task.is_done());
 }
 
@@ -226,26 +212,16 @@ fn tasks_have_own_globals_and_random_streams_but_share_protos() {
     let script = compile(
         "x = (x or 0) + 1 print(x, math.random(1, 1000000)) coroutine.yield() print(x, math.random(1, 1000000))",
     );
-    let seeded = SpawnOptions {
-        random_state: Some(42),
-        ..SpawnOptions::default()
-    };
+    let seeded = SpawnOptions { random_state: Some(42), ..SpawnOptions::default() };
     let mut a = vm.spawn_with(&script, seeded).unwrap();
     let mut b = vm.spawn_with(&script, seeded).unwrap();
-    assert_eq!(
-        a.main_proto(),
-        b.main_proto(),
-        "tasks of one script share its prototypes"
-    );
+    assert_eq!(a.main_proto(), b.main_proto(), "tasks of one script share its prototypes");
     // Interleave: a draws, b draws, a draws, b draws. Shared streams would make b differ from a.
     a.resume(Budget::unlimited()).unwrap();
     b.resume(Budget::unlimited()).unwrap();
     a.resume(Budget::unlimited()).unwrap();
     b.resume(Budget::unlimited()).unwrap();
-    let (oa, ob) = (
-        String::from_utf8(a.take_output()).unwrap(),
-        String::from_utf8(b.take_output()).unwrap(),
-    );
+    let (oa, ob) = (String::from_utf8(a.take_output()).unwrap(), String::from_utf8(b.take_output()).unwrap());
     assert_eq!(oa, ob, "same seed, own streams, own globals (x is 1 in both)");
     assert!(oa.starts_with("1\t"), "{oa}");
     // A task of another script in the same VM has other protos.
@@ -287,22 +263,9 @@ fn memory_is_charged_to_the_task_category() {
     let vm = Vm::new().unwrap();
     let script = compile("local t = {} for i = 1, 20000 do t[i] = tostring(i) end keep = t");
     let before = vm.memory_used(7);
-    let mut task = vm
-        .spawn_with(
-            &script,
-            SpawnOptions {
-                memory_category: 7,
-                random_state: None,
-            },
-        )
-        .unwrap();
+    let mut task = vm.spawn_with(&script, SpawnOptions { memory_category: 7, random_state: None }).unwrap();
     task.resume(Budget::unlimited()).unwrap();
-    assert!(
-        vm.memory_used(7) > before + 200_000,
-        "{} -> {}",
-        before,
-        vm.memory_used(7)
-    );
+    assert!(vm.memory_used(7) > before + 200_000, "{} -> {}", before, vm.memory_used(7));
 }
 
 #[test]
@@ -323,8 +286,7 @@ fn every_preemption_site_of_the_corpus_is_in_the_yield_point_map() {
         loop {
             match task.resume(Budget::ticks(1)).unwrap() {
                 Outcome::Preempted => {
-                    task.suspend_site()
-                        .unwrap_or_else(|| panic!("{name}: pre-emption {n} has no yield point"));
+                    task.suspend_site().unwrap_or_else(|| panic!("{name}: pre-emption {n} has no yield point"));
                     n += 1;
                 }
                 Outcome::Yielded(_) => {}

@@ -36,14 +36,10 @@ fn specs(n: usize) -> Vec<ObjectSpec> {
                 metatable: None,
                 readonly: false,
             },
-            4 => ObjectSpec::Closure {
-                upvalues: vec![v(next()), v(next())],
-            },
+            4 => ObjectSpec::Closure { upvalues: vec![v(next()), v(next())] },
             5 => ObjectSpec::Buffer(vec![0; 16]),
             6 => ObjectSpec::Proxy { metatable: None },
-            _ => ObjectSpec::CClosure {
-                upvalues: vec![v(next())],
-            },
+            _ => ObjectSpec::CClosure { upvalues: vec![v(next())] },
         });
     }
     out

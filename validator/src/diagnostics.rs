@@ -261,19 +261,11 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub fn new(cap: usize) -> Sink {
-        Sink {
-            report: Report::default(),
-            cap: cap.max(1),
-        }
+        Sink { report: Report::default(), cap: cap.max(1) }
     }
 
     pub fn error(&mut self, code: Code, path: ObjectPath, message: impl Into<String>) {
-        self.push(Diagnostic {
-            code,
-            severity: Severity::Error,
-            path,
-            message: message.into(),
-        });
+        self.push(Diagnostic { code, severity: Severity::Error, path, message: message.into() });
     }
 
     pub fn push(&mut self, d: Diagnostic) {

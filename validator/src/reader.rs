@@ -50,9 +50,7 @@ impl<'a> Reader<'a> {
 
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
         if n > self.remaining() {
-            return Err(ReadError::Truncated {
-                needed: n - self.remaining(),
-            });
+            return Err(ReadError::Truncated { needed: n - self.remaining() });
         }
         let out = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -133,9 +131,7 @@ impl<'a> Reader<'a> {
     /// Moves to an absolute offset that must lie within the input.
     pub fn seek(&mut self, offset: usize) -> Result<(), ReadError> {
         if offset > self.data.len() {
-            return Err(ReadError::Truncated {
-                needed: offset - self.data.len(),
-            });
+            return Err(ReadError::Truncated { needed: offset - self.data.len() });
         }
         self.pos = offset;
         Ok(())
@@ -153,19 +149,10 @@ mod tests {
         assert_eq!(Reader::new(&[0x80, 0x01]).varint_u32(), Ok(128));
         assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f]).varint_u32(), Ok(u32::MAX));
         // bits past the 32nd
-        assert_eq!(
-            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f]).varint_u32(),
-            Err(ReadError::VarIntOverflow)
-        );
+        assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f]).varint_u32(), Err(ReadError::VarIntOverflow));
         // a sixth byte
-        assert_eq!(
-            Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).varint_u32(),
-            Err(ReadError::VarIntOverflow)
-        );
-        assert_eq!(
-            Reader::new(&[0x80]).varint_u32(),
-            Err(ReadError::Truncated { needed: 1 })
-        );
+        assert_eq!(Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).varint_u32(), Err(ReadError::VarIntOverflow));
+        assert_eq!(Reader::new(&[0x80]).varint_u32(), Err(ReadError::Truncated { needed: 1 }));
         assert_eq!(
             Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).varint_u64(),
             Ok(u64::MAX)

@@ -73,10 +73,7 @@ impl Verified<Snapshot> {
 
 /// Decodes and validates a snapshot.
 pub fn validate(bytes: &[u8], limits: &Limits, catalog: &dyn ScriptCatalog) -> Result<Verified<Snapshot>, Report> {
-    let snapshot = decode(bytes, limits).map_err(|d| Report {
-        diagnostics: vec![*d],
-        omitted: 0,
-    })?;
+    let snapshot = decode(bytes, limits).map_err(|d| Report { diagnostics: vec![*d], omitted: 0 })?;
     validate_model(snapshot, limits, catalog)
 }
 
@@ -109,10 +106,7 @@ pub fn validate_model(
     if report.has_errors() {
         return Err(report);
     }
-    Ok(Verified {
-        value: snapshot,
-        scripts: scripts.into_iter().flatten().collect(),
-    })
+    Ok(Verified { value: snapshot, scripts: scripts.into_iter().flatten().collect() })
 }
 
 /// What a slot may hold.
@@ -143,10 +137,7 @@ struct Checker<'a> {
 }
 
 fn obj(kind: ObjectKind, index: u32) -> ObjectPath {
-    ObjectPath::new().with(Segment::Object {
-        kind: kind.name(),
-        index,
-    })
+    ObjectPath::new().with(Segment::Object { kind: kind.name(), index })
 }
 
 fn value_text(v: &Value) -> String {
@@ -189,10 +180,7 @@ impl<'a> Checker<'a> {
                 None => self.sink.error(
                     Code::ObjectOutOfRange,
                     path(),
-                    format!(
-                        "refers to object #{i}, but the snapshot has {} objects",
-                        self.s.objects.len()
-                    ),
+                    format!("refers to object #{i}, but the snapshot has {} objects", self.s.objects.len()),
                 ),
                 Some(kind) => {
                     if expect == Expect::Table && kind != ObjectKind::Table {
@@ -216,27 +204,17 @@ impl<'a> Checker<'a> {
                 None => self.sink.error(
                     Code::PermanentOutOfRange,
                     path(),
-                    format!(
-                        "refers to permanent #{i}, but the snapshot has {} permanents",
-                        self.s.permanents.len()
-                    ),
+                    format!("refers to permanent #{i}, but the snapshot has {} permanents", self.s.permanents.len()),
                 ),
                 Some(Some(kind)) if expect == Expect::Table && kind != PermanentKind::Table => self.sink.error(
                     Code::WrongType,
                     path(),
-                    format!(
-                        "must be a table, but permanent `{}` is a {}",
-                        self.s.permanents[i as usize],
-                        kind.name()
-                    ),
+                    format!("must be a table, but permanent `{}` is a {}", self.s.permanents[i as usize], kind.name()),
                 ),
                 Some(Some(PermanentKind::CFunction)) => self.sink.error(
                     Code::WrongType,
                     path(),
-                    format!(
-                        "permanent `{}` is a bare C function, not a value",
-                        self.s.permanents[i as usize]
-                    ),
+                    format!("permanent `{}` is a bare C function, not a value", self.s.permanents[i as usize]),
                 ),
                 Some(_) => {}
             },
@@ -250,11 +228,9 @@ impl<'a> Checker<'a> {
                 path(),
                 format!("raw light userdata (tag {tag}) cannot be restored safely"),
             ),
-            _ if expect == Expect::Table => self.sink.error(
-                Code::WrongType,
-                path(),
-                format!("must be a table, found {}", value_text(v)),
-            ),
+            _ if expect == Expect::Table => {
+                self.sink.error(Code::WrongType, path(), format!("must be a table, found {}", value_text(v)))
+            }
             _ => {}
         }
     }
@@ -267,11 +243,7 @@ impl<'a> Checker<'a> {
             self.sink.error(
                 Code::TooManyObjects,
                 ObjectPath::new(),
-                format!(
-                    "{} objects exceed the limit of {}",
-                    s.objects.len(),
-                    self.limits.max_objects
-                ),
+                format!("{} objects exceed the limit of {}", s.objects.len(), self.limits.max_objects),
             );
         }
         for (i, o) in s.objects.iter().enumerate() {
@@ -279,11 +251,7 @@ impl<'a> Checker<'a> {
             let (code, size, limit) = match o {
                 Object::String(b) => (Code::StringTooLong, b.len(), self.limits.max_string_bytes),
                 Object::Buffer(b) => (Code::BufferTooLarge, b.len(), self.limits.max_buffer_bytes),
-                Object::Table(t) => (
-                    Code::TableTooLarge,
-                    t.array.len() + t.hash.len(),
-                    self.limits.max_table_entries,
-                ),
+                Object::Table(t) => (Code::TableTooLarge, t.array.len() + t.hash.len(), self.limits.max_table_entries),
                 Object::Thread(t) if t.frames.len() > self.limits.max_frames => {
                     (Code::TooManyFrames, t.frames.len(), self.limits.max_frames)
                 }
@@ -291,11 +259,7 @@ impl<'a> Checker<'a> {
                 _ => continue,
             };
             if size > limit {
-                self.sink.error(
-                    code,
-                    obj(o.kind(), i),
-                    format!("size {size} exceeds the limit of {limit}"),
-                );
+                self.sink.error(code, obj(o.kind(), i), format!("size {size} exceeds the limit of {limit}"));
             }
         }
     }
@@ -341,16 +305,10 @@ impl<'a> Checker<'a> {
                         self.sink.error(
                             Code::ScriptOutOfRange,
                             here().with(Segment::Field("script")),
-                            format!(
-                                "names script #{}, but the snapshot has {} scripts",
-                                c.script,
-                                s.scripts.len()
-                            ),
+                            format!("names script #{}, but the snapshot has {} scripts", c.script, s.scripts.len()),
                         );
                     }
-                    self.value(Some(i), &c.env, Expect::Table, || {
-                        here().with(Segment::Field("environment"))
-                    });
+                    self.value(Some(i), &c.env, Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, &u) in c.upvalues.iter().enumerate() {
                         self.upvalue_ref(i, u, || here().with(Segment::Index("upvalue", n as u64)));
                     }
@@ -379,13 +337,9 @@ impl<'a> Checker<'a> {
                         }
                         _ => {}
                     }
-                    self.value(Some(i), &c.env, Expect::Table, || {
-                        here().with(Segment::Field("environment"))
-                    });
+                    self.value(Some(i), &c.env, Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, v) in c.upvalues.iter().enumerate() {
-                        self.value(Some(i), v, Expect::Any, || {
-                            here().with(Segment::Index("upvalue", n as u64))
-                        });
+                        self.value(Some(i), v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
                     }
                 }
                 Object::Upvalue(Upvalue::Closed(v)) => {
@@ -406,10 +360,7 @@ impl<'a> Checker<'a> {
                         Some(other) => self.sink.error(
                             Code::BadUpvalueSlot,
                             here().with(Segment::Field("thread")),
-                            format!(
-                                "open upvalue names object #{thread}, a {}, not a thread",
-                                other.kind().name()
-                            ),
+                            format!("open upvalue names object #{thread}, a {}, not a thread", other.kind().name()),
                         ),
                         None => self.sink.error(
                             Code::ObjectOutOfRange,
@@ -433,25 +384,13 @@ impl<'a> Checker<'a> {
             Some(Object::Thread(_)) => {}
             Some(other) => self.sink.error(
                 Code::BadRoots,
-                ObjectPath::new()
-                    .with(Segment::Roots)
-                    .with(Segment::Field("main thread")),
-                format!(
-                    "object #{} is a {}, not a thread",
-                    s.roots.main_thread,
-                    other.kind().name()
-                ),
+                ObjectPath::new().with(Segment::Roots).with(Segment::Field("main thread")),
+                format!("object #{} is a {}, not a thread", s.roots.main_thread, other.kind().name()),
             ),
             None => self.sink.error(
                 Code::BadRoots,
-                ObjectPath::new()
-                    .with(Segment::Roots)
-                    .with(Segment::Field("main thread")),
-                format!(
-                    "object #{} does not exist ({} objects)",
-                    s.roots.main_thread,
-                    s.objects.len()
-                ),
+                ObjectPath::new().with(Segment::Roots).with(Segment::Field("main thread")),
+                format!("object #{} does not exist ({} objects)", s.roots.main_thread, s.objects.len()),
             ),
         }
     }
@@ -467,10 +406,7 @@ impl<'a> Checker<'a> {
             None => self.sink.error(
                 Code::ObjectOutOfRange,
                 path(),
-                format!(
-                    "refers to object #{u}, but the snapshot has {} objects",
-                    self.s.objects.len()
-                ),
+                format!("refers to object #{u}, but the snapshot has {} objects", self.s.objects.len()),
             ),
         }
     }
@@ -481,17 +417,31 @@ impl<'a> Checker<'a> {
             self.value(Some(i), m, Expect::Table, || here().with(Segment::Field("metatable")));
         }
         for (n, v) in t.array.iter().enumerate() {
-            self.value(Some(i), v, Expect::Any, || {
-                here().with(Segment::Index("array slot", n as u64 + 1))
-            });
+            self.value(Some(i), v, Expect::Any, || here().with(Segment::Index("array slot", n as u64 + 1)));
         }
         if !t.hash.is_empty() && !t.hash.len().is_power_of_two() {
             self.sink.error(
                 Code::BadTableShape,
                 here().with(Segment::Field("hash part")),
+                format!("hash part has {} nodes; Luau node counts are 0 or a power of two", t.hash.len()),
+            );
+        }
+        let nodes = t.hash.len() as i64;
+        let hint = i64::from(t.insert_hint);
+        let hint_ok =
+            if nodes > 0 { (0..=nodes).contains(&hint) } else { (-(t.array.len() as i64)..=0).contains(&hint) };
+        if !hint_ok {
+            self.sink.error(
+                Code::BadTableShape,
+                here().with(Segment::Field("insert hint")),
                 format!(
-                    "hash part has {} nodes; Luau node counts are 0 or a power of two",
-                    t.hash.len()
+                    "insert hint {} outside {}",
+                    t.insert_hint,
+                    if nodes > 0 {
+                        format!("0..={nodes} (the hash part)")
+                    } else {
+                        format!("-{}..=0 (the array boundary)", t.array.len())
+                    }
                 ),
             );
         }
@@ -505,19 +455,11 @@ impl<'a> Checker<'a> {
             let key_path = || here().with(Segment::Key(Self::key_text(snapshot, k)));
             match k {
                 Value::Nil => {
-                    self.sink.error(
-                        Code::BadTableShape,
-                        here().with(Segment::Index("hash node", n as u64)),
-                        "nil key",
-                    );
+                    self.sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "nil key");
                     continue;
                 }
                 Value::Number(x) if x.is_nan() => {
-                    self.sink.error(
-                        Code::BadTableShape,
-                        here().with(Segment::Index("hash node", n as u64)),
-                        "NaN key",
-                    );
+                    self.sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "NaN key");
                     continue;
                 }
                 _ => {}
@@ -531,11 +473,7 @@ impl<'a> Checker<'a> {
                 seen.insert(id)
             };
             if !fresh {
-                self.sink.error(
-                    Code::BadTableShape,
-                    key_path(),
-                    "the key appears twice in the hash part",
-                );
+                self.sink.error(Code::BadTableShape, key_path(), "the key appears twice in the hash part");
             }
             self.value(Some(i), k, Expect::Any, key_path);
             self.value(Some(i), v, Expect::Any, || key_path().with(Segment::Field("value")));
@@ -544,9 +482,7 @@ impl<'a> Checker<'a> {
 
     fn thread(&mut self, i: u32, t: &Thread) {
         let here = || obj(ObjectKind::Thread, i);
-        self.value(Some(i), &t.globals, Expect::Table, || {
-            here().with(Segment::Field("globals"))
-        });
+        self.value(Some(i), &t.globals, Expect::Table, || here().with(Segment::Field("globals")));
         if let Some(n) = t.namecall {
             match self.object_kind(n) {
                 Some(ObjectKind::String) => self.edges.push((i, n)),
@@ -558,10 +494,7 @@ impl<'a> Checker<'a> {
                 None => self.sink.error(
                     Code::ObjectOutOfRange,
                     here().with(Segment::Field("namecall method")),
-                    format!(
-                        "refers to object #{n}, but the snapshot has {} objects",
-                        self.s.objects.len()
-                    ),
+                    format!("refers to object #{n}, but the snapshot has {} objects", self.s.objects.len()),
                 ),
             }
         }
@@ -601,9 +534,7 @@ impl<'a> Checker<'a> {
             );
         }
         for (n, v) in t.stack.iter().enumerate() {
-            self.value(Some(i), v, Expect::StackSlot, || {
-                here().with(Segment::Index("stack slot", n as u64))
-            });
+            self.value(Some(i), v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
         }
         for (n, f) in t.frames.iter().enumerate() {
             if let FrameKind::C { function, .. } = f.kind
@@ -611,13 +542,8 @@ impl<'a> Checker<'a> {
             {
                 self.sink.error(
                     Code::PermanentOutOfRange,
-                    here()
-                        .with(Segment::Index("frame", n as u64))
-                        .with(Segment::Field("function")),
-                    format!(
-                        "names permanent #{function}, but the snapshot has {} permanents",
-                        self.s.permanents.len()
-                    ),
+                    here().with(Segment::Index("frame", n as u64)).with(Segment::Field("function")),
+                    format!("names permanent #{function}, but the snapshot has {} permanents", self.s.permanents.len()),
                 );
             }
         }
@@ -633,11 +559,7 @@ impl<'a> Checker<'a> {
         for (i, entry) in s.scripts.iter().enumerate() {
             let here = || ObjectPath::new().with(Segment::Script(i as u32));
             if let Some(first) = seen.insert(entry.hash, i) {
-                self.sink.error(
-                    Code::DuplicateScript,
-                    here(),
-                    format!("same source hash as script#{first}"),
-                );
+                self.sink.error(Code::DuplicateScript, here(), format!("same source hash as script#{first}"));
             }
             if let Some(src) = &entry.source
                 && ScriptHash::of(src) != entry.hash
@@ -655,12 +577,8 @@ impl<'a> Checker<'a> {
                 out.push(None);
                 continue;
             }
-            let found = match catalog.lookup(
-                &entry.hash,
-                &entry.chunk_name,
-                entry.source.as_deref(),
-                s.header.compiler,
-            ) {
+            let found = match catalog.lookup(&entry.hash, &entry.chunk_name, entry.source.as_deref(), s.header.compiler)
+            {
                 Ok(found) => found,
                 Err(why) => {
                     self.sink.error(
@@ -676,10 +594,7 @@ impl<'a> Checker<'a> {
                 self.sink.error(
                     Code::HashMismatch,
                     here(),
-                    format!(
-                        "the supplied source of {} does not hash to the recorded {}",
-                        entry.chunk_name, entry.hash
-                    ),
+                    format!("the supplied source of {} does not hash to the recorded {}", entry.chunk_name, entry.hash),
                 );
                 out.push(None);
                 continue;
@@ -695,8 +610,7 @@ impl<'a> Checker<'a> {
                     }));
                 }
                 Err(e) => {
-                    self.sink
-                        .error(Code::BytecodeRefused, here(), format!("{}: {e}", entry.chunk_name));
+                    self.sink.error(Code::BytecodeRefused, here(), format!("{}: {e}", entry.chunk_name));
                     out.push(None);
                 }
             }
@@ -795,11 +709,7 @@ impl<'a> Checker<'a> {
                         }
                     }
                     Some(Object::Upvalue(Upvalue::Closed(_))) => {
-                        self.sink.error(
-                            Code::UpvalueOwnership,
-                            here(),
-                            format!("lists upvalue#{u}, which is closed"),
-                        );
+                        self.sink.error(Code::UpvalueOwnership, here(), format!("lists upvalue#{u}, which is closed"));
                     }
                     _ => continue, // reported by the references family
                 }
@@ -888,19 +798,13 @@ impl<'a> Checker<'a> {
                 self.sink.error(
                     Code::ResumeStatus,
                     obj(ObjectKind::Thread, child),
-                    format!(
-                        "thread#{pi} is pre-empted while resuming it, but it is {}",
-                        c.status.name()
-                    ),
+                    format!("thread#{pi} is pre-empted while resuming it, but it is {}", c.status.name()),
                 );
             }
         }
         if petgraph::algo::is_cyclic_directed(&chain) {
             let scc = petgraph::algo::tarjan_scc(&chain);
-            for component in scc
-                .into_iter()
-                .filter(|c| c.len() > 1 || c.iter().any(|&n| chain.contains_edge(n, n)))
-            {
+            for component in scc.into_iter().filter(|c| c.len() > 1 || c.iter().any(|&n| chain.contains_edge(n, n))) {
                 let members: Vec<String> = component.iter().map(|&n| format!("thread#{}", chain[n])).collect();
                 self.sink.error(
                     Code::ResumeCycle,
@@ -945,10 +849,7 @@ impl<'a> Checker<'a> {
             }
         }
         for (i, o) in s.objects.iter().enumerate() {
-            if let Object::Userdata(Userdata {
-                kind: UserdataKind::Codec { codec, tag, .. },
-                ..
-            }) = o
+            if let Object::Userdata(Userdata { kind: UserdataKind::Codec { codec, tag, .. }, .. }) = o
                 && !self.limits.codecs.contains(codec)
             {
                 self.sink.error(

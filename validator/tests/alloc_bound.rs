@@ -57,11 +57,7 @@ fn hostile_inputs_stay_within_the_allocation_bound() {
         let peak = peak_during(|| {
             let _ = validate(bytes, &lim, &TestCatalog);
         });
-        assert!(
-            peak <= bound(bytes.len()),
-            "{} input bytes allocated {peak} bytes",
-            bytes.len()
-        );
+        assert!(peak <= bound(bytes.len()), "{} input bytes allocated {peak} bytes", bytes.len());
         worst = worst.max(peak as f64 / bytes.len().max(1) as f64);
     };
     for len in 0..good.len() {
@@ -80,10 +76,7 @@ fn hostile_inputs_stay_within_the_allocation_bound() {
     check(&huge);
     // The byte limit caps everything: a large input over the limit is refused at once.
     let big = vec![0u8; 1 << 20];
-    let tight = Limits {
-        max_input_bytes: 4096,
-        ..lim.clone()
-    };
+    let tight = Limits { max_input_bytes: 4096, ..lim.clone() };
     let peak = peak_during(|| {
         let _ = validate(&big, &tight, &TestCatalog);
     });

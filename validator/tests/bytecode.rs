@@ -69,15 +69,7 @@ fn e(op: Opcode, e: i32) -> u32 {
 }
 
 fn spec(code: Vec<u32>) -> ProtoSpec {
-    ProtoSpec {
-        max_stack: 8,
-        params: 0,
-        upvalues: 0,
-        vararg: false,
-        code,
-        constants: (0, vec![]),
-        children: vec![],
-    }
+    ProtoSpec { max_stack: 8, params: 0, upvalues: 0, vararg: false, code, constants: (0, vec![]), children: vec![] }
 }
 
 /// One instruction of every interrupt-bearing kind. Expected points, derived from Bytecode.h and
@@ -128,11 +120,8 @@ fn yield_point_map_of_every_kind_matches_hand_derivation() {
 #[test]
 fn signature_ignores_pcs_but_not_shapes() {
     let base = every_kind();
-    let sig = |code: Vec<u32>| {
-        bytecode::parse(&module(&[], &[spec(code)], 0)).unwrap().protos[0]
-            .yield_points()
-            .signature
-    };
+    let sig =
+        |code: Vec<u32>| bytecode::parse(&module(&[], &[spec(code)], 0)).unwrap().protos[0].yield_points().signature;
     // A NOP inserted at the front moves every pc; jumps are relative, so they still land.
     let mut shifted = vec![abc(Opcode::NOP, 0, 0, 0)];
     shifted.extend(base.iter().copied());
@@ -162,12 +151,7 @@ fn hostile_modules_are_refused_with_their_reason() {
     // Jump into an AUX word and out of the code.
     let k = error_of(&module(
         &[],
-        &[spec(vec![
-            ad(Opcode::JUMP, 0, 1),
-            abc(Opcode::GETGLOBAL, 0, 0, 0),
-            0,
-            abc(Opcode::RETURN, 0, 1, 0),
-        ])],
+        &[spec(vec![ad(Opcode::JUMP, 0, 1), abc(Opcode::GETGLOBAL, 0, 0, 0), 0, abc(Opcode::RETURN, 0, 1, 0)])],
         0,
     ));
     assert!(matches!(k, BytecodeErrorKind::BadJump { target: 2, .. }), "{k:?}");
@@ -175,38 +159,16 @@ fn hostile_modules_are_refused_with_their_reason() {
     assert!(matches!(k, BytecodeErrorKind::BadJump { .. }), "{k:?}");
     // Register past the frame.
     let k = error_of(&module(&[], &[spec(vec![ad(Opcode::LOADN, 9, 0)])], 0));
-    assert!(
-        matches!(k, BytecodeErrorKind::RegisterOutOfRange { register: 9, .. }),
-        "{k:?}"
-    );
+    assert!(matches!(k, BytecodeErrorKind::RegisterOutOfRange { register: 9, .. }), "{k:?}");
     // A numeric for whose control registers leave the frame.
-    let k = error_of(&module(
-        &[],
-        &[spec(vec![ad(Opcode::FORNPREP, 6, 0), abc(Opcode::RETURN, 0, 1, 0)])],
-        0,
-    ));
-    assert!(
-        matches!(k, BytecodeErrorKind::RegisterOutOfRange { register: 8, .. }),
-        "{k:?}"
-    );
+    let k = error_of(&module(&[], &[spec(vec![ad(Opcode::FORNPREP, 6, 0), abc(Opcode::RETURN, 0, 1, 0)])], 0));
+    assert!(matches!(k, BytecodeErrorKind::RegisterOutOfRange { register: 8, .. }), "{k:?}");
     // Constant index out of range.
     let k = error_of(&module(&[], &[spec(vec![ad(Opcode::LOADK, 0, 5)])], 0));
-    assert!(
-        matches!(k, BytecodeErrorKind::OperandOutOfRange { what: "constant", .. }),
-        "{k:?}"
-    );
+    assert!(matches!(k, BytecodeErrorKind::OperandOutOfRange { what: "constant", .. }), "{k:?}");
     // NEWCLOSURE of a child that does not exist.
     let k = error_of(&module(&[], &[spec(vec![ad(Opcode::NEWCLOSURE, 0, 0)])], 0));
-    assert!(
-        matches!(
-            k,
-            BytecodeErrorKind::OperandOutOfRange {
-                what: "child proto",
-                ..
-            }
-        ),
-        "{k:?}"
-    );
+    assert!(matches!(k, BytecodeErrorKind::OperandOutOfRange { what: "child proto", .. }), "{k:?}");
     // A child defined after its parent (or itself): protos must form a tree in definition order.
     let mut p = spec(vec![]);
     p.children = vec![0];
@@ -214,10 +176,7 @@ fn hostile_modules_are_refused_with_their_reason() {
     assert!(matches!(k, BytecodeErrorKind::ProtoOrder { .. }), "{k:?}");
     // Main proto index out of range.
     let k = error_of(&module(&[], &[spec(vec![])], 1));
-    assert!(
-        matches!(k, BytecodeErrorKind::IndexOutOfRange { what: "main proto", .. }),
-        "{k:?}"
-    );
+    assert!(matches!(k, BytecodeErrorKind::IndexOutOfRange { what: "main proto", .. }), "{k:?}");
     // Unknown constant tag.
     let mut p = spec(vec![]);
     p.constants = (1, vec![42]);
@@ -227,10 +186,7 @@ fn hostile_modules_are_refused_with_their_reason() {
     let mut p = spec(vec![]);
     p.constants = (1, vec![3, 2]);
     let k = error_of(&module(&["only"], &[p], 0));
-    assert!(
-        matches!(k, BytecodeErrorKind::IndexOutOfRange { what: "string", .. }),
-        "{k:?}"
-    );
+    assert!(matches!(k, BytecodeErrorKind::IndexOutOfRange { what: "string", .. }), "{k:?}");
     // Class instructions are refused while classes are out of scope.
     let k = error_of(&module(&[], &[spec(vec![abc(Opcode::NEWCLASS, 0, 0, 0), 0])], 0));
     assert!(matches!(k, BytecodeErrorKind::RefusedOpcode { .. }), "{k:?}");
@@ -240,16 +196,7 @@ fn hostile_modules_are_refused_with_their_reason() {
     assert!(matches!(error_of(&[]), BytecodeErrorKind::Read { .. }));
     // A count far beyond the input is refused before allocating.
     let k = error_of(&[3, 0xff, 0xff, 0xff, 0xff, 0x0f]);
-    assert!(
-        matches!(
-            k,
-            BytecodeErrorKind::Read {
-                what: "string count",
-                ..
-            }
-        ),
-        "{k:?}"
-    );
+    assert!(matches!(k, BytecodeErrorKind::Read { what: "string count", .. }), "{k:?}");
     // Trailing bytes.
     let mut bytes = module(&[], &[spec(vec![abc(Opcode::RETURN, 0, 1, 0)])], 0);
     bytes.push(0);
@@ -267,10 +214,7 @@ fn every_truncation_and_byte_flip_of_a_valid_module_is_an_error_or_ok() {
     let bytes = module(&["a", "bc"], &[spec(every_kind())], 0);
     assert!(bytecode::parse(&bytes).is_ok());
     for len in 0..bytes.len() {
-        assert!(
-            bytecode::parse(&bytes[..len]).is_err(),
-            "truncation to {len} bytes accepted"
-        );
+        assert!(bytecode::parse(&bytes[..len]).is_err(), "truncation to {len} bytes accepted");
     }
     for i in 0..bytes.len() {
         for v in 0..=255u8 {

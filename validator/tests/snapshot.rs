@@ -19,10 +19,7 @@ impl amber_validator::ScriptCatalog for BrokenCompiler {
         _: Option<&[u8]>,
         _: CompilerSettings,
     ) -> Result<amber_validator::CatalogEntry, String> {
-        Ok(amber_validator::CatalogEntry {
-            source: common::SOURCE.to_vec(),
-            bytecode: vec![3, 0, 1, 2, 0, 0, 0],
-        })
+        Ok(amber_validator::CatalogEntry { source: common::SOURCE.to_vec(), bytecode: vec![3, 0, 1, 2, 0, 0, 0] })
     }
 }
 
@@ -139,56 +136,24 @@ fn each_check_rejects_its_invalid_model() {
     // Object layout of the sample: 0 main thread, 1 globals, 2 string "key#0", 3 table,
     // 4 closure, 5-6 its upvalues, 7 cclosure, 8 buffer, 9 proxy, 10 codec userdata, 11 coroutine.
     let cases: Vec<(&str, Edit, Code)> = vec![
-        (
-            "object reference out of range",
-            |s| set_table_array(s, 0, Value::Object(999)),
-            Code::ObjectOutOfRange,
-        ),
-        (
-            "permanent out of range",
-            |s| set_table_array(s, 0, Value::Permanent(99)),
-            Code::PermanentOutOfRange,
-        ),
-        (
-            "metatable is a string",
-            |s| table(s, 3).metatable = Some(Value::Object(2)),
-            Code::WrongType,
-        ),
+        ("object reference out of range", |s| set_table_array(s, 0, Value::Object(999)), Code::ObjectOutOfRange),
+        ("permanent out of range", |s| set_table_array(s, 0, Value::Permanent(99)), Code::PermanentOutOfRange),
+        ("metatable is a string", |s| table(s, 3).metatable = Some(Value::Object(2)), Code::WrongType),
         (
             "metatable is a function permanent",
             |s| table(s, 3).metatable = Some(Value::Permanent(permanent("print"))),
             Code::WrongType,
         ),
-        (
-            "an upvalue object used as a value",
-            |s| set_table_array(s, 0, Value::Object(5)),
-            Code::WrongType,
-        ),
-        (
-            "closure upvalue slot holds a table",
-            |s| closure(s).upvalues[0] = 3,
-            Code::WrongType,
-        ),
-        (
-            "closure names a missing script",
-            |s| closure(s).script = 4,
-            Code::ScriptOutOfRange,
-        ),
+        ("an upvalue object used as a value", |s| set_table_array(s, 0, Value::Object(5)), Code::WrongType),
+        ("closure upvalue slot holds a table", |s| closure(s).upvalues[0] = 3, Code::WrongType),
+        ("closure names a missing script", |s| closure(s).script = 4, Code::ScriptOutOfRange),
         (
             "iterator position in a table",
             |s| set_table_array(s, 0, Value::IterPosition(1)),
             Code::MisplacedIterPosition,
         ),
-        (
-            "hash part of 3 nodes",
-            |s| table(s, 3).hash.push(None),
-            Code::BadTableShape,
-        ),
-        (
-            "nil key",
-            |s| table(s, 3).hash[1] = Some((Value::Nil, Value::Nil)),
-            Code::BadTableShape,
-        ),
+        ("hash part of 3 nodes", |s| table(s, 3).hash.push(None), Code::BadTableShape),
+        ("nil key", |s| table(s, 3).hash[1] = Some((Value::Nil, Value::Nil)), Code::BadTableShape),
         (
             "duplicate key",
             |s| {
@@ -222,11 +187,7 @@ fn each_check_rejects_its_invalid_model() {
             },
             Code::BadThreadShape,
         ),
-        (
-            "yielded count beyond the stack",
-            |s| coroutine(s).yielded = 10,
-            Code::BadThreadShape,
-        ),
+        ("yielded count beyond the stack", |s| coroutine(s).yielded = 10, Code::BadThreadShape),
         (
             "two string objects with the same bytes",
             |s| s.objects[8] = Object::String(b"key#0".to_vec()),
@@ -278,11 +239,7 @@ fn each_check_rejects_its_invalid_model() {
             },
             Code::ResumeStatus,
         ),
-        (
-            "pre-empted coroutine with no resumer",
-            |s| coroutine(s).status = ThreadStatus::Preempted,
-            Code::ResumeStatus,
-        ),
+        ("pre-empted coroutine with no resumer", |s| coroutine(s).status = ThreadStatus::Preempted, Code::ResumeStatus),
         (
             "coroutine resumed twice",
             |s| {
@@ -307,45 +264,20 @@ fn each_check_rejects_its_invalid_model() {
             |s| s.scripts[0].source = Some(b"tampered".to_vec()),
             Code::HashMismatch,
         ),
-        (
-            "duplicate script",
-            |s| s.scripts.push(s.scripts[0].clone()),
-            Code::DuplicateScript,
-        ),
+        ("duplicate script", |s| s.scripts.push(s.scripts[0].clone()), Code::DuplicateScript),
         ("proto out of range", |s| closure(s).proto = 40, Code::ProtoOutOfRange),
-        (
-            "closure upvalue count differs from its proto",
-            |s| closure(s).proto = 3,
-            Code::UpvalueCountMismatch,
-        ),
-        (
-            "permanent not allowlisted",
-            |s| s.permanents[5] = "os.execute".into(),
-            Code::PermanentNotAllowed,
-        ),
+        ("closure upvalue count differs from its proto", |s| closure(s).proto = 3, Code::UpvalueCountMismatch),
+        ("permanent not allowlisted", |s| s.permanents[5] = "os.execute".into(), Code::PermanentNotAllowed),
         (
             "raw light userdata",
-            |s| {
-                set_table_array(
-                    s,
-                    0,
-                    Value::LightUserdata {
-                        tag: 0,
-                        bits: 0xdead_beef,
-                    },
-                )
-            },
+            |s| set_table_array(s, 0, Value::LightUserdata { tag: 0, bits: 0xdead_beef }),
             Code::RawLightUserdata,
         ),
         (
             "unknown codec",
             |s| {
                 if let Object::Userdata(u) = &mut s.objects[10] {
-                    u.kind = UserdataKind::Codec {
-                        tag: 1,
-                        codec: "socket".into(),
-                        payload: vec![],
-                    };
+                    u.kind = UserdataKind::Codec { tag: 1, codec: "socket".into(), payload: vec![] };
                 }
             },
             Code::UnknownCodec,
@@ -405,10 +337,7 @@ fn make_resuming(s: &mut Snapshot, parent: usize, child: u32) {
         base: func + 1,
         nresults: -1,
         flags: 0,
-        kind: FrameKind::C {
-            function: resume,
-            errfunc: None,
-        },
+        kind: FrameKind::C { function: resume, errfunc: None },
     });
 }
 
@@ -503,64 +432,15 @@ fn limits_are_enforced_with_their_codes() {
     let refuse = |limits: Limits, code: Code| {
         let r = validate(&bytes, &limits, &TestCatalog).expect_err("refused");
         assert!(r.codes().contains(&code), "expected {code}: {r}");
-        println!(
-            "{}",
-            r.diagnostics
-                .iter()
-                .find(|d| d.code == code)
-                .map(ToString::to_string)
-                .unwrap_or_default()
-        );
+        println!("{}", r.diagnostics.iter().find(|d| d.code == code).map(ToString::to_string).unwrap_or_default());
     };
-    refuse(
-        Limits {
-            max_input_bytes: 10,
-            ..limits()
-        },
-        Code::InputTooLarge,
-    );
-    refuse(
-        Limits {
-            max_objects: 3,
-            ..limits()
-        },
-        Code::TooManyObjects,
-    );
-    refuse(
-        Limits {
-            max_string_bytes: 3,
-            ..limits()
-        },
-        Code::StringTooLong,
-    );
-    refuse(
-        Limits {
-            max_table_entries: 2,
-            ..limits()
-        },
-        Code::TableTooLarge,
-    );
-    refuse(
-        Limits {
-            max_buffer_bytes: 2,
-            ..limits()
-        },
-        Code::BufferTooLarge,
-    );
-    refuse(
-        Limits {
-            max_stack_slots: 1,
-            ..limits()
-        },
-        Code::StackTooLarge,
-    );
-    refuse(
-        Limits {
-            max_permanents: 2,
-            ..limits()
-        },
-        Code::TooManyEntries,
-    );
+    refuse(Limits { max_input_bytes: 10, ..limits() }, Code::InputTooLarge);
+    refuse(Limits { max_objects: 3, ..limits() }, Code::TooManyObjects);
+    refuse(Limits { max_string_bytes: 3, ..limits() }, Code::StringTooLong);
+    refuse(Limits { max_table_entries: 2, ..limits() }, Code::TableTooLarge);
+    refuse(Limits { max_buffer_bytes: 2, ..limits() }, Code::BufferTooLarge);
+    refuse(Limits { max_stack_slots: 1, ..limits() }, Code::StackTooLarge);
+    refuse(Limits { max_permanents: 2, ..limits() }, Code::TooManyEntries);
     let mut s = sample();
     main(&mut s).frames.push(Frame {
         func: 0,
@@ -569,15 +449,7 @@ fn limits_are_enforced_with_their_codes() {
         flags: 0,
         kind: FrameKind::Lua { yield_point: 0 },
     });
-    let r = validate(
-        &encode(&s),
-        &Limits {
-            max_frames: 0,
-            ..limits()
-        },
-        &TestCatalog,
-    )
-    .expect_err("refused");
+    let r = validate(&encode(&s), &Limits { max_frames: 0, ..limits() }, &TestCatalog).expect_err("refused");
     assert!(r.codes().contains(&Code::TooManyFrames), "{r}");
     println!("{}", r.diagnostics[0]);
 }
@@ -592,15 +464,7 @@ fn a_report_lists_independent_findings_up_to_the_cap() {
     for code in [Code::ObjectOutOfRange, Code::ProtoOutOfRange, Code::PermanentNotAllowed] {
         assert!(r.codes().contains(&code), "{code} missing: {r}");
     }
-    let r = validate_model(
-        s,
-        &Limits {
-            max_diagnostics: 1,
-            ..limits()
-        },
-        &TestCatalog,
-    )
-    .expect_err("refused");
+    let r = validate_model(s, &Limits { max_diagnostics: 1, ..limits() }, &TestCatalog).expect_err("refused");
     assert_eq!(r.diagnostics.len(), 1);
     assert!(r.omitted >= 2);
 }
@@ -612,17 +476,10 @@ fn paths_name_objects_and_slots_a_person_can_follow() {
     let r = validate_model(s, &limits(), &TestCatalog).expect_err("refused");
     let d = &r.diagnostics[0];
     assert_eq!(d.path.to_string(), "table#3 > metatable");
-    assert!(
-        d.to_string().contains("R003") && d.to_string().contains("must be a table"),
-        "{d}"
-    );
+    assert!(d.to_string().contains("R003") && d.to_string().contains("must be a table"), "{d}");
 
     let mut s = sample();
-    if let Some(Some((_, v))) = table(&mut s, 3)
-        .hash
-        .iter_mut()
-        .find(|n| matches!(n, Some((Value::Object(2), _))))
-    {
+    if let Some(Some((_, v))) = table(&mut s, 3).hash.iter_mut().find(|n| matches!(n, Some((Value::Object(2), _)))) {
         *v = Value::IterPosition(3);
     }
     let r = validate_model(s, &limits(), &TestCatalog).expect_err("refused");
@@ -633,15 +490,8 @@ fn paths_name_objects_and_slots_a_person_can_follow() {
 fn a_generated_model_with_every_kind_validates() {
     use ValueSpec::*;
     let s = build(&[
-        ObjectSpec::Table {
-            array: vec![],
-            hash: vec![(Ref(0), Ref(0))],
-            metatable: Some(0),
-            readonly: true,
-        },
-        ObjectSpec::Coroutine {
-            stack: vec![Ref(1), Permanent(1)],
-        },
+        ObjectSpec::Table { array: vec![], hash: vec![(Ref(0), Ref(0))], metatable: Some(0), readonly: true },
+        ObjectSpec::Coroutine { stack: vec![Ref(1), Permanent(1)] },
     ]);
     validate_model(s, &limits(), &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
 }
@@ -651,10 +501,7 @@ fn every_code_is_documented() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/DIAGNOSTICS.md"))
         .expect("docs/DIAGNOSTICS.md");
     for code in Code::ALL {
-        assert!(
-            doc.contains(&format!("### {}", code.as_str())),
-            "{code} is not documented"
-        );
+        assert!(doc.contains(&format!("### {}", code.as_str())), "{code} is not documented");
         assert!(doc.contains(code.rule()), "{code}'s rule text is not in the docs");
     }
 }

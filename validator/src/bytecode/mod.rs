@@ -55,29 +55,11 @@ pub enum BytecodeErrorKind {
     #[error("proto {proto} pc {pc}: {op} needs an AUX word but the code ends")]
     MissingAux { proto: u32, pc: u32, op: &'static str },
     #[error("proto {proto} pc {pc}: {op} jumps to {target}, which is not the start of an instruction")]
-    BadJump {
-        proto: u32,
-        pc: u32,
-        op: &'static str,
-        target: i64,
-    },
+    BadJump { proto: u32, pc: u32, op: &'static str, target: i64 },
     #[error("proto {proto} pc {pc}: {op} uses register {register} but the frame has {max_stack} slots")]
-    RegisterOutOfRange {
-        proto: u32,
-        pc: u32,
-        op: &'static str,
-        register: u32,
-        max_stack: u8,
-    },
+    RegisterOutOfRange { proto: u32, pc: u32, op: &'static str, register: u32, max_stack: u8 },
     #[error("proto {proto} pc {pc}: {op} refers to {what} {index}, out of range (there are {len})")]
-    OperandOutOfRange {
-        proto: u32,
-        pc: u32,
-        op: &'static str,
-        what: &'static str,
-        index: u64,
-        len: usize,
-    },
+    OperandOutOfRange { proto: u32, pc: u32, op: &'static str, what: &'static str, index: u64, len: usize },
     #[error("proto {proto}: {what}")]
     Malformed { proto: u32, what: String },
     #[error("{0} trailing bytes after the main proto index")]
@@ -224,10 +206,7 @@ impl Module {
 impl Proto {
     /// The instruction starting at `pc`, if one does.
     pub fn instruction_at(&self, pc: u32) -> Option<&Instruction> {
-        self.instructions
-            .binary_search_by_key(&pc, |i| i.pc)
-            .ok()
-            .map(|i| &self.instructions[i])
+        self.instructions.binary_search_by_key(&pc, |i| i.pc).ok().map(|i| &self.instructions[i])
     }
 
     pub fn line_at(&self, pc: u32) -> Option<i32> {
@@ -246,10 +225,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn err(&self, kind: BytecodeErrorKind) -> BytecodeError {
-        BytecodeError {
-            offset: self.r.offset(),
-            kind,
-        }
+        BytecodeError { offset: self.r.offset(), kind }
     }
 
     fn read<T>(
@@ -258,10 +234,7 @@ impl<'a> Parser<'a> {
         f: impl FnOnce(&mut Reader<'a>) -> Result<T, ReadError>,
     ) -> Result<T, BytecodeError> {
         let offset = self.r.offset();
-        f(&mut self.r).map_err(|error| BytecodeError {
-            offset,
-            kind: BytecodeErrorKind::Read { what, error },
-        })
+        f(&mut self.r).map_err(|error| BytecodeError { offset, kind: BytecodeErrorKind::Read { what, error } })
     }
 
     fn u8(&mut self, what: &'static str) -> Result<u8, BytecodeError> {
@@ -299,16 +272,10 @@ pub fn parse(bytes: &[u8]) -> Result<Module, BytecodeError> {
     let version = p.u8("version")?;
     if version == 0 {
         let message = String::from_utf8_lossy(&bytes[1..]).into_owned();
-        return Err(BytecodeError {
-            offset: 0,
-            kind: BytecodeErrorKind::CompileError(message),
-        });
+        return Err(BytecodeError { offset: 0, kind: BytecodeErrorKind::CompileError(message) });
     }
     if !(VERSION_MIN..=VERSION_MAX).contains(&version) {
-        return Err(BytecodeError {
-            offset: 0,
-            kind: BytecodeErrorKind::UnsupportedVersion(version),
-        });
+        return Err(BytecodeError { offset: 0, kind: BytecodeErrorKind::UnsupportedVersion(version) });
     }
     let mut types_version = 0;
     if version >= 4 {
@@ -334,10 +301,9 @@ pub fn parse(bytes: &[u8]) -> Result<Module, BytecodeError> {
             }
             let name = p.string_ref("userdata type name", strings.len())?;
             let Some(name) = name else {
-                return Err(p.err(BytecodeErrorKind::Malformed {
-                    proto: 0,
-                    what: "userdata type without a name".into(),
-                }));
+                return Err(
+                    p.err(BytecodeErrorKind::Malformed { proto: 0, what: "userdata type without a name".into() })
+                );
             };
             userdata_types.push((index, name));
         }
@@ -362,14 +328,7 @@ pub fn parse(bytes: &[u8]) -> Result<Module, BytecodeError> {
     if !p.r.is_empty() {
         return Err(p.err(BytecodeErrorKind::TrailingBytes(p.r.remaining())));
     }
-    Ok(Module {
-        version,
-        types_version,
-        strings,
-        userdata_types,
-        protos,
-        main,
-    })
+    Ok(Module { version, types_version, strings, userdata_types, protos, main })
 }
 
 fn parse_proto(
@@ -479,11 +438,7 @@ fn parse_proto(
             9 => {
                 let negative = p.u8("integer sign")? != 0;
                 let magnitude = p.read("integer magnitude", |r| r.varint_u64())?;
-                Constant::Integer(if negative {
-                    (!magnitude).wrapping_add(1) as i64
-                } else {
-                    magnitude as i64
-                })
+                Constant::Integer(if negative { (!magnitude).wrapping_add(1) as i64 } else { magnitude as i64 })
             }
             10 => {
                 // Parsed for completeness; class values are refused elsewhere.
@@ -493,10 +448,9 @@ fn parse_proto(
                 let private_methods = u32::from(p.u8("class private method count")?);
                 let properties = p.varint("class property count")?;
                 let methods = p.varint("class method count")?;
-                let (Some(public_props), Some(public_methods)) = (
-                    properties.checked_sub(private_fields),
-                    methods.checked_sub(private_methods),
-                ) else {
+                let (Some(public_props), Some(public_methods)) =
+                    (properties.checked_sub(private_fields), methods.checked_sub(private_methods))
+                else {
                     return Err(malformed(p, "class shape with more private than total members".into()));
                 };
                 let members = u64::from(public_props) + u64::from(public_methods);
@@ -538,11 +492,7 @@ fn parse_proto(
         if gap_log2 > 24 {
             return Err(malformed(p, format!("line gap 2^{gap_log2} is too large")));
         }
-        let intervals = if code_len == 0 {
-            0
-        } else {
-            ((code_len - 1) >> gap_log2) + 1
-        };
+        let intervals = if code_len == 0 { 0 } else { ((code_len - 1) >> gap_log2) + 1 };
         let offsets_bytes = p.read("line offsets", |r| r.bytes(code_len))?;
         let mut offsets = Vec::with_capacity(code_len);
         let mut last = 0u8;
@@ -557,11 +507,7 @@ fn parse_proto(
             line = line.wrapping_add(p.read("absolute line", |r| r.i32_le())?);
             absolute.push(line);
         }
-        line_info = Some(LineInfo {
-            gap_log2,
-            offsets,
-            absolute,
-        });
+        line_info = Some(LineInfo { gap_log2, offsets, absolute });
     }
 
     let mut locals = Vec::new();
@@ -574,19 +520,11 @@ fn parse_proto(
             let start_pc = p.varint("local start pc")?;
             let end_pc = p.varint("local end pc")?;
             let register = p.u8("local register")?;
-            locals.push(LocalVar {
-                name,
-                start_pc,
-                end_pc,
-                register,
-            });
+            locals.push(LocalVar { name, start_pc, end_pc, register });
         }
         let count = p.count("upvalue name count", 1)?;
         if count != usize::from(num_upvalues) {
-            return Err(malformed(
-                p,
-                format!("{count} upvalue names for {num_upvalues} upvalues"),
-            ));
+            return Err(malformed(p, format!("{count} upvalue names for {num_upvalues} upvalues")));
         }
         for _ in 0..count {
             upvalue_names.push(p.string_ref("upvalue name", strings)?);
@@ -599,12 +537,8 @@ fn parse_proto(
         feedback.reserve(count);
         for _ in 0..count {
             match p.u8("feedback slot kind")? {
-                0 => feedback.push(FeedbackSlot::CallTarget {
-                    pc: p.varint("feedback call target")?,
-                }),
-                1 => feedback.push(FeedbackSlot::Construct {
-                    shape: p.varint("feedback shape")?,
-                }),
+                0 => feedback.push(FeedbackSlot::CallTarget { pc: p.varint("feedback call target")? }),
+                1 => feedback.push(FeedbackSlot::Construct { shape: p.varint("feedback shape")? }),
                 kind => return Err(malformed(p, format!("unknown feedback slot kind {kind}"))),
             }
         }
@@ -619,10 +553,7 @@ fn parse_proto(
         // Version 12 lets a proto carry data this reader does not know; skip to its declared end,
         // which must not lie before what was read.
         if end < p.r.offset() {
-            return Err(malformed(
-                p,
-                format!("proto size ends at byte {end}, before its contents end"),
-            ));
+            return Err(malformed(p, format!("proto size ends at byte {end}, before its contents end")));
         }
         p.read("proto end", |r| r.seek(end))?;
     }
@@ -647,20 +578,13 @@ fn parse_proto(
         feedback,
         cost,
     };
-    proto.instructions = decode_instructions(&proto).map_err(|kind| BytecodeError {
-        offset: p.r.offset(),
-        kind,
-    })?;
+    proto.instructions = decode_instructions(&proto).map_err(|kind| BytecodeError { offset: p.r.offset(), kind })?;
     Ok(proto)
 }
 
 fn check_index(p: &Parser<'_>, what: &'static str, index: u32, len: usize) -> Result<(), BytecodeError> {
     if index as usize >= len {
-        return Err(p.err(BytecodeErrorKind::IndexOutOfRange {
-            what,
-            index: u64::from(index),
-            len,
-        }));
+        return Err(p.err(BytecodeErrorKind::IndexOutOfRange { what, index: u64::from(index), len }));
     }
     Ok(())
 }
@@ -677,24 +601,12 @@ fn decode_instructions(proto: &Proto) -> Result<Vec<Instruction>, BytecodeErrorK
     while pc < code.len() {
         let word = code[pc];
         let byte = (word & 0xff) as u8;
-        let op = Opcode::from_byte(byte).ok_or(BytecodeErrorKind::BadOpcode {
-            proto: id,
-            pc: pc as u32,
-            op: byte,
-        })?;
+        let op = Opcode::from_byte(byte).ok_or(BytecodeErrorKind::BadOpcode { proto: id, pc: pc as u32, op: byte })?;
         if op.is_refused() {
-            return Err(BytecodeErrorKind::RefusedOpcode {
-                proto: id,
-                pc: pc as u32,
-                op: op.name(),
-            });
+            return Err(BytecodeErrorKind::RefusedOpcode { proto: id, pc: pc as u32, op: op.name() });
         }
         let aux = if op.length() == 2 {
-            Some(*code.get(pc + 1).ok_or(BytecodeErrorKind::MissingAux {
-                proto: id,
-                pc: pc as u32,
-                op: op.name(),
-            })?)
+            Some(*code.get(pc + 1).ok_or(BytecodeErrorKind::MissingAux { proto: id, pc: pc as u32, op: op.name() })?)
         } else {
             None
         };
@@ -724,12 +636,7 @@ fn check_operands(proto: &Proto, insn: &Instruction, is_start: &[bool]) -> Resul
     let pc = insn.pc;
     let op = insn.op;
     let next = i64::from(pc) + i64::from(insn.length());
-    let jump_err = |target: i64| BytecodeErrorKind::BadJump {
-        proto: id,
-        pc,
-        op: op.name(),
-        target,
-    };
+    let jump_err = |target: i64| BytecodeErrorKind::BadJump { proto: id, pc, op: op.name(), target };
     let lands = |target: i64| target >= 0 && (target as usize) < is_start.len() && is_start[target as usize];
 
     match op.jump_form() {
@@ -764,13 +671,7 @@ fn check_operands(proto: &Proto, insn: &Instruction, is_start: &[bool]) -> Resul
     let max_stack = proto.max_stack_size;
     let register = |r: u32| {
         if r >= u32::from(max_stack) {
-            Err(BytecodeErrorKind::RegisterOutOfRange {
-                proto: id,
-                pc,
-                op: op.name(),
-                register: r,
-                max_stack,
-            })
+            Err(BytecodeErrorKind::RegisterOutOfRange { proto: id, pc, op: op.name(), register: r, max_stack })
         } else {
             Ok(())
         }
@@ -799,14 +700,7 @@ fn check_operands(proto: &Proto, insn: &Instruction, is_start: &[bool]) -> Resul
     let constants = proto.constants.len();
     let constant = |what: &'static str, index: u64| {
         if index as usize >= constants {
-            Err(BytecodeErrorKind::OperandOutOfRange {
-                proto: id,
-                pc,
-                op: op.name(),
-                what,
-                index,
-                len: constants,
-            })
+            Err(BytecodeErrorKind::OperandOutOfRange { proto: id, pc, op: op.name(), what, index, len: constants })
         } else {
             Ok(())
         }

@@ -109,31 +109,19 @@ impl YieldPointMap {
         points.sort_by_key(|p| (p.saved_pc, p.kind));
 
         let mut h = Sha256::new();
-        h.update([
-            proto.num_params,
-            u8::from(proto.is_vararg),
-            proto.max_stack_size,
-            proto.num_upvalues,
-        ]);
+        h.update([proto.num_params, u8::from(proto.is_vararg), proto.max_stack_size, proto.num_upvalues]);
         h.update((points.len() as u32).to_le_bytes());
         for p in &points {
             h.update([p.kind.code(), p.op as u8, p.a, p.b, p.c]);
             // The AUX word carries shape for FORGLOOP (variable count); other AUX words hold
             // constant indices or feedback slots that do not shape registers.
-            let shape_aux = if p.op == Opcode::FORGLOOP {
-                p.aux.unwrap_or(0)
-            } else {
-                0
-            };
+            let shape_aux = if p.op == Opcode::FORGLOOP { p.aux.unwrap_or(0) } else { 0 };
             h.update(shape_aux.to_le_bytes());
         }
         let digest = h.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
-        YieldPointMap {
-            points,
-            signature: YieldSignature(u64::from_le_bytes(first)),
-        }
+        YieldPointMap { points, signature: YieldSignature(u64::from_le_bytes(first)) }
     }
 
     pub fn len(&self) -> usize {
@@ -146,10 +134,7 @@ impl YieldPointMap {
 
     /// The index of the point a frame with this saved PC and role is suspended at.
     pub fn find(&self, saved_pc: u32, kind: YieldKind) -> Option<u32> {
-        self.points
-            .iter()
-            .position(|p| p.saved_pc == saved_pc && p.kind == kind)
-            .map(|i| i as u32)
+        self.points.iter().position(|p| p.saved_pc == saved_pc && p.kind == kind).map(|i| i as u32)
     }
 
     pub fn get(&self, index: u32) -> Option<&YieldPoint> {

@@ -178,6 +178,14 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
     w.out
 }
 
+fn zigzag(v: i32) -> u64 {
+    u64::from(((v << 1) ^ (v >> 31)) as u32)
+}
+
+fn unzigzag(v: u32) -> i32 {
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
+}
+
 fn encode_object(w: &mut Writer, o: &Object) {
     match o {
         Object::String(b) => {
@@ -193,6 +201,8 @@ fn encode_object(w: &mut Writer, o: &Object) {
             if let Some(m) = &t.metatable {
                 w.value(m);
             }
+            // Zigzag, so the common small negatives stay one byte.
+            w.varint(zigzag(t.insert_hint));
             w.len(t.array.len());
             for v in &t.array {
                 w.value(v);
@@ -339,12 +349,7 @@ impl<'a> Decoder<'a> {
             path = path.with(segment.clone());
         }
         let path = path.with(Segment::Offset(self.pos));
-        Box::new(Diagnostic {
-            code,
-            severity: Severity::Error,
-            path,
-            message: message.into(),
-        })
+        Box::new(Diagnostic { code, severity: Severity::Error, path, message: message.into() })
     }
 
     fn remaining(&self) -> usize {
@@ -355,11 +360,7 @@ impl<'a> Decoder<'a> {
         if n > self.remaining() {
             return Err(self.fail(
                 Code::Truncated,
-                format!(
-                    "input ends inside {what} ({} bytes needed, {} remain)",
-                    n,
-                    self.remaining()
-                ),
+                format!("input ends inside {what} ({} bytes needed, {} remain)", n, self.remaining()),
             ));
         }
         let out = &self.data[self.pos..self.pos + n];
@@ -432,10 +433,7 @@ impl<'a> Decoder<'a> {
             self.pos = start;
             return Err(self.fail(
                 Code::CountExceedsInput,
-                format!(
-                    "{what}: {n} entries cannot fit in the {} bytes that remain",
-                    self.remaining()
-                ),
+                format!("{what}: {n} entries cannot fit in the {} bytes that remain", self.remaining()),
             ));
         }
         Ok(n as usize)
@@ -452,10 +450,7 @@ impl<'a> Decoder<'a> {
         let remaining = self.remaining();
         if n > remaining as u64 {
             self.pos = start;
-            return Err(self.fail(
-                Code::Truncated,
-                format!("{what}: declares {n} bytes but only {remaining} remain"),
-            ));
+            return Err(self.fail(Code::Truncated, format!("{what}: declares {n} bytes but only {remaining} remain")));
         }
         Ok(n as usize)
     }
@@ -493,10 +488,7 @@ impl<'a> Decoder<'a> {
             tag::PERMANENT => Value::Permanent(self.u32v(what)?),
             tag::LIGHT_USERDATA => {
                 let t = self.u8(what)?;
-                Value::LightUserdata {
-                    tag: t,
-                    bits: u64::from_le_bytes(self.array(what)?),
-                }
+                Value::LightUserdata { tag: t, bits: u64::from_le_bytes(self.array(what)?) }
             }
             other => {
                 self.pos -= 1;
@@ -506,11 +498,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn opt_value(&mut self, what: &str) -> Result<Option<Value>, DecodeError> {
-        Ok(if self.bool(what)? {
-            Some(self.value(what)?)
-        } else {
-            None
-        })
+        Ok(if self.bool(what)? { Some(self.value(what)?) } else { None })
     }
 
     /// Reads a section's id and length, runs `body` on exactly that many bytes.
@@ -524,27 +512,19 @@ impl<'a> Decoder<'a> {
         let got = self.u8("section id")?;
         if got != id {
             self.pos -= 1;
-            return Err(self.fail(
-                Code::SectionMismatch,
-                format!("expected the {name} section (id {id}), found id {got}"),
-            ));
+            return Err(
+                self.fail(Code::SectionMismatch, format!("expected the {name} section (id {id}), found id {got}"))
+            );
         }
         let len = self.length("section length", usize::MAX, Code::InputTooLarge)?;
         let end = self.pos + len;
-        let mut inner = Decoder {
-            data: &self.data[..end],
-            pos: self.pos,
-            limits: self.limits,
-            context: self.context.clone(),
-        };
+        let mut inner =
+            Decoder { data: &self.data[..end], pos: self.pos, limits: self.limits, context: self.context.clone() };
         let out = body(&mut inner)?;
         if inner.pos != end {
             return Err(inner.fail(
                 Code::SectionMismatch,
-                format!(
-                    "{name} section declares {len} bytes but its contents end {} bytes early",
-                    end - inner.pos
-                ),
+                format!("{name} section declares {len} bytes but its contents end {} bytes early", end - inner.pos),
             ));
         }
         self.pos = end;
@@ -554,29 +534,17 @@ impl<'a> Decoder<'a> {
 
 /// Decodes a snapshot, refusing anything non-canonical or beyond `limits`.
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
-    let mut d = Decoder {
-        data,
-        pos: 0,
-        limits,
-        context: None,
-    };
+    let mut d = Decoder { data, pos: 0, limits, context: None };
     if data.len() > limits.max_input_bytes {
         return Err(d.fail(
             Code::InputTooLarge,
-            format!(
-                "{} bytes exceed the limit of {} bytes",
-                data.len(),
-                limits.max_input_bytes
-            ),
+            format!("{} bytes exceed the limit of {} bytes", data.len(), limits.max_input_bytes),
         ));
     }
     let magic = d.take(MAGIC.len().min(data.len()), "magic")?;
     if magic != MAGIC {
         d.pos = 0;
-        return Err(d.fail(
-            Code::BadMagic,
-            "not an Amber snapshot (the magic bytes AMBRSNAP are missing)",
-        ));
+        return Err(d.fail(Code::BadMagic, "not an Amber snapshot (the magic bytes AMBRSNAP are missing)"));
     }
     let version = d.varint("format version")?;
     if version != FORMAT_VERSION {
@@ -588,29 +556,16 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
 
     let header = d.section(SECTION_HEADER, "header", |d| {
         let luau_version = d.text("Luau version")?;
-        let compiler = CompilerSettings {
-            optimization_level: d.u8("optimization level")?,
-            debug_level: d.u8("debug level")?,
-        };
+        let compiler =
+            CompilerSettings { optimization_level: d.u8("optimization level")?, debug_level: d.u8("debug level")? };
         let flags_digest = d.array("feature-flag digest")?;
-        let n = d.count(
-            "enabled flag count",
-            MIN_NAME,
-            d.limits.max_permanents,
-            Code::TooManyEntries,
-        )?;
+        let n = d.count("enabled flag count", MIN_NAME, d.limits.max_permanents, Code::TooManyEntries)?;
         let mut enabled_flags = Vec::with_capacity(n);
         for _ in 0..n {
             enabled_flags.push(d.text("flag name")?);
         }
         let permanents_digest = d.array("permanents digest")?;
-        Ok(Header {
-            luau_version,
-            compiler,
-            flags_digest,
-            enabled_flags,
-            permanents_digest,
-        })
+        Ok(Header { luau_version, compiler, flags_digest, enabled_flags, permanents_digest })
     })?;
 
     let scripts = d.section(SECTION_SCRIPTS, "scripts", |d| {
@@ -625,22 +580,13 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
             } else {
                 None
             };
-            scripts.push(ScriptEntry {
-                hash,
-                chunk_name,
-                source,
-            });
+            scripts.push(ScriptEntry { hash, chunk_name, source });
         }
         Ok(scripts)
     })?;
 
     let permanents = d.section(SECTION_PERMANENTS, "permanents", |d| {
-        let n = d.count(
-            "permanent count",
-            MIN_NAME,
-            d.limits.max_permanents,
-            Code::TooManyEntries,
-        )?;
+        let n = d.count("permanent count", MIN_NAME, d.limits.max_permanents, Code::TooManyEntries)?;
         let mut names = Vec::with_capacity(n);
         for i in 0..n {
             d.context = Some(Segment::Permanent(i as u32));
@@ -661,37 +607,19 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
     let roots = d.section(SECTION_ROOTS, "roots", |d| {
         let main_thread = d.u32v("main thread")?;
         let random_state = u64::from_le_bytes(d.array("random state")?);
-        let n = d.count(
-            "global name count",
-            MIN_NAME,
-            d.limits.max_global_names,
-            Code::TooManyEntries,
-        )?;
+        let n = d.count("global name count", MIN_NAME, d.limits.max_global_names, Code::TooManyEntries)?;
         let mut global_names = Vec::with_capacity(n);
         for _ in 0..n {
             global_names.push(d.bytes("global name", d.limits.max_string_bytes, Code::StringTooLong)?);
         }
-        Ok(Roots {
-            main_thread,
-            random_state,
-            global_names,
-        })
+        Ok(Roots { main_thread, random_state, global_names })
     })?;
 
     d.context = None;
     if d.remaining() > 0 {
-        return Err(d.fail(
-            Code::TrailingBytes,
-            format!("{} bytes follow the roots section", d.remaining()),
-        ));
+        return Err(d.fail(Code::TrailingBytes, format!("{} bytes follow the roots section", d.remaining())));
     }
-    Ok(Snapshot {
-        header,
-        scripts,
-        permanents,
-        objects,
-        roots,
-    })
+    Ok(Snapshot { header, scripts, permanents, objects, roots })
 }
 
 fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError> {
@@ -719,16 +647,10 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             let flags = d.u8("table flags")?;
             if flags & !(TABLE_READONLY | TABLE_SAFEENV | TABLE_HAS_METATABLE) != 0 {
                 d.pos -= 1;
-                return Err(d.fail(
-                    Code::NonCanonical,
-                    format!("table flags {flags:#04x} use undefined bits"),
-                ));
+                return Err(d.fail(Code::NonCanonical, format!("table flags {flags:#04x} use undefined bits")));
             }
-            let metatable = if flags & TABLE_HAS_METATABLE != 0 {
-                Some(d.value("metatable")?)
-            } else {
-                None
-            };
+            let metatable = if flags & TABLE_HAS_METATABLE != 0 { Some(d.value("metatable")?) } else { None };
+            let insert_hint = unzigzag(d.u32v("insert hint")?);
             let n = d.count("array size", MIN_VALUE, limits.max_table_entries, Code::TableTooLarge)?;
             let mut array = Vec::with_capacity(n);
             for _ in 0..n {
@@ -752,6 +674,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 metatable,
                 readonly: flags & TABLE_READONLY != 0,
                 safeenv: flags & TABLE_SAFEENV != 0,
+                insert_hint,
             })
         }
         tag::O_LUA_CLOSURE => {
@@ -763,12 +686,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             for _ in 0..n {
                 upvalues.push(d.u32v("upvalue reference")?);
             }
-            Object::LuaClosure(LuaClosure {
-                script,
-                proto,
-                env,
-                upvalues,
-            })
+            Object::LuaClosure(LuaClosure { script, proto, env, upvalues })
         }
         tag::O_C_CLOSURE => {
             let function = d.u32v("C function")?;
@@ -778,18 +696,11 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             for _ in 0..n {
                 upvalues.push(d.value("upvalue")?);
             }
-            Object::CClosure(CClosure {
-                function,
-                env,
-                upvalues,
-            })
+            Object::CClosure(CClosure { function, env, upvalues })
         }
         tag::O_UPVALUE => match d.u8("upvalue kind")? {
             0 => Object::Upvalue(Upvalue::Closed(d.value("closed value")?)),
-            1 => Object::Upvalue(Upvalue::Open {
-                thread: d.u32v("owning thread")?,
-                slot: d.u32v("stack slot")?,
-            }),
+            1 => Object::Upvalue(Upvalue::Open { thread: d.u32v("owning thread")?, slot: d.u32v("stack slot")? }),
             other => {
                 d.pos -= 1;
                 return Err(d.fail(Code::UnknownTag, format!("unknown upvalue kind {other}")));
@@ -808,11 +719,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 }
             };
             let globals = d.value("globals")?;
-            let namecall = if d.bool("namecall flag")? {
-                Some(d.u32v("namecall method")?)
-            } else {
-                None
-            };
+            let namecall = if d.bool("namecall flag")? { Some(d.u32v("namecall method")?) } else { None };
             let yielded = d.u32v("yielded value count")?;
             let error = d.opt_value("error value")?;
             let n = d.count("stack size", MIN_VALUE, limits.max_stack_slots, Code::StackTooLarge)?;
@@ -833,38 +740,18 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 let kind = if is_c {
                     let function = d.u32v("frame C function")?;
                     let errfunc = d.u32v("frame error function slot")?;
-                    FrameKind::C {
-                        function,
-                        errfunc: errfunc.checked_sub(1),
-                    }
+                    FrameKind::C { function, errfunc: errfunc.checked_sub(1) }
                 } else {
-                    FrameKind::Lua {
-                        yield_point: d.u32v("frame yield point")?,
-                    }
+                    FrameKind::Lua { yield_point: d.u32v("frame yield point")? }
                 };
-                frames.push(Frame {
-                    func,
-                    base,
-                    nresults,
-                    flags,
-                    kind,
-                });
+                frames.push(Frame { func, base, nresults, flags, kind });
             }
             let n = d.count("open upvalue count", 1, limits.max_stack_slots, Code::StackTooLarge)?;
             let mut open_upvalues = Vec::with_capacity(n);
             for _ in 0..n {
                 open_upvalues.push(d.u32v("open upvalue")?);
             }
-            Object::Thread(Thread {
-                status,
-                stack,
-                frames,
-                open_upvalues,
-                globals,
-                namecall,
-                yielded,
-                error,
-            })
+            Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, yielded, error })
         }
         tag::O_USERDATA => {
             let kind = match d.u8("userdata kind")? {

@@ -21,10 +21,7 @@ pub struct CompilerSettings {
 
 impl Default for CompilerSettings {
     fn default() -> Self {
-        CompilerSettings {
-            optimization_level: 1,
-            debug_level: 1,
-        }
+        CompilerSettings { optimization_level: 1, debug_level: 1 }
     }
 }
 
@@ -198,6 +195,10 @@ pub struct Table {
     pub metatable: Option<Value>,
     pub readonly: bool,
     pub safeenv: bool,
+    /// Where the next new key will look for a free node: Luau's `lastfree` (0..=node count)
+    /// when the hash part has nodes, else the negated array boundary (`aboundary`, -array
+    /// size..=0). It decides where later keys land, hence later iteration order.
+    pub insert_hint: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

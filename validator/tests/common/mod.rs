@@ -51,10 +51,7 @@ impl ScriptCatalog for TestCatalog {
         _settings: CompilerSettings,
     ) -> Result<CatalogEntry, String> {
         if *hash == ScriptHash::of(SOURCE) {
-            Ok(CatalogEntry {
-                source: SOURCE.to_vec(),
-                bytecode: bytecode(),
-            })
+            Ok(CatalogEntry { source: SOURCE.to_vec(), bytecode: bytecode() })
         } else {
             Err("not in the test catalog".into())
         }
@@ -71,20 +68,12 @@ pub const PERMANENTS: &[(&str, PermanentKind)] = &[
 ];
 
 pub fn permanent(name: &str) -> u32 {
-    PERMANENTS
-        .iter()
-        .position(|(n, _)| *n == name)
-        .expect("known permanent") as u32
+    PERMANENTS.iter().position(|(n, _)| *n == name).expect("known permanent") as u32
 }
 
 pub fn limits() -> Limits {
     Limits {
-        permanents: Some(
-            PERMANENTS
-                .iter()
-                .map(|(n, k)| (n.to_string(), *k))
-                .collect::<BTreeMap<_, _>>(),
-        ),
+        permanents: Some(PERMANENTS.iter().map(|(n, k)| (n.to_string(), *k)).collect::<BTreeMap<_, _>>()),
         codecs: ["vec2".to_string()].into_iter().collect(),
         ..Limits::default()
     }
@@ -105,28 +94,13 @@ pub enum ValueSpec {
 #[derive(Debug, Clone)]
 pub enum ObjectSpec {
     String(Vec<u8>),
-    Table {
-        array: Vec<ValueSpec>,
-        hash: Vec<(ValueSpec, ValueSpec)>,
-        metatable: Option<usize>,
-        readonly: bool,
-    },
-    Closure {
-        upvalues: Vec<ValueSpec>,
-    },
-    CClosure {
-        upvalues: Vec<ValueSpec>,
-    },
+    Table { array: Vec<ValueSpec>, hash: Vec<(ValueSpec, ValueSpec)>, metatable: Option<usize>, readonly: bool },
+    Closure { upvalues: Vec<ValueSpec> },
+    CClosure { upvalues: Vec<ValueSpec> },
     Buffer(Vec<u8>),
-    Proxy {
-        metatable: Option<usize>,
-    },
-    Codec {
-        payload: Vec<u8>,
-    },
-    Coroutine {
-        stack: Vec<ValueSpec>,
-    },
+    Proxy { metatable: Option<usize> },
+    Codec { payload: Vec<u8> },
+    Coroutine { stack: Vec<ValueSpec> },
 }
 
 /// Builds a valid snapshot: object 0 is the main thread (yielded, its stack referring to every
@@ -144,11 +118,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
             yielded: 0,
             error: None,
         }),
-        Object::Table(Table {
-            metatable: None,
-            safeenv: true,
-            ..Table::default()
-        }),
+        Object::Table(Table { metatable: None, safeenv: true, ..Table::default() }),
     ];
     // First pass: where each spec's object lands (upvalues follow their closure).
     let mut index_of = Vec::with_capacity(specs.len());
@@ -160,12 +130,8 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
             _ => 0,
         };
     }
-    let tables: Vec<u32> = specs
-        .iter()
-        .zip(&index_of)
-        .filter(|(s, _)| matches!(s, ObjectSpec::Table { .. }))
-        .map(|(_, &i)| i)
-        .collect();
+    let tables: Vec<u32> =
+        specs.iter().zip(&index_of).filter(|(s, _)| matches!(s, ObjectSpec::Table { .. })).map(|(_, &i)| i).collect();
     let referable: Vec<u32> = std::iter::once(1).chain(index_of.iter().copied()).collect();
     let resolve = |v: &ValueSpec| match *v {
         ValueSpec::Nil => Value::Nil,
@@ -176,11 +142,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
         ValueSpec::Permanent(p) => Value::Permanent([0u32, 1, 2, 3, 5][p % 5]),
     };
     let table_ref = |m: usize| {
-        if tables.is_empty() {
-            Value::Permanent(1)
-        } else {
-            Value::Object(tables[m % tables.len()])
-        }
+        if tables.is_empty() { Value::Permanent(1) } else { Value::Object(tables[m % tables.len()]) }
     };
     let mut strings_seen = std::collections::HashSet::new();
     for (n, s) in specs.iter().enumerate() {
@@ -192,12 +154,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 strings_seen.insert(b.clone());
                 objects.push(Object::String(b));
             }
-            ObjectSpec::Table {
-                array,
-                hash,
-                metatable,
-                readonly,
-            } => {
+            ObjectSpec::Table { array, hash, metatable, readonly } => {
                 let mut keys = std::collections::HashSet::new();
                 let mut nodes: Vec<Option<(Value, Value)>> = Vec::new();
                 for (k, v) in hash {
@@ -216,11 +173,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                     nodes.push(Some((key, resolve(v))));
                 }
                 // Node counts are powers of two; unused nodes are holes, spread through the part.
-                let size = if nodes.is_empty() {
-                    0
-                } else {
-                    nodes.len().next_power_of_two()
-                };
+                let size = if nodes.is_empty() { 0 } else { nodes.len().next_power_of_two() };
                 let mut hash_part = vec![None; size];
                 let stride = if nodes.is_empty() { 1 } else { size / nodes.len() };
                 let mut slot = 0;
@@ -228,8 +181,10 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                     hash_part[slot] = node;
                     slot += stride.max(1);
                 }
+                let hint = hash_part.len() as i32 / 2;
                 objects.push(Object::Table(Table {
                     array: array.iter().map(resolve).collect(),
+                    insert_hint: if hash_part.is_empty() { -(array.len() as i32) / 2 } else { hint },
                     hash: hash_part,
                     metatable: metatable.map(table_ref),
                     readonly: *readonly,
@@ -254,16 +209,10 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 upvalues: upvalues.iter().map(resolve).collect(),
             })),
             ObjectSpec::Buffer(b) => objects.push(Object::Buffer(b.clone())),
-            ObjectSpec::Proxy { metatable } => objects.push(Object::Userdata(Userdata {
-                kind: UserdataKind::Proxy,
-                metatable: metatable.map(table_ref),
-            })),
+            ObjectSpec::Proxy { metatable } => objects
+                .push(Object::Userdata(Userdata { kind: UserdataKind::Proxy, metatable: metatable.map(table_ref) })),
             ObjectSpec::Codec { payload } => objects.push(Object::Userdata(Userdata {
-                kind: UserdataKind::Codec {
-                    tag: 3,
-                    codec: "vec2".into(),
-                    payload: payload.clone(),
-                },
+                kind: UserdataKind::Codec { tag: 3, codec: "vec2".into(), payload: payload.clone() },
                 metatable: None,
             })),
             ObjectSpec::Coroutine { stack } => objects.push(Object::Thread(Thread {
@@ -311,25 +260,15 @@ pub fn sample() -> Snapshot {
         ObjectSpec::String(b"key".to_vec()),
         ObjectSpec::Table {
             array: vec![Number(1.0), Nil, Ref(1), Boolean(true)],
-            hash: vec![
-                (Ref(1), Number(-0.0)),
-                (Number(2.5), Vector([1.0, 2.0, 3.0])),
-                (Boolean(false), Permanent(2)),
-            ],
+            hash: vec![(Ref(1), Number(-0.0)), (Number(2.5), Vector([1.0, 2.0, 3.0])), (Boolean(false), Permanent(2))],
             metatable: Some(0),
             readonly: false,
         },
-        ObjectSpec::Closure {
-            upvalues: vec![Number(f64::NAN), Ref(2)],
-        },
+        ObjectSpec::Closure { upvalues: vec![Number(f64::NAN), Ref(2)] },
         ObjectSpec::CClosure { upvalues: vec![Ref(0)] },
         ObjectSpec::Buffer(vec![1, 2, 3]),
         ObjectSpec::Proxy { metatable: Some(0) },
-        ObjectSpec::Codec {
-            payload: vec![0, 0, 128, 63],
-        },
-        ObjectSpec::Coroutine {
-            stack: vec![Number(f64::INFINITY), Ref(3)],
-        },
+        ObjectSpec::Codec { payload: vec![0, 0, 128, 63] },
+        ObjectSpec::Coroutine { stack: vec![Number(f64::INFINITY), Ref(3)] },
     ])
 }

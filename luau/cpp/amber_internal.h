@@ -1,0 +1,73 @@
+// Internal state shared by Amber's C++ files (not part of the C interface).
+#pragma once
+
+#include "amber_host.h"
+
+#include "lua.h"
+#include "lobject.h"
+#include "lstate.h"
+
+#include <stdint.h>
+
+#include <string>
+#include <vector>
+
+namespace amber_detail
+{
+
+// Coroutine resumes nest at most LUAI_MAXCCALLS deep; anything deeper is refused by Luau first.
+inline constexpr int kMaxChain = LUAI_MAXCCALLS + 8;
+
+// Ticks left in the current slice live in `global_State::amber_countdown` (an anchored edit), so
+// the interpreter decrements them inline and calls the interrupt only when a pre-emption is due.
+inline constexpr int64_t kIdle = INT64_MAX / 2;
+
+struct Scheduler
+{
+    int64_t budget = 0;
+    uint64_t defer_cap = 0;
+    bool deferring = false;
+    bool killed = false;
+    uint64_t deferred_now = 0;
+    uint64_t deferrals = 0;
+    uint64_t max_deferred = 0;
+    std::string kill_reason;
+
+    // Threads currently inside lua_resume, outermost first (maintained by pre/postresume).
+    lua_State* active[kMaxChain];
+    int active_len = 0;
+    bool active_overflow = false;
+};
+
+// One permanent of the registry: a base-image object, or a C function known by identity.
+struct RegistryEntry
+{
+    std::string name;
+    char kind; // T table, F function, C C-function identity, U userdata, O other
+    GCObject* object; // NULL for C-function identities
+    lua_CFunction function; // C closures and identities
+    lua_Continuation continuation;
+    const char* debugname;
+};
+
+} // namespace amber_detail
+
+struct AmberVm
+{
+    amber_detail::Scheduler sched; // first member: cb.userdata points at the AmberVm
+    lua_State* L = nullptr;
+    lua_State* loader = nullptr;
+    int loader_ref = LUA_NOREF;
+    std::string output;
+    lua_CFunction coroutine_resume = nullptr;
+    lua_CFunction wrapped_resume = nullptr;
+    std::string permanents;
+    // The registry in scan order: what each permanent name stands for.
+    std::vector<amber_detail::RegistryEntry> registry;
+    // Objects being built by a restore (GC stopped meanwhile), and its memory category.
+    std::vector<GCObject*> restoring;
+    std::vector<uint8_t> restoring_kind;
+    bool restore_active = false;
+    int restore_gc_was_running = 0;
+};
+

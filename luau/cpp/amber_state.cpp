@@ -1,0 +1,824 @@
+// Capture and restore at the level of VM objects.
+//
+// Capture: read-only accessors over GC objects. They allocate nothing in the VM (a collector step
+// could move the stacks being read), never dereference dead keys, and read only slots below a
+// thread's top. Rust walks the object graph with them and builds the snapshot model.
+//
+// Restore: builders called by Rust with a *verified* model, in two phases (make every object,
+// then fill them). The collector is stopped for the duration, so no half-built object is ever
+// traversed; new objects are only written into other new objects, and the finished task is
+// anchored through the API (which applies the write barrier). Every index is checked again here:
+// a validator bug ends in an error, never in undefined behaviour.
+
+#include "amber_internal.h"
+
+#include "lualib.h"
+
+#include "lapi.h"
+#include "ldo.h"
+#include "lfunc.h"
+#include "lgc.h"
+#include "lstring.h"
+#include "ltable.h"
+#include "ludata.h"
+#include "lbuffer.h"
+
+#include <string.h>
+
+// Exported from ltable.cpp by the anchored edit `ltable-export-mainposition`.
+LuaNode* mainposition(const LuaTable* t, const TValue* key);
+
+using amber_detail::RegistryEntry;
+
+namespace
+{
+
+void to_amber(const TValue* o, AmberTV* out)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = ttype(o);
+    switch (ttype(o))
+    {
+    case LUA_TBOOLEAN:
+        out->boolean = bvalue(o);
+        break;
+    case LUA_TNUMBER:
+        out->number = nvalue(o);
+        break;
+    case LUA_TVECTOR:
+    {
+        const float* v = vvalue(o);
+        out->vector[0] = v[0];
+        out->vector[1] = v[1];
+        out->vector[2] = v[2];
+        break;
+    }
+    case LUA_TLIGHTUSERDATA:
+        out->tag = lightuserdatatag(o);
+        out->ref = uintptr_t(pvalue(o));
+        break;
+    case LUA_TNIL:
+        break;
+    default:
+        if (iscollectable(o))
+            out->ref = uintptr_t(gcvalue(o));
+        break;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+// ----------------------------------------------------------------------------------------------
+// Registry
+
+int amber_registry_count(AmberVm* vm)
+{
+    return int(vm->registry.size());
+}
+
+int amber_registry_entry(AmberVm* vm, int index, AmberRegistryView* out)
+{
+    if (index < 0 || size_t(index) >= vm->registry.size())
+        return -1;
+    const RegistryEntry& e = vm->registry[index];
+    out->name = e.name.data();
+    out->name_length = e.name.size();
+    out->kind = e.kind;
+    out->object = uintptr_t(e.object);
+    out->function = uintptr_t(e.function);
+    out->continuation = uintptr_t(e.continuation);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Capture accessors. `o` is a GC object pointer previously handed out by these functions.
+
+int amber_task_thread(AmberVm* vm, int thread_ref, uintptr_t* out)
+{
+    lua_State* L = vm->L;
+    lua_getref(L, thread_ref);
+    lua_State* T = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    *out = uintptr_t(T);
+    return T ? 0 : -1;
+}
+
+int amber_gc_type(uintptr_t o)
+{
+    return reinterpret_cast<GCObject*>(o)->gch.tt;
+}
+
+void amber_string_bytes(uintptr_t o, const char** data, size_t* length)
+{
+    TString* s = &reinterpret_cast<GCObject*>(o)->ts;
+    *data = getstr(s);
+    *length = s->len;
+}
+
+void amber_table_info(uintptr_t o, AmberTableInfo* out)
+{
+    LuaTable* t = &reinterpret_cast<GCObject*>(o)->h;
+    out->array_size = t->sizearray;
+    out->node_count = t->node == &luaH_dummynode ? 0 : sizenode(t);
+    out->insert_hint = t->lastfree;
+    out->readonly = t->readonly & 1;
+    out->safeenv = t->safeenv;
+    out->metatable = uintptr_t(t->metatable);
+}
+
+void amber_table_array(uintptr_t o, int i, AmberTV* out)
+{
+    LuaTable* t = &reinterpret_cast<GCObject*>(o)->h;
+    to_amber(&t->array[i], out);
+}
+
+// 0: unused node; 1: key and value; 2: dead key (its object may be gone: never read).
+int amber_table_node(uintptr_t o, int i, AmberTV* key, AmberTV* value)
+{
+    LuaTable* t = &reinterpret_cast<GCObject*>(o)->h;
+    LuaNode* n = &t->node[i];
+    if (n->key.tt == LUA_TNIL)
+        return 0;
+    if (n->key.tt == LUA_TDEADKEY)
+        return 2;
+    TValue k;
+    k.value = n->key.value;
+    memcpy(k.extra, n->key.extra, sizeof(k.extra));
+    k.tt = n->key.tt;
+    to_amber(&k, key);
+    to_amber(&n->val, value);
+    return 1;
+}
+
+void amber_closure_info(uintptr_t o, AmberClosureInfo* out)
+{
+    Closure* cl = &reinterpret_cast<GCObject*>(o)->cl;
+    memset(out, 0, sizeof(*out));
+    out->is_c = cl->isC;
+    out->upvalues = cl->nupvalues;
+    out->env = uintptr_t(cl->env);
+    if (cl->isC)
+    {
+        out->function = uintptr_t(cl->c.f);
+        out->continuation = uintptr_t(cl->c.cont);
+    }
+    else
+    {
+        out->proto = uintptr_t(cl->l.p);
+        out->bytecode_id = cl->l.p->bytecodeid;
+    }
+}
+
+// A closure's upvalue slot. For Lua closures a shared variable is an upvalue object (type
+// LUA_TUPVAL, ref = the UpVal); a variable captured by value is the value itself.
+void amber_closure_upvalue(uintptr_t o, int i, AmberTV* out)
+{
+    Closure* cl = &reinterpret_cast<GCObject*>(o)->cl;
+    const TValue* v = cl->isC ? &cl->c.upvals[i] : &cl->l.uprefs[i];
+    if (!cl->isC && ttisupval(v))
+    {
+        memset(out, 0, sizeof(*out));
+        out->type = LUA_TUPVAL;
+        out->ref = uintptr_t(upvalue(v));
+        return;
+    }
+    to_amber(v, out);
+}
+
+// 1 if open (its value lives in a thread's stack), 0 if closed; the current value either way.
+int amber_upvalue(uintptr_t o, AmberTV* value)
+{
+    UpVal* uv = &reinterpret_cast<GCObject*>(o)->uv;
+    to_amber(uv->v, value);
+    return upisopen(uv) ? 1 : 0;
+}
+
+void amber_thread_info(uintptr_t o, AmberThreadInfo* out)
+{
+    lua_State* T = &reinterpret_cast<GCObject*>(o)->th;
+    memset(out, 0, sizeof(*out));
+    out->status = T->status;
+    out->top = int(T->top - T->stack);
+    out->base = int(T->base - T->stack);
+    out->frames = int(T->ci - T->base_ci);
+    out->globals = uintptr_t(T->gt);
+    out->namecall = uintptr_t(T->namecall);
+    out->stack_size = T->stacksize;
+}
+
+void amber_thread_slot(uintptr_t o, int i, AmberTV* out)
+{
+    lua_State* T = &reinterpret_cast<GCObject*>(o)->th;
+    to_amber(T->stack + i, out);
+}
+
+// Frame `i` (1-based: base_ci itself is implicit).
+void amber_thread_frame(uintptr_t o, int i, AmberFrameInfo* out)
+{
+    lua_State* T = &reinterpret_cast<GCObject*>(o)->th;
+    CallInfo* ci = T->base_ci + i;
+    memset(out, 0, sizeof(*out));
+    out->func = int(ci->func - T->stack);
+    out->base = int(ci->base - T->stack);
+    out->top = int(ci->top - T->stack);
+    out->nresults = ci->nresults;
+    out->flags = ci->flags;
+    out->closure = ttisfunction(ci->func) ? uintptr_t(clvalue(ci->func)) : 0;
+    if (out->closure && !clvalue(ci->func)->isC)
+    {
+        Proto* p = clvalue(ci->func)->l.p;
+        out->is_lua = 1;
+        out->pc = ci->savedpc ? int(ci->savedpc - p->code) : -1;
+    }
+    else
+    {
+        out->errfunc = ci->errfunc;
+    }
+}
+
+// Open upvalues of a thread, innermost slot first; returns how many were written (up to cap).
+int amber_thread_open_upvalues(uintptr_t o, uintptr_t* out, int cap, int* slots)
+{
+    lua_State* T = &reinterpret_cast<GCObject*>(o)->th;
+    int n = 0;
+    for (UpVal* uv = T->openupval; uv; uv = uv->u.open.threadnext)
+    {
+        if (n < cap)
+        {
+            out[n] = uintptr_t(uv);
+            slots[n] = int(uv->v - T->stack);
+        }
+        n++;
+    }
+    return n;
+}
+
+void amber_userdata_info(uintptr_t o, AmberUserdataInfo* out)
+{
+    Udata* u = &reinterpret_cast<GCObject*>(o)->u;
+    out->tag = u->tag;
+    out->length = u->len;
+    out->data = u->data;
+    out->metatable = uintptr_t(u->metatable);
+    out->is_proxy = u->tag == UTAG_PROXY;
+    out->has_destructor = u->tag == UTAG_IDTOR;
+}
+
+void amber_buffer_bytes(uintptr_t o, const char** data, size_t* length)
+{
+    Buffer* b = &reinterpret_cast<GCObject*>(o)->buf;
+    *data = b->data;
+    *length = b->len;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Restore builders.
+
+} // extern "C"
+
+namespace
+{
+
+struct RestoreError
+{
+    const char* message;
+};
+
+[[noreturn]] void fail(const char* message)
+{
+    throw RestoreError{message};
+}
+
+GCObject* object_at(AmberVm* vm, int index, uint8_t kind)
+{
+    if (!vm->restore_active || index < 0 || size_t(index) >= vm->restoring.size())
+        fail("object index out of range");
+    GCObject* o = vm->restoring[index];
+    if (!o)
+        fail("object used before it was made");
+    if (kind != 0xff && vm->restoring_kind[index] != kind)
+        fail("object has another type than its slot requires");
+    return o;
+}
+
+void from_amber(AmberVm* vm, const AmberTV* in, TValue* out)
+{
+    lua_State* L = vm->L;
+    switch (in->ref_kind)
+    {
+    case AMBER_REF_OBJECT:
+    {
+        GCObject* o = object_at(vm, int(in->ref), 0xff);
+        switch (vm->restoring_kind[in->ref])
+        {
+        case LUA_TSTRING:
+            setsvalue(L, out, &o->ts);
+            return;
+        case LUA_TTABLE:
+            sethvalue(L, out, &o->h);
+            return;
+        case LUA_TFUNCTION:
+            setclvalue(L, out, &o->cl);
+            return;
+        case LUA_TUSERDATA:
+            setuvalue(L, out, &o->u);
+            return;
+        case LUA_TTHREAD:
+            setthvalue(L, out, &o->th);
+            return;
+        case LUA_TBUFFER:
+            setbufvalue(L, out, &o->buf);
+            return;
+        default:
+            fail("an upvalue object cannot be a value");
+        }
+    }
+    case AMBER_REF_PERMANENT:
+    {
+        if (in->ref >= vm->registry.size())
+            fail("permanent index out of range");
+        const RegistryEntry& e = vm->registry[in->ref];
+        if (!e.object)
+            fail("a C-function identity cannot be a value");
+        switch (e.object->gch.tt)
+        {
+        case LUA_TTABLE:
+            sethvalue(L, out, &e.object->h);
+            return;
+        case LUA_TFUNCTION:
+            setclvalue(L, out, &e.object->cl);
+            return;
+        case LUA_TUSERDATA:
+            setuvalue(L, out, &e.object->u);
+            return;
+        default:
+            fail("permanent of an unsupported type");
+        }
+    }
+    default:
+        break;
+    }
+    switch (in->type)
+    {
+    case LUA_TNIL:
+        setnilvalue(out);
+        return;
+    case LUA_TBOOLEAN:
+        setbvalue(out, in->boolean != 0);
+        return;
+    case LUA_TNUMBER:
+        setnvalue(out, in->number);
+        return;
+    case LUA_TVECTOR:
+        setvvalue(L, out, in->vector[0], in->vector[1], in->vector[2], 0.0f);
+        return;
+    case LUA_TLIGHTUSERDATA:
+        if (in->tag != LU_TAG_ITERATOR)
+            fail("raw light userdata cannot be restored");
+        setpvalue(out, reinterpret_cast<void*>(in->ref), LU_TAG_ITERATOR);
+        return;
+    default:
+        fail("value of an unsupported type");
+    }
+}
+
+LuaTable* table_or_null(AmberVm* vm, const AmberTV* in)
+{
+    if (in->ref_kind == AMBER_REF_NONE && in->type == LUA_TNIL)
+        return nullptr;
+    TValue v;
+    from_amber(vm, in, &v);
+    if (!ttistable(&v))
+        fail("slot requires a table");
+    return hvalue(&v);
+}
+
+template<typename F>
+int guarded(AmberVm* vm, char* err, size_t cap, F&& f)
+{
+    try
+    {
+        f();
+        return 0;
+    }
+    catch (RestoreError& e)
+    {
+        if (err && cap)
+        {
+            strncpy(err, e.message, cap - 1);
+            err[cap - 1] = 0;
+        }
+        return -1;
+    }
+    catch (std::exception& e)
+    {
+        if (err && cap)
+        {
+            strncpy(err, e.what(), cap - 1);
+            err[cap - 1] = 0;
+        }
+        return -1;
+    }
+}
+
+void put(AmberVm* vm, int index, GCObject* o, uint8_t kind)
+{
+    if (!vm->restore_active || index < 0 || size_t(index) >= vm->restoring.size())
+        fail("object index out of range");
+    if (vm->restoring[index])
+        fail("object made twice");
+    vm->restoring[index] = o;
+    vm->restoring_kind[index] = kind;
+}
+
+lua_State* thread_at(AmberVm* vm, int index)
+{
+    return &object_at(vm, index, LUA_TTHREAD)->th;
+}
+
+} // namespace
+
+extern "C" {
+
+int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        if (vm->restore_active)
+            fail("a restore is already in progress");
+        if (objects < 0)
+            fail("negative object count");
+        vm->restoring.assign(size_t(objects), nullptr);
+        vm->restoring_kind.assign(size_t(objects), 0);
+        vm->restore_gc_was_running = lua_gc(vm->L, LUA_GCISRUNNING, 0);
+        lua_gc(vm->L, LUA_GCSTOP, 0);
+        lua_setmemcat(vm->L, memcat);
+        vm->restore_active = true;
+    });
+}
+
+static void restore_stop(AmberVm* vm)
+{
+    vm->restoring.clear();
+    vm->restoring_kind.clear();
+    vm->restore_active = false;
+    lua_setmemcat(vm->L, 0);
+    if (vm->restore_gc_was_running)
+        lua_gc(vm->L, LUA_GCRESTART, 0);
+}
+
+void amber_restore_abort(AmberVm* vm)
+{
+    // Nothing built so far is reachable from any root: the collector reclaims it.
+    if (vm->restore_active)
+        restore_stop(vm);
+}
+
+int amber_restore_end(AmberVm* vm, int main_thread, int* out_ref, char* err, size_t cap)
+{
+    int rc = guarded(vm, err, cap, [&] {
+        lua_State* T = thread_at(vm, main_thread);
+        lua_State* L = vm->L;
+        luaD_checkstack(L, 1);
+        setthvalue(L, L->top, T);
+        incr_top(L);
+        *out_ref = lua_ref(L, -1);
+        lua_pop(L, 1);
+    });
+    restore_stop(vm);
+    return rc;
+}
+
+int amber_restore_string(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] { put(vm, index, obj2gco(luaS_newlstr(vm->L, data, length)), LUA_TSTRING); });
+}
+
+int amber_restore_table(AmberVm* vm, int index, int array_size, int node_count, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        if (array_size < 0 || node_count < 0 || (node_count & (node_count - 1)) != 0)
+            fail("table sizes must be non-negative and the node count 0 or a power of two");
+        LuaTable* t = luaH_new(vm->L, array_size, node_count);
+        if ((node_count == 0 ? 0 : sizenode(t)) != node_count || t->sizearray != array_size)
+            fail("the VM did not make a table of the requested shape");
+        put(vm, index, obj2gco(t), LUA_TTABLE);
+    });
+}
+
+int amber_restore_lua_closure(AmberVm* vm, int index, uintptr_t proto, int upvalues, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        Proto* p = reinterpret_cast<Proto*>(proto);
+        if (!p || upvalues != p->nups)
+            fail("closure upvalue count differs from its proto's");
+        // The environment is set when the closure is filled; the base globals stand in.
+        Closure* cl = luaF_newLclosure(vm->L, upvalues, vm->L->gt, p);
+        for (int i = 0; i < upvalues; i++)
+            setnilvalue(&cl->l.uprefs[i]);
+        put(vm, index, obj2gco(cl), LUA_TFUNCTION);
+    });
+}
+
+int amber_restore_c_closure(AmberVm* vm, int index, int registry_index, int upvalues, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        if (registry_index < 0 || size_t(registry_index) >= vm->registry.size())
+            fail("C function index out of range");
+        const RegistryEntry& e = vm->registry[registry_index];
+        if (!e.function)
+            fail("permanent is not a C function");
+        if (upvalues < 0 || upvalues > 255)
+            fail("too many upvalues");
+        Closure* cl = luaF_newCclosure(vm->L, upvalues, vm->L->gt);
+        cl->c.f = e.function;
+        cl->c.cont = e.continuation;
+        cl->c.debugname = e.debugname ? luaS_new(vm->L, e.debugname) : nullptr;
+        for (int i = 0; i < upvalues; i++)
+            setnilvalue(&cl->c.upvals[i]);
+        put(vm, index, obj2gco(cl), LUA_TFUNCTION);
+    });
+}
+
+int amber_restore_thread(AmberVm* vm, int index, int stack_slots, int frames, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        if (stack_slots < 1 || frames < 0 || frames >= LUAI_MAXCALLS)
+            fail("thread shape out of range");
+        lua_State* L = vm->L;
+        lua_State* T = lua_newthread(L);
+        lua_pop(L, 1); // kept alive by the stopped collector, anchored at the end
+        if (stack_slots > T->stacksize - EXTRA_STACK)
+            luaD_reallocstack(T, stack_slots, 0);
+        if (frames + 1 > T->size_ci)
+            luaD_reallocCI(T, frames + 2);
+        put(vm, index, obj2gco(T), LUA_TTHREAD);
+    });
+}
+
+int amber_restore_userdata(AmberVm* vm, int index, int tag, const char* data, size_t length, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        if (tag != UTAG_PROXY && (tag < 0 || tag >= LUA_UTAG_LIMIT))
+            fail("userdata tag out of range");
+        if (length > (1u << 30))
+            fail("userdata too large");
+        Udata* u = luaU_newudata(vm->L, length, tag);
+        if (length)
+            memcpy(u->data, data, length);
+        put(vm, index, obj2gco(u), LUA_TUSERDATA);
+    });
+}
+
+int amber_restore_buffer(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        if (length > MAX_BUFFER_SIZE)
+            fail("buffer too large");
+        Buffer* b = luaB_newbuffer(vm->L, length);
+        if (length)
+            memcpy(b->data, data, length);
+        put(vm, index, obj2gco(b), LUA_TBUFFER);
+    });
+}
+
+int amber_restore_table_array(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        LuaTable* t = &object_at(vm, index, LUA_TTABLE)->h;
+        if (slot < 0 || slot >= t->sizearray)
+            fail("array slot out of range");
+        from_amber(vm, value, &t->array[slot]);
+    });
+}
+
+int amber_restore_table_node(AmberVm* vm, int index, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        LuaTable* t = &object_at(vm, index, LUA_TTABLE)->h;
+        if (t->node == &luaH_dummynode || node < 0 || node >= sizenode(t))
+            fail("hash node out of range");
+        TValue k;
+        from_amber(vm, key, &k);
+        if (ttisnil(&k) || (ttisnumber(&k) && nvalue(&k) != nvalue(&k)))
+            fail("nil or NaN table key");
+        LuaNode* n = gnode(t, node);
+        if (!ttisnil(gkey(n)))
+            fail("hash node written twice");
+        setnodekey(vm->L, n, &k);
+        from_amber(vm, value, gval(n));
+    });
+}
+
+int amber_restore_table_finish(
+    AmberVm* vm, int index, int insert_hint, const AmberTV* metatable, int readonly, int safeenv, char* err, size_t cap
+)
+{
+    return guarded(vm, err, cap, [&] {
+        LuaTable* t = &object_at(vm, index, LUA_TTABLE)->h;
+        int size = t->node == &luaH_dummynode ? 0 : sizenode(t);
+        if (size > 0)
+        {
+            // Collision chains: each key is reachable from its main position, whose node must hold
+            // a key of that same main position (Luau's invariant); others follow in node order.
+            std::vector<int> last(size_t(size), -1);
+            for (int i = 0; i < size; i++)
+                gnext(gnode(t, i)) = 0;
+            for (int i = 0; i < size; i++)
+            {
+                LuaNode* n = gnode(t, i);
+                if (ttisnil(gkey(n)))
+                    continue;
+                TValue k;
+                getnodekey(vm->L, &k, n);
+                int mp = int(mainposition(t, &k) - t->node);
+                if (mp < 0 || mp >= size)
+                    fail("main position out of range");
+                LuaNode* head = gnode(t, mp);
+                if (ttisnil(gkey(head)))
+                    fail("a key is not at or chained from its main position");
+                TValue hk;
+                getnodekey(vm->L, &hk, head);
+                if (int(mainposition(t, &hk) - t->node) != mp)
+                    fail("a key's main position holds a key of another chain");
+                if (i == mp)
+                    continue;
+                int prev = last[mp] < 0 ? mp : last[mp];
+                gnext(gnode(t, prev)) = i - prev;
+                last[mp] = i;
+            }
+            if (insert_hint < 0 || insert_hint > size)
+                fail("free-position hint out of range");
+        }
+        else if (insert_hint > 0 || -insert_hint > t->sizearray)
+        {
+            fail("array boundary hint out of range");
+        }
+        t->lastfree = insert_hint; // for an empty hash part this is the array boundary (aboundary)
+        t->metatable = table_or_null(vm, metatable);
+        t->safeenv = safeenv != 0;
+        (void)readonly; // frozen by amber_restore_table_freeze, after everything is written
+    });
+}
+
+int amber_restore_table_freeze(AmberVm* vm, int index, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] { object_at(vm, index, LUA_TTABLE)->h.readonly = 1; });
+}
+
+int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberTV* value, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        // A closed upvalue is made the way Luau makes one: opened on a scratch slot and closed.
+        lua_State* L = vm->L;
+        TValue v;
+        from_amber(vm, value, &v);
+        luaD_checkstack(L, 1);
+        setobj2s(L, L->top, &v);
+        StkId slot = L->top;
+        L->top++;
+        UpVal* uv = luaF_findupval(L, slot);
+        luaF_close(L, slot);
+        L->top--;
+        put(vm, index, obj2gco(uv), LUA_TUPVAL);
+    });
+}
+
+int amber_restore_upvalue_open(AmberVm* vm, int index, int thread, int slot, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        lua_State* T = thread_at(vm, thread);
+        if (slot < 0 || T->stack + slot >= T->top)
+            fail("open upvalue slot outside the thread's live stack");
+        UpVal* uv = luaF_findupval(T, T->stack + slot);
+        put(vm, index, obj2gco(uv), LUA_TUPVAL);
+    });
+}
+
+int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberTV* env, const int* upvalues, int count, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        Closure* cl = &object_at(vm, index, LUA_TFUNCTION)->cl;
+        if (cl->isC || count != cl->nupvalues)
+            fail("closure fill does not match the closure");
+        LuaTable* e = table_or_null(vm, env);
+        if (!e)
+            fail("a closure needs an environment table");
+        cl->env = e;
+        for (int i = 0; i < count; i++)
+        {
+            UpVal* uv = &object_at(vm, upvalues[i], LUA_TUPVAL)->uv;
+            setupvalue(vm->L, &cl->l.uprefs[i], uv);
+        }
+    });
+}
+
+int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberTV* env, const AmberTV* upvalues, int count, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        Closure* cl = &object_at(vm, index, LUA_TFUNCTION)->cl;
+        if (!cl->isC || count != cl->nupvalues)
+            fail("C closure fill does not match the closure");
+        LuaTable* e = table_or_null(vm, env);
+        if (e)
+            cl->env = e;
+        for (int i = 0; i < count; i++)
+            from_amber(vm, &upvalues[i], &cl->c.upvals[i]);
+    });
+}
+
+int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* metatable, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        Udata* u = &object_at(vm, index, LUA_TUSERDATA)->u;
+        u->metatable = table_or_null(vm, metatable);
+    });
+}
+
+int amber_restore_thread_slot(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        lua_State* T = thread_at(vm, index);
+        if (slot < 0 || slot >= T->stacksize - EXTRA_STACK)
+            fail("stack slot out of range");
+        from_amber(vm, value, T->stack + slot);
+    });
+}
+
+int amber_restore_thread_frame(AmberVm* vm, int index, int frame, const AmberFrameInfo* f, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        lua_State* T = thread_at(vm, index);
+        if (frame < 1 || frame >= T->size_ci)
+            fail("frame index out of range");
+        int limit = T->stacksize - EXTRA_STACK;
+        if (f->func < 0 || f->base <= f->func || f->base > limit || f->top < f->base || f->top > limit)
+            fail("frame geometry outside the stack");
+        CallInfo* ci = T->base_ci + frame;
+        StkId func = T->stack + f->func;
+        if (!ttisfunction(func))
+            fail("frame function slot does not hold a function");
+        Closure* cl = clvalue(func);
+        ci->func = func;
+        ci->base = T->stack + f->base;
+        ci->top = T->stack + f->top;
+        ci->nresults = f->nresults;
+        ci->flags = f->flags & (LUA_CALLINFO_RETURN | LUA_CALLINFO_HANDLE | LUA_CALLINFO_OPYIELD);
+        if (f->is_lua)
+        {
+            if (cl->isC)
+                fail("a Luau frame's function is a C function");
+            Proto* p = cl->l.p;
+            if (f->pc < 0 || f->pc > p->sizecode)
+                fail("saved pc outside the proto's code");
+            ci->p = p;
+            ci->savedpc = p->code + f->pc;
+        }
+        else
+        {
+            if (!cl->isC)
+                fail("a C frame's function is a Luau function");
+            ci->p = nullptr;
+            if (f->errfunc < 0 || (f->errfunc > 0 && ci->base + (f->errfunc - 1) >= ci->top))
+                fail("error-function slot outside the frame");
+            ci->errfunc = f->errfunc;
+        }
+    });
+}
+
+int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberTV* globals, int namecall, char* err, size_t cap)
+{
+    return guarded(vm, err, cap, [&] {
+        lua_State* T = thread_at(vm, index);
+        int limit = T->stacksize - EXTRA_STACK;
+        if (info->frames < 0 || info->frames >= T->size_ci || info->top < 1 || info->top > limit || info->base < 1 ||
+            info->base > info->top)
+            fail("thread geometry out of range");
+        LuaTable* gt = table_or_null(vm, globals);
+        if (!gt)
+            fail("a thread needs a globals table");
+        T->gt = gt;
+        T->namecall = namecall >= 0 ? &object_at(vm, namecall, LUA_TSTRING)->ts : nullptr;
+        T->top = T->stack + info->top;
+        for (StkId s = T->top; s < T->stack + T->stacksize; s++)
+            setnilvalue(s);
+        T->ci = T->base_ci + info->frames;
+        T->base = T->stack + info->base;
+        if (info->frames > 0 && T->ci->top > T->stack + limit)
+            fail("top frame outside the stack");
+        switch (info->status)
+        {
+        case LUA_OK:
+        case LUA_YIELD:
+        case LUA_BREAK:
+        case LUA_ERRRUN:
+            T->status = uint8_t(info->status);
+            break;
+        default:
+            fail("unsupported thread status");
+        }
+    });
+}
+
+} // extern "C"
