@@ -8,17 +8,22 @@
 //! the same script with the same budget always stops at the same instruction. See
 //! `docs/SCHEDULER.md` for the exact rules.
 
+mod capture;
 mod catalog;
 pub mod ffi;
 mod flags;
 mod permanents;
+mod restore;
 mod script;
 mod vm;
 
+pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, capture, capture_with};
 pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
 pub use permanents::PermanentRegistry;
+pub use restore::{RestoreError, RestoreOptions, restore};
 pub use script::{CompileError, CompilerSettings, Script, ScriptHash, compile_bytecode};
 pub use vm::{
-    Budget, Outcome, ProtoIdentity, ScriptError, SpawnOptions, SuspendSite, Task, TaskStats, Value, Vm, VmError,
+    Budget, Outcome, ProtoIdentity, ScriptError, SpawnOptions, SuspendSite, Task, TaskStats, UserdataCodec, Value, Vm,
+    VmError,
 };

@@ -73,6 +73,23 @@ impl Script {
         })))
     }
 
+    /// A script whose bytecode the validator already compiled and parsed (restore path).
+    pub(crate) fn from_verified(
+        chunk_name: &str,
+        verified: &amber_validator::VerifiedScript,
+        settings: CompilerSettings,
+    ) -> Script {
+        Script(Arc::new(ScriptInner {
+            chunk_name: chunk_name.into(),
+            source: verified.source.clone(),
+            hash: ScriptHash::of(&verified.source),
+            settings,
+            bytecode: verified.bytecode.clone(),
+            module: verified.module.clone(),
+            yield_maps: verified.yield_maps.clone(),
+        }))
+    }
+
     pub fn chunk_name(&self) -> &str {
         &self.0.chunk_name
     }

@@ -369,6 +369,11 @@ impl Vm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProtoIdentity(usize);
 
+impl ProtoIdentity {
+    /// No identity known (a restored task).
+    pub const NONE: ProtoIdentity = ProtoIdentity(0);
+}
+
 /// A running instance of a script.
 pub struct Task {
     vm: Rc<VmInner>,
@@ -382,8 +387,23 @@ pub struct Task {
 }
 
 impl Task {
-    pub(crate) fn new(vm: Rc<VmInner>, thread_ref: c_int, script: Script, main_proto: ProtoIdentity, rng_state: u64) -> Task {
-        Task { vm, thread_ref, script, main_proto, rng_state, output: Vec::new(), stats: TaskStats::default(), done: false }
+    pub(crate) fn new(
+        vm: Rc<VmInner>,
+        thread_ref: c_int,
+        script: Script,
+        main_proto: ProtoIdentity,
+        rng_state: u64,
+    ) -> Task {
+        Task {
+            vm,
+            thread_ref,
+            script,
+            main_proto,
+            rng_state,
+            output: Vec::new(),
+            stats: TaskStats::default(),
+            done: false,
+        }
     }
 
     pub(crate) fn vm(&self) -> &Rc<VmInner> {
@@ -523,8 +543,7 @@ impl Task {
 
     /// Where the task stopped, when its last slice ended in [`Outcome::Preempted`].
     pub fn suspend_site(&self) -> Option<SuspendSite> {
-        let mut site =
-            ffi::AmberSite { bytecode_id: 0, pc: 0, chunk: std::ptr::null(), chunk_length: 0, proto: 0 };
+        let mut site = ffi::AmberSite { bytecode_id: 0, pc: 0, chunk: std::ptr::null(), chunk_length: 0, proto: 0 };
         // SAFETY: the thread anchor is live; `site` is a valid out-pointer.
         if unsafe { ffi::amber_task_site(self.vm.ptr(), self.thread_ref, &mut site) } != 0 {
             return None;

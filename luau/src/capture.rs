@@ -1,0 +1,646 @@
+//! Capture: a suspended task's VM state into the validator's snapshot model.
+//!
+//! A breadth-first walk from the task's main thread over the shim's read-only accessors; it
+//! allocates nothing inside the VM. Objects are numbered in discovery order (the main thread is
+//! object 0), permanents by first use, so the same state always gives the same model.
+
+use crate::ffi::{self, AmberTV};
+use crate::permanents::PermanentRegistry;
+use crate::vm::{Task, VmInner};
+use crate::{FeatureFlags, ScriptHash};
+use amber_validator::bytecode::YieldKind;
+use amber_validator::diagnostics::{ObjectPath, Segment};
+use amber_validator::snapshot::*;
+use std::collections::{HashMap, VecDeque};
+use std::ffi::c_int;
+use thiserror::Error;
+
+/// The Luau release these sources are (the package `luau0-src =0.23.0+luau745`).
+pub const LUAU_VERSION: &str = "0.745";
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("cannot capture {path}: {reason}")]
+pub struct CaptureError {
+    /// Where the offending object was reached from the main thread.
+    pub path: String,
+    pub reason: String,
+}
+
+/// Options of [`capture_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureOptions {
+    /// Embed each script's source in the snapshot (default). Without it a loader supplies
+    /// sources by hash.
+    pub embed_sources: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions { embed_sources: true }
+    }
+}
+
+pub fn capture(task: &Task) -> Result<Snapshot, CaptureError> {
+    capture_with(task, CaptureOptions::default())
+}
+
+/// How an object was first reached, for error paths.
+#[derive(Clone, Copy)]
+enum Edge {
+    Root,
+    ArraySlot(u32),
+    Key,
+    KeyValue,
+    Metatable,
+    Env,
+    Upvalue(u32),
+    StackSlot(u32),
+    Globals,
+    Namecall,
+    OpenUpvalue,
+    ErrorValue,
+}
+
+struct Capturer<'a> {
+    vm: &'a VmInner,
+    objects: Vec<Option<Object>>,
+    handles: Vec<usize>,
+    parents: Vec<(u32, Edge)>,
+    index: HashMap<usize, u32>,
+    queue: VecDeque<u32>,
+    /// Registry object handle -> registry index; (function, continuation) -> registry index.
+    permanent_objects: HashMap<usize, usize>,
+    c_functions: HashMap<(usize, usize), usize>,
+    permanents: Vec<String>,
+    permanent_index: HashMap<usize, u32>,
+    scripts: Vec<ScriptEntry>,
+    script_index: HashMap<ScriptHash, u32>,
+    settings: Option<CompilerSettings>,
+    embed: bool,
+    /// Open upvalue handle -> (thread object, slot), from the threads' open-upvalue lists.
+    open_owner: HashMap<usize, (u32, u32)>,
+    /// Upvalue objects captured while open, to resolve against `open_owner` at the end.
+    open_pending: Vec<(u32, Value)>,
+    globals_permanent: Option<usize>,
+}
+
+fn tv() -> AmberTV {
+    AmberTV::default()
+}
+
+impl<'a> Capturer<'a> {
+    fn path_of(&self, mut i: u32) -> ObjectPath {
+        let mut chain = Vec::new();
+        loop {
+            let (parent, edge) = self.parents[i as usize];
+            chain.push((i, edge));
+            if matches!(edge, Edge::Root) || chain.len() > 64 {
+                break;
+            }
+            i = parent;
+        }
+        let mut path = ObjectPath::new();
+        for (n, (obj, edge)) in chain.iter().rev().enumerate() {
+            if n == 0 {
+                path = path.with(Segment::Object { kind: "thread", index: *obj });
+                continue;
+            }
+            path = path.with(match edge {
+                Edge::Root => Segment::Roots,
+                Edge::ArraySlot(k) => Segment::Index("array slot", u64::from(*k) + 1),
+                Edge::Key => Segment::Field("key"),
+                Edge::KeyValue => Segment::Field("value"),
+                Edge::Metatable => Segment::Field("metatable"),
+                Edge::Env => Segment::Field("environment"),
+                Edge::Upvalue(k) => Segment::Index("upvalue", u64::from(*k)),
+                Edge::StackSlot(k) => Segment::Index("stack slot", u64::from(*k)),
+                Edge::Globals => Segment::Field("globals"),
+                Edge::Namecall => Segment::Field("namecall method"),
+                Edge::OpenUpvalue => Segment::Field("open upvalue"),
+                Edge::ErrorValue => Segment::Field("error value"),
+            });
+        }
+        path
+    }
+
+    fn error(&self, from: u32, edge: Option<Edge>, reason: impl Into<String>) -> CaptureError {
+        let mut path = self.path_of(from).to_string();
+        if let Some(edge) = edge {
+            path += &match edge {
+                Edge::ArraySlot(k) => format!(" > array slot {}", k + 1),
+                Edge::Upvalue(k) => format!(" > upvalue {k}"),
+                Edge::StackSlot(k) => format!(" > stack slot {k}"),
+                Edge::Key => " > key".into(),
+                Edge::KeyValue => " > value".into(),
+                Edge::Metatable => " > metatable".into(),
+                Edge::Env => " > environment".into(),
+                Edge::Globals => " > globals".into(),
+                Edge::Namecall => " > namecall method".into(),
+                Edge::OpenUpvalue => " > open upvalue".into(),
+                Edge::ErrorValue => " > error value".into(),
+                Edge::Root => String::new(),
+            };
+        }
+        CaptureError { path, reason: reason.into() }
+    }
+
+    /// The index of the object behind `handle`, discovering it on first sight.
+    fn object(&mut self, handle: usize, from: u32, edge: Edge) -> u32 {
+        if let Some(&i) = self.index.get(&handle) {
+            return i;
+        }
+        let i = self.objects.len() as u32;
+        self.objects.push(None);
+        self.handles.push(handle);
+        self.parents.push((from, edge));
+        self.index.insert(handle, i);
+        self.queue.push_back(i);
+        i
+    }
+
+    fn permanent(&mut self, registry_index: usize) -> u32 {
+        if let Some(&i) = self.permanent_index.get(&registry_index) {
+            return i;
+        }
+        let i = self.permanents.len() as u32;
+        self.permanents.push(self.vm.registry[registry_index].name.clone());
+        self.permanent_index.insert(registry_index, i);
+        i
+    }
+
+    fn value(&mut self, t: &AmberTV, from: u32, edge: Edge) -> Result<Value, CaptureError> {
+        Ok(match t.type_ {
+            ffi::LUA_TNIL => Value::Nil,
+            ffi::LUA_TBOOLEAN => Value::Boolean(t.boolean != 0),
+            ffi::LUA_TNUMBER => Value::Number(t.number),
+            ffi::LUA_TVECTOR => Value::Vector(t.vector),
+            ffi::LUA_TLIGHTUSERDATA if t.tag == ffi::LU_TAG_ITERATOR => {
+                let p = u32::try_from(t.ref_)
+                    .map_err(|_| self.error(from, Some(edge), "generic-for position too large"))?;
+                Value::IterPosition(p)
+            }
+            ffi::LUA_TLIGHTUSERDATA => {
+                return Err(self.error(
+                    from,
+                    Some(edge),
+                    format!("raw light userdata (tag {}) holds a pointer", t.tag),
+                ));
+            }
+            ffi::LUA_TINTEGER => {
+                return Err(self.error(from, Some(edge), "integer values are out of scope while their flag is off"));
+            }
+            ffi::LUA_TCLASS | ffi::LUA_TOBJECT => {
+                return Err(self.error(
+                    from,
+                    Some(edge),
+                    "class and object values are out of scope while their flags are off",
+                ));
+            }
+            ffi::LUA_TSTRING
+            | ffi::LUA_TTABLE
+            | ffi::LUA_TFUNCTION
+            | ffi::LUA_TUSERDATA
+            | ffi::LUA_TTHREAD
+            | ffi::LUA_TBUFFER => {
+                if let Some(&r) = self.permanent_objects.get(&t.ref_) {
+                    Value::Permanent(self.permanent(r))
+                } else {
+                    Value::Object(self.object(t.ref_, from, edge))
+                }
+            }
+            other => return Err(self.error(from, Some(edge), format!("value of VM type {other}"))),
+        })
+    }
+
+    fn handle_value(&mut self, handle: usize, from: u32, edge: Edge) -> Result<Option<Value>, CaptureError> {
+        if handle == 0 {
+            return Ok(None);
+        }
+        // SAFETY: `handle` is a live GC object reachable from the task (read, not kept).
+        let ty = unsafe { ffi::amber_gc_type(handle) };
+        let t = AmberTV { type_: ty, ref_: handle, ..tv() };
+        Ok(Some(self.value(&t, from, edge)?))
+    }
+
+    fn script_of(&mut self, hash: ScriptHash, from: u32) -> Result<u32, CaptureError> {
+        if let Some(&i) = self.script_index.get(&hash) {
+            return Ok(i);
+        }
+        let loaded = self.vm.loaded.borrow();
+        let script = &loaded
+            .get(&hash)
+            .ok_or_else(|| self.error(from, None, "closure of a script this VM did not load"))?
+            .script;
+        match self.settings {
+            None => self.settings = Some(script.settings()),
+            Some(s) if s != script.settings() => {
+                return Err(self.error(from, None, "scripts compiled with different compiler settings"));
+            }
+            _ => {}
+        }
+        let i = self.scripts.len() as u32;
+        self.scripts.push(ScriptEntry {
+            hash,
+            chunk_name: script.chunk_name().to_string(),
+            source: self.embed.then(|| script.source().to_vec()),
+        });
+        self.script_index.insert(hash, i);
+        Ok(i)
+    }
+
+    fn run(&mut self) -> Result<(), CaptureError> {
+        while let Some(i) = self.queue.pop_front() {
+            let handle = self.handles[i as usize];
+            // SAFETY: every handle was read from a live, reachable object of this VM.
+            let ty = unsafe { ffi::amber_gc_type(handle) };
+            let object = match ty {
+                ffi::LUA_TSTRING => Object::String(bytes(handle, ffi::amber_string_bytes)),
+                ffi::LUA_TBUFFER => Object::Buffer(bytes(handle, ffi::amber_buffer_bytes)),
+                ffi::LUA_TTABLE => self.table(i, handle)?,
+                ffi::LUA_TFUNCTION => self.closure(i, handle)?,
+                ffi::LUA_TUPVAL => self.upvalue(i, handle)?,
+                ffi::LUA_TTHREAD => self.thread(i, handle)?,
+                ffi::LUA_TUSERDATA => self.userdata(i, handle)?,
+                other => return Err(self.error(i, None, format!("object of VM type {other}"))),
+            };
+            self.objects[i as usize] = Some(object);
+        }
+        // Open upvalues whose thread is not part of the task are closed in effect: no code the
+        // task can run will touch that stack again (the collector would close them too).
+        for (i, current) in std::mem::take(&mut self.open_pending) {
+            let handle = self.handles[i as usize];
+            let upvalue = match self.open_owner.get(&handle) {
+                Some(&(thread, slot)) => Upvalue::Open { thread, slot },
+                None => Upvalue::Closed(current),
+            };
+            self.objects[i as usize] = Some(Object::Upvalue(upvalue));
+        }
+        Ok(())
+    }
+
+    fn table(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+        let mut info = ffi::AmberTableInfo::default();
+        // SAFETY: `h` is a live table.
+        unsafe { ffi::amber_table_info(h, &mut info) };
+        let metatable = self.handle_value(info.metatable, i, Edge::Metatable)?;
+        let mut array = Vec::with_capacity(info.array_size as usize);
+        for k in 0..info.array_size {
+            let mut t = tv();
+            // SAFETY: `k` is below the array size just read.
+            unsafe { ffi::amber_table_array(h, k, &mut t) };
+            array.push(self.value(&t, i, Edge::ArraySlot(k as u32))?);
+        }
+        let mut hash = Vec::with_capacity(info.node_count as usize);
+        for k in 0..info.node_count {
+            let (mut key, mut val) = (tv(), tv());
+            // SAFETY: `k` is below the node count; dead keys are reported, never read.
+            match unsafe { ffi::amber_table_node(h, k, &mut key, &mut val) } {
+                1 => {
+                    let kv = self.value(&key, i, Edge::Key)?;
+                    let vv = self.value(&val, i, Edge::KeyValue)?;
+                    hash.push(Some((kv, vv)));
+                }
+                // An unused node, or a dead key (its object may be gone): a hole either way.
+                _ => hash.push(None),
+            }
+        }
+        Ok(Object::Table(Table {
+            array,
+            hash,
+            metatable,
+            readonly: info.readonly != 0,
+            safeenv: info.safeenv != 0,
+            insert_hint: info.insert_hint,
+        }))
+    }
+
+    fn closure(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+        let mut info = ffi::AmberClosureInfo::default();
+        // SAFETY: `h` is a live closure.
+        unsafe { ffi::amber_closure_info(h, &mut info) };
+        let env = self.handle_value(info.env, i, Edge::Env)?.unwrap_or(Value::Nil);
+        if info.is_c != 0 {
+            let function = *self.c_functions.get(&(info.function, info.continuation)).ok_or_else(|| {
+                self.error(i, None, "a C function that is not part of the base image (a host function)")
+            })?;
+            let function = self.permanent(function);
+            let mut upvalues = Vec::with_capacity(info.upvalues as usize);
+            for k in 0..info.upvalues {
+                let mut t = tv();
+                // SAFETY: `k` is below the closure's upvalue count.
+                unsafe { ffi::amber_closure_upvalue(h, k, &mut t) };
+                upvalues.push(self.value(&t, i, Edge::Upvalue(k as u32))?);
+            }
+            return Ok(Object::CClosure(CClosure { function, env, upvalues }));
+        }
+        if let (Some(g), Value::Permanent(p)) = (self.globals_permanent, env)
+            && self.permanents[p as usize] == self.vm.registry[g].name
+        {
+            return Err(self.error(i, None, "a proto's constant closure (its environment is the base globals)"));
+        }
+        let (hash, proto) = *self
+            .vm
+            .protos
+            .borrow()
+            .get(&info.proto)
+            .ok_or_else(|| self.error(i, None, "closure of a proto this VM did not load"))?;
+        let script = self.script_of(hash, i)?;
+        let mut upvalues = Vec::with_capacity(info.upvalues as usize);
+        for k in 0..info.upvalues {
+            let mut t = tv();
+            // SAFETY: `k` is below the closure's upvalue count.
+            unsafe { ffi::amber_closure_upvalue(h, k, &mut t) };
+            if t.type_ == ffi::LUA_TUPVAL {
+                upvalues.push(self.object(t.ref_, i, Edge::Upvalue(k as u32)));
+            } else {
+                // Captured by value: its own closed upvalue (restored as one; reads the same).
+                let v = self.value(&t, i, Edge::Upvalue(k as u32))?;
+                let u = self.objects.len() as u32;
+                self.objects.push(Some(Object::Upvalue(Upvalue::Closed(v))));
+                self.handles.push(0);
+                self.parents.push((i, Edge::Upvalue(k as u32)));
+                upvalues.push(u);
+            }
+        }
+        Ok(Object::LuaClosure(LuaClosure { script, proto, env, upvalues }))
+    }
+
+    fn upvalue(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+        let mut t = tv();
+        // SAFETY: `h` is a live upvalue; an open one reads its (live) stack slot.
+        let open = unsafe { ffi::amber_upvalue(h, &mut t) } != 0;
+        let v = self.value(&t, i, Edge::KeyValue)?;
+        if open {
+            self.open_pending.push((i, v));
+            // Placeholder until the owners are known.
+            return Ok(Object::Upvalue(Upvalue::Closed(Value::Nil)));
+        }
+        Ok(Object::Upvalue(Upvalue::Closed(v)))
+    }
+
+    fn thread(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+        let mut info = ffi::AmberThreadInfo::default();
+        // SAFETY: `h` is a live thread.
+        unsafe { ffi::amber_thread_info(h, &mut info) };
+        let globals = self.handle_value(info.globals, i, Edge::Globals)?.unwrap_or(Value::Nil);
+        let namecall = match self.handle_value(info.namecall, i, Edge::Namecall)? {
+            Some(Value::Object(n)) => Some(n),
+            _ => None,
+        };
+        let slot = |c: &mut Self, k: c_int| -> Result<Value, CaptureError> {
+            let mut t = tv();
+            // SAFETY: `k` is below the thread's top.
+            unsafe { ffi::amber_thread_slot(h, k, &mut t) };
+            c.value(&t, i, Edge::StackSlot(k as u32))
+        };
+
+        if info.status != ffi::LUA_OK && info.status != ffi::LUA_YIELD && info.status != ffi::LUA_BREAK {
+            // Errored: kept as its error value; its frames are dropped and its open upvalues
+            // are captured closed (nothing can run on this stack again).
+            let error = if info.top > 0 {
+                let mut t = tv();
+                // SAFETY: `top - 1` is below the thread's top.
+                unsafe { ffi::amber_thread_slot(h, info.top - 1, &mut t) };
+                self.value(&t, i, Edge::ErrorValue)?
+            } else {
+                Value::Nil
+            };
+            return Ok(Object::Thread(Thread {
+                status: ThreadStatus::Errored,
+                stack: vec![],
+                frames: vec![],
+                open_upvalues: vec![],
+                globals,
+                namecall,
+                yielded: 0,
+                error: Some(error),
+            }));
+        }
+        let status = match (info.status, info.frames) {
+            (ffi::LUA_OK, 0) if info.top > info.base => ThreadStatus::NotStarted,
+            (ffi::LUA_OK, 0) => ThreadStatus::Dead,
+            (ffi::LUA_OK, _) => return Err(self.error(i, None, "the thread is running (capture a suspended task)")),
+            (ffi::LUA_YIELD, _) => ThreadStatus::Yielded,
+            _ => ThreadStatus::Preempted,
+        };
+        let mut stack = Vec::with_capacity(info.top as usize);
+        for k in 0..info.top {
+            stack.push(slot(self, k)?);
+        }
+        let mut frames = Vec::with_capacity(info.frames as usize);
+        for f in 1..=info.frames {
+            let mut fi = ffi::AmberFrameInfo::default();
+            // SAFETY: `f` is within the thread's call-info array.
+            unsafe { ffi::amber_thread_frame(h, f, &mut fi) };
+            let top_frame = f == info.frames;
+            let kind =
+                if fi.is_lua != 0 {
+                    let mut ci = ffi::AmberClosureInfo::default();
+                    // SAFETY: the frame's function slot holds a live Luau closure.
+                    unsafe { ffi::amber_closure_info(fi.closure, &mut ci) };
+                    let (hash, proto) =
+                        *self.vm.protos.borrow().get(&ci.proto).ok_or_else(|| {
+                            self.error(i, None, format!("frame {f} runs a proto this VM did not load"))
+                        })?;
+                    let role = if top_frame && status == ThreadStatus::Preempted {
+                        YieldKind::Interrupt
+                    } else if fi.flags & ffi::LUA_CALLINFO_OPYIELD != 0 {
+                        YieldKind::IteratorReturn
+                    } else {
+                        YieldKind::CallReturn
+                    };
+                    let loaded = self.vm.loaded.borrow();
+                    let script = &loaded.get(&hash).map(|l| &l.script);
+                    let yield_point = script
+                        .and_then(|s| s.yield_map(proto))
+                        .and_then(|m| m.find(fi.pc.max(0) as u32, role))
+                        .ok_or_else(|| {
+                            self.error(
+                                i,
+                                None,
+                                format!(
+                                    "frame {f} is suspended at pc {} of proto {proto}, not a {} yield point",
+                                    fi.pc,
+                                    role.name()
+                                ),
+                            )
+                        })?;
+                    FrameKind::Lua { yield_point }
+                } else {
+                    let mut ci = ffi::AmberClosureInfo::default();
+                    // SAFETY: the frame's function slot holds a live C closure.
+                    unsafe { ffi::amber_closure_info(fi.closure, &mut ci) };
+                    if ci.continuation == 0 && !(top_frame && status == ThreadStatus::Yielded) {
+                        return Err(self.error(
+                            i,
+                            None,
+                            format!("frame {f} is a C function without a continuation, which cannot be resumed"),
+                        ));
+                    }
+                    let function = *self.c_functions.get(&(ci.function, ci.continuation)).ok_or_else(|| {
+                        self.error(i, None, format!("frame {f} runs a C function outside the base image"))
+                    })?;
+                    let function = self.permanent(function);
+                    FrameKind::C { function, errfunc: u32::try_from(fi.errfunc).ok().and_then(|e| e.checked_sub(1)) }
+                };
+            frames.push(Frame {
+                func: fi.func as u32,
+                base: fi.base as u32,
+                nresults: fi.nresults,
+                flags: (fi.flags & 0xff) as u8,
+                kind,
+            });
+        }
+        let mut open_upvalues = Vec::new();
+        let n = {
+            // SAFETY: asking for the count only (cap 0).
+            unsafe { ffi::amber_thread_open_upvalues(h, std::ptr::null_mut(), 0, std::ptr::null_mut()) }
+        };
+        if n > 0 {
+            let mut handles = vec![0usize; n as usize];
+            let mut slots = vec![0 as c_int; n as usize];
+            // SAFETY: both buffers hold `n` entries, the count just read.
+            unsafe { ffi::amber_thread_open_upvalues(h, handles.as_mut_ptr(), n, slots.as_mut_ptr()) };
+            for (uh, s) in handles.into_iter().zip(slots) {
+                self.open_owner.insert(uh, (i, s as u32));
+                open_upvalues.push(self.object(uh, i, Edge::OpenUpvalue));
+            }
+        }
+        let yielded = if status == ThreadStatus::Yielded { (info.top - info.base).max(0) as u32 } else { 0 };
+        Ok(Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, yielded, error: None }))
+    }
+
+    fn userdata(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+        let mut info = ffi::AmberUserdataInfo {
+            tag: 0,
+            length: 0,
+            data: std::ptr::null(),
+            metatable: 0,
+            is_proxy: 0,
+            has_destructor: 0,
+        };
+        // SAFETY: `h` is a live userdata.
+        unsafe { ffi::amber_userdata_info(h, &mut info) };
+        if info.has_destructor != 0 {
+            return Err(self.error(i, None, "userdata with a destructor holds a raw function pointer"));
+        }
+        let metatable = self.handle_value(info.metatable, i, Edge::Metatable)?;
+        if info.is_proxy != 0 {
+            return Ok(Object::Userdata(Userdata { kind: UserdataKind::Proxy, metatable }));
+        }
+        let tag = u8::try_from(info.tag).map_err(|_| self.error(i, None, format!("userdata tag {}", info.tag)))?;
+        let codecs = self.vm.codecs.borrow();
+        let (name, codec) = codecs
+            .get(&tag)
+            .ok_or_else(|| self.error(i, None, format!("userdata with tag {tag} has no registered codec")))?;
+        // SAFETY: `data` points at the userdata's `length` bytes, read before any VM call.
+        let data = unsafe { std::slice::from_raw_parts(info.data.cast::<u8>(), info.length.max(0) as usize) };
+        let payload = codec.encode(data).map_err(|e| self.error(i, None, format!("codec `{name}` failed: {e}")))?;
+        Ok(Object::Userdata(Userdata { kind: UserdataKind::Codec { tag, codec: name.clone(), payload }, metatable }))
+    }
+}
+
+fn bytes(handle: usize, read: unsafe extern "C" fn(usize, *mut *const std::ffi::c_char, *mut usize)) -> Vec<u8> {
+    let mut data = std::ptr::null();
+    let mut len = 0usize;
+    // SAFETY: `handle` is a live string or buffer; its bytes are copied before any VM call.
+    unsafe { read(handle, &mut data, &mut len) };
+    if data.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: as above.
+    unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec()
+}
+
+/// Captures the state of a suspended task (pre-empted, or yielded from its main function).
+pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, CaptureError> {
+    let vm = task.vm();
+    let mut main = 0usize;
+    // SAFETY: the task's thread anchor is live.
+    if unsafe { ffi::amber_task_thread(vm.ptr(), task.thread_ref(), &mut main) } != 0 {
+        return Err(CaptureError { path: "task".into(), reason: "the task has no thread".into() });
+    }
+    let mut permanent_objects = HashMap::new();
+    let mut c_functions = HashMap::new();
+    let mut globals_permanent = None;
+    for (k, r) in vm.registry.iter().enumerate() {
+        if r.object != 0 {
+            permanent_objects.entry(r.object).or_insert(k);
+        }
+        if r.function != 0 {
+            c_functions.entry((r.function, r.continuation)).or_insert(k);
+        }
+        if r.name == "@globals" {
+            globals_permanent = Some(k);
+        }
+    }
+    let mut c = Capturer {
+        vm,
+        objects: Vec::new(),
+        handles: Vec::new(),
+        parents: Vec::new(),
+        index: HashMap::new(),
+        queue: VecDeque::new(),
+        permanent_objects,
+        c_functions,
+        permanents: Vec::new(),
+        permanent_index: HashMap::new(),
+        scripts: Vec::new(),
+        script_index: HashMap::new(),
+        settings: None,
+        embed: options.embed_sources,
+        open_owner: HashMap::new(),
+        open_pending: Vec::new(),
+        globals_permanent,
+    };
+    c.object(main, 0, Edge::Root);
+    c.run()?;
+
+    let mut global_names = visible_global_names(&c, main);
+    global_names.sort();
+    global_names.dedup();
+    let objects: Vec<Object> = c.objects.into_iter().map(|o| o.unwrap_or(Object::String(Vec::new()))).collect();
+    let flags = FeatureFlags::pinned();
+    Ok(Snapshot {
+        header: Header {
+            luau_version: LUAU_VERSION.into(),
+            compiler: c.settings.unwrap_or_else(|| task.script().settings()),
+            flags_digest: flags.digest(),
+            enabled_flags: flags.enabled().map(str::to_string).collect(),
+            permanents_digest: PermanentRegistry::standard().digest(),
+        },
+        scripts: c.scripts,
+        permanents: c.permanents,
+        objects,
+        roots: Roots { main_thread: 0, random_state: task.random_state(), global_names },
+    })
+}
+
+/// Global names the task could read: the string keys of its own globals table and of the base
+/// globals its proxy falls back to.
+fn visible_global_names(c: &Capturer<'_>, main: usize) -> Vec<Vec<u8>> {
+    let mut names = Vec::new();
+    let mut info = ffi::AmberThreadInfo::default();
+    // SAFETY: `main` is the task's live thread.
+    unsafe { ffi::amber_thread_info(main, &mut info) };
+    let mut tables = vec![info.globals];
+    if let Some(g) = c.vm.registry.iter().find(|r| r.name == "@globals") {
+        tables.push(g.object);
+    }
+    for t in tables.into_iter().filter(|&t| t != 0) {
+        let mut ti = ffi::AmberTableInfo::default();
+        // SAFETY: `t` is a live table.
+        unsafe { ffi::amber_table_info(t, &mut ti) };
+        for k in 0..ti.node_count {
+            let (mut key, mut val) = (tv(), tv());
+            // SAFETY: `k` is below the node count.
+            if unsafe { ffi::amber_table_node(t, k, &mut key, &mut val) } == 1
+                && key.type_ == ffi::LUA_TSTRING
+                && val.type_ != ffi::LUA_TNIL
+            {
+                names.push(bytes(key.ref_, ffi::amber_string_bytes));
+            }
+        }
+    }
+    names
+}

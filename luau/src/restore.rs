@@ -1,0 +1,527 @@
+//! Restore: a verified snapshot into live VM objects, as a new task.
+//!
+//! Only a [`Verified<Snapshot>`] is accepted. The shim's builders re-check every index they
+//! write through, so a validator bug ends in an error here; on any error the partly built
+//! objects are left unreachable for the collector and the VM stays usable.
+
+use crate::ffi::{self, AmberTV};
+use crate::script::Script;
+use crate::vm::{ProtoIdentity, SpawnOptions, Task, Vm, c_buffer_text};
+use crate::{FeatureFlags, PermanentRegistry, capture::LUAU_VERSION};
+use amber_validator::bytecode::YieldPointMap;
+use amber_validator::snapshot::*;
+use amber_validator::validate::Verified;
+use std::ffi::{c_char, c_int};
+use std::rc::Rc;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RestoreError {
+    #[error("snapshot was taken under Luau {found}; this build runs Luau {expected}")]
+    LuauVersion { expected: String, found: String },
+    #[error("snapshot was taken under another Luau feature-flag set (enabled there: {0})")]
+    FeatureFlags(String),
+    #[error("snapshot refers to another permanent registry (a different base image)")]
+    Registry,
+    #[error("permanent `{0}` does not exist in this VM's base image")]
+    UnknownPermanent(String),
+    #[error("script {chunk}: {message}")]
+    Script { chunk: String, message: String },
+    #[error("userdata #{object}: {message}")]
+    Codec { object: u32, message: String },
+    #[error("{path}: {message}")]
+    Build { path: String, message: String },
+}
+
+/// Options of a restore: accounting is the restoring host's, never the snapshot's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Memory category the restored task's objects and later allocations are charged to.
+    pub memory_category: u8,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions { memory_category: SpawnOptions::default().memory_category }
+    }
+}
+
+struct Builder<'a> {
+    vm: &'a Vm,
+    snapshot: &'a Snapshot,
+    /// Snapshot permanent index -> registry index.
+    permanents: Vec<usize>,
+    /// Script index -> proto handles by bytecode id.
+    protos: Vec<Vec<usize>>,
+    /// Script index -> proto -> max stack size, and -> yield point -> saved PC.
+    max_stacks: Vec<Vec<u8>>,
+    yield_pcs: Vec<Vec<Vec<u32>>>,
+    err: Vec<c_char>,
+}
+
+impl Builder<'_> {
+    fn ptr(&self) -> *mut ffi::AmberVm {
+        self.vm.inner().ptr()
+    }
+
+    fn check(&mut self, rc: c_int, path: impl FnOnce() -> String) -> Result<(), RestoreError> {
+        if rc == 0 { Ok(()) } else { Err(RestoreError::Build { path: path(), message: c_buffer_text(&self.err) }) }
+    }
+
+    fn tv(&self, v: &Value) -> Result<AmberTV, RestoreError> {
+        let mut t = AmberTV::default();
+        match *v {
+            Value::Nil => t.type_ = ffi::LUA_TNIL,
+            Value::Boolean(b) => {
+                t.type_ = ffi::LUA_TBOOLEAN;
+                t.boolean = c_int::from(b);
+            }
+            Value::Number(n) => {
+                t.type_ = ffi::LUA_TNUMBER;
+                t.number = n;
+            }
+            Value::Vector(v) => {
+                t.type_ = ffi::LUA_TVECTOR;
+                t.vector = v;
+            }
+            Value::IterPosition(p) => {
+                t.type_ = ffi::LUA_TLIGHTUSERDATA;
+                t.tag = ffi::LU_TAG_ITERATOR;
+                t.ref_ = p as usize;
+            }
+            Value::Object(i) => {
+                t.ref_kind = ffi::AMBER_REF_OBJECT;
+                t.ref_ = i as usize;
+            }
+            Value::Permanent(i) => {
+                t.ref_kind = ffi::AMBER_REF_PERMANENT;
+                t.ref_ = *self.permanents.get(i as usize).ok_or_else(|| RestoreError::Build {
+                    path: "value".into(),
+                    message: format!("permanent #{i} out of range"),
+                })?;
+            }
+            Value::LightUserdata { .. } => {
+                return Err(RestoreError::Build { path: "value".into(), message: "raw light userdata".into() });
+            }
+        }
+        Ok(t)
+    }
+
+    fn opt_tv(&self, v: &Option<Value>) -> Result<AmberTV, RestoreError> {
+        match v {
+            Some(v) => self.tv(v),
+            None => Ok(AmberTV::default()),
+        }
+    }
+
+    /// The proto a Lua closure object runs, if it is one.
+    fn proto_of(&self, object: u32) -> Option<(u32, u32)> {
+        match self.snapshot.objects.get(object as usize)? {
+            Object::LuaClosure(c) => Some((c.script, c.proto)),
+            _ => None,
+        }
+    }
+
+    fn build(&mut self, memcat: u8) -> Result<c_int, RestoreError> {
+        let s = self.snapshot;
+        let n = c_int::try_from(s.objects.len())
+            .map_err(|_| RestoreError::Build { path: "snapshot".into(), message: "too many objects".into() })?;
+        let cap = self.err.len();
+        // SAFETY: the VM is live; `err` has `cap` bytes.
+        let rc = unsafe { ffi::amber_restore_begin(self.ptr(), n, c_int::from(memcat), self.err.as_mut_ptr(), cap) };
+        self.check(rc, || "snapshot".into())?;
+
+        // Phase 1: make every object except upvalues (they need their values or threads).
+        for (i, o) in s.objects.iter().enumerate() {
+            let idx = i as c_int;
+            let e = self.err.as_mut_ptr();
+            let path = || format!("{}#{i}", o.kind().name());
+            // SAFETY (for every call below): the VM is live, a restore is in progress, all
+            // pointers are valid for the call, and the shim range-checks every index.
+            let rc = match o {
+                Object::String(b) => unsafe {
+                    ffi::amber_restore_string(self.ptr(), idx, b.as_ptr().cast(), b.len(), e, cap)
+                },
+                Object::Buffer(b) => unsafe {
+                    ffi::amber_restore_buffer(self.ptr(), idx, b.as_ptr().cast(), b.len(), e, cap)
+                },
+                Object::Table(t) => unsafe {
+                    ffi::amber_restore_table(self.ptr(), idx, t.array.len() as c_int, t.hash.len() as c_int, e, cap)
+                },
+                Object::LuaClosure(c) => {
+                    let proto =
+                        self.protos.get(c.script as usize).and_then(|p| p.get(c.proto as usize)).copied().ok_or_else(
+                            || RestoreError::Build { path: path(), message: "proto out of range".into() },
+                        )?;
+                    unsafe { ffi::amber_restore_lua_closure(self.ptr(), idx, proto, c.upvalues.len() as c_int, e, cap) }
+                }
+                Object::CClosure(c) => {
+                    let r = *self.permanents.get(c.function as usize).ok_or_else(|| RestoreError::Build {
+                        path: path(),
+                        message: "C function out of range".into(),
+                    })?;
+                    unsafe {
+                        ffi::amber_restore_c_closure(self.ptr(), idx, r as c_int, c.upvalues.len() as c_int, e, cap)
+                    }
+                }
+                Object::Thread(t) => {
+                    let slots = self.stack_slots(t);
+                    unsafe {
+                        ffi::amber_restore_thread(self.ptr(), idx, slots as c_int, t.frames.len() as c_int, e, cap)
+                    }
+                }
+                Object::Userdata(u) => {
+                    let (tag, data) = match &u.kind {
+                        UserdataKind::Proxy => (ffi::UTAG_PROXY, Vec::new()),
+                        UserdataKind::Codec { tag, codec, payload } => {
+                            let codecs = self.vm.inner().codecs.borrow();
+                            let (name, c) = codecs.get(tag).ok_or_else(|| RestoreError::Codec {
+                                object: i as u32,
+                                message: format!("no codec registered for tag {tag}"),
+                            })?;
+                            if name != codec {
+                                return Err(RestoreError::Codec {
+                                    object: i as u32,
+                                    message: format!("tag {tag} has codec `{name}` here, the snapshot used `{codec}`"),
+                                });
+                            }
+                            let data = c.decode(payload).map_err(|m| RestoreError::Codec {
+                                object: i as u32,
+                                message: format!("codec `{name}`: {m}"),
+                            })?;
+                            (c_int::from(*tag), data)
+                        }
+                    };
+                    unsafe {
+                        ffi::amber_restore_userdata(self.ptr(), idx, tag, data.as_ptr().cast(), data.len(), e, cap)
+                    }
+                }
+                Object::Upvalue(_) => 0,
+            };
+            self.check(rc, path)?;
+        }
+
+        // Phase 2: fill tables, threads, userdata and C closures; then make upvalues (closed
+        // ones with their values, open ones on their threads' finished stacks).
+        for (i, o) in s.objects.iter().enumerate() {
+            let idx = i as c_int;
+            let path = || format!("{}#{i}", o.kind().name());
+            match o {
+                Object::Table(t) => {
+                    for (k, v) in t.array.iter().enumerate() {
+                        let v = self.tv(v)?;
+                        // SAFETY: see phase 1.
+                        let rc = unsafe {
+                            ffi::amber_restore_table_array(self.ptr(), idx, k as c_int, &v, self.err.as_mut_ptr(), cap)
+                        };
+                        self.check(rc, || format!("table#{i} > array slot {}", k + 1))?;
+                    }
+                    for (k, node) in t.hash.iter().enumerate() {
+                        let Some((key, val)) = node else { continue };
+                        let (key, val) = (self.tv(key)?, self.tv(val)?);
+                        // SAFETY: see phase 1.
+                        let rc = unsafe {
+                            ffi::amber_restore_table_node(
+                                self.ptr(),
+                                idx,
+                                k as c_int,
+                                &key,
+                                &val,
+                                self.err.as_mut_ptr(),
+                                cap,
+                            )
+                        };
+                        self.check(rc, || format!("table#{i} > hash node {k}"))?;
+                    }
+                    let meta = self.opt_tv(&t.metatable)?;
+                    // SAFETY: see phase 1.
+                    let rc = unsafe {
+                        ffi::amber_restore_table_finish(
+                            self.ptr(),
+                            idx,
+                            t.insert_hint,
+                            &meta,
+                            c_int::from(t.readonly),
+                            c_int::from(t.safeenv),
+                            self.err.as_mut_ptr(),
+                            cap,
+                        )
+                    };
+                    self.check(rc, path)?;
+                }
+                Object::Thread(t) => self.fill_thread(i, t)?,
+                Object::Userdata(u) => {
+                    let meta = self.opt_tv(&u.metatable)?;
+                    // SAFETY: see phase 1.
+                    let rc = unsafe {
+                        ffi::amber_restore_userdata_metatable(self.ptr(), idx, &meta, self.err.as_mut_ptr(), cap)
+                    };
+                    self.check(rc, path)?;
+                }
+                Object::CClosure(c) => {
+                    let env = self.tv(&c.env)?;
+                    let ups: Vec<AmberTV> = c.upvalues.iter().map(|v| self.tv(v)).collect::<Result<_, _>>()?;
+                    // SAFETY: see phase 1; `ups` holds `len` values.
+                    let rc = unsafe {
+                        ffi::amber_restore_c_closure_fill(
+                            self.ptr(),
+                            idx,
+                            &env,
+                            ups.as_ptr(),
+                            ups.len() as c_int,
+                            self.err.as_mut_ptr(),
+                            cap,
+                        )
+                    };
+                    self.check(rc, path)?;
+                }
+                _ => {}
+            }
+        }
+        for (i, o) in s.objects.iter().enumerate() {
+            let Object::Upvalue(u) = o else { continue };
+            let idx = i as c_int;
+            // SAFETY: see phase 1.
+            let rc = match u {
+                Upvalue::Closed(v) => {
+                    let v = self.tv(v)?;
+                    unsafe { ffi::amber_restore_upvalue_closed(self.ptr(), idx, &v, self.err.as_mut_ptr(), cap) }
+                }
+                Upvalue::Open { thread, slot } => unsafe {
+                    ffi::amber_restore_upvalue_open(
+                        self.ptr(),
+                        idx,
+                        *thread as c_int,
+                        *slot as c_int,
+                        self.err.as_mut_ptr(),
+                        cap,
+                    )
+                },
+            };
+            self.check(rc, || format!("upvalue#{i}"))?;
+        }
+
+        // Phase 3: Lua closures (their upvalue objects exist now), then freeze read-only tables.
+        for (i, o) in s.objects.iter().enumerate() {
+            let Object::LuaClosure(c) = o else { continue };
+            let env = self.tv(&c.env)?;
+            let ups: Vec<c_int> = c.upvalues.iter().map(|&u| u as c_int).collect();
+            // SAFETY: see phase 1; `ups` holds `len` indices.
+            let rc = unsafe {
+                ffi::amber_restore_lua_closure_fill(
+                    self.ptr(),
+                    i as c_int,
+                    &env,
+                    ups.as_ptr(),
+                    ups.len() as c_int,
+                    self.err.as_mut_ptr(),
+                    cap,
+                )
+            };
+            self.check(rc, || format!("closure#{i}"))?;
+        }
+        for (i, o) in s.objects.iter().enumerate() {
+            if let Object::Table(t) = o
+                && t.readonly
+            {
+                // SAFETY: see phase 1.
+                let rc = unsafe { ffi::amber_restore_table_freeze(self.ptr(), i as c_int, self.err.as_mut_ptr(), cap) };
+                self.check(rc, || format!("table#{i}"))?;
+            }
+        }
+        let mut thread_ref = 0;
+        // SAFETY: see phase 1; ends the restore whatever happens.
+        let rc = unsafe {
+            ffi::amber_restore_end(
+                self.ptr(),
+                s.roots.main_thread as c_int,
+                &mut thread_ref,
+                self.err.as_mut_ptr(),
+                cap,
+            )
+        };
+        self.check(rc, || "roots > main thread".into())?;
+        Ok(thread_ref)
+    }
+
+    /// The frame tops a restored thread will have: a Luau frame's is its base plus its proto's
+    /// stack size (derived, never read); a C frame's reaches LUA_MINSTACK past what follows it.
+    fn frame_tops(&self, t: &Thread) -> Vec<u32> {
+        let mut tops = Vec::with_capacity(t.frames.len());
+        for (k, f) in t.frames.iter().enumerate() {
+            let top = match f.kind {
+                FrameKind::Lua { .. } => {
+                    let max_stack = match t.stack.get(f.func as usize) {
+                        Some(Value::Object(c)) => {
+                            self.proto_of(*c).and_then(|(script, proto)| self.proto_stack(script, proto)).unwrap_or(0)
+                        }
+                        _ => 0,
+                    };
+                    f.base + u32::from(max_stack)
+                }
+                FrameKind::C { .. } => {
+                    let after = t.frames.get(k + 1).map_or(t.stack.len() as u32, |next| next.func);
+                    after.max(f.base) + ffi::LUA_MINSTACK as u32
+                }
+            };
+            tops.push(top);
+        }
+        tops
+    }
+
+    fn proto_stack(&self, script: u32, proto: u32) -> Option<u8> {
+        self.max_stacks.get(script as usize)?.get(proto as usize).copied()
+    }
+
+    fn stack_slots(&self, t: &Thread) -> u32 {
+        let tops = self.frame_tops(t);
+        tops.into_iter().chain([t.stack.len() as u32, 2]).max().unwrap_or(2)
+    }
+
+    fn fill_thread(&mut self, i: usize, t: &Thread) -> Result<(), RestoreError> {
+        let cap = self.err.len();
+        let idx = i as c_int;
+        // An errored thread is its error value, where coroutine.close finds it (stack top).
+        let (stack, frames): (Vec<Value>, &[Frame]) = if t.status == ThreadStatus::Errored {
+            (vec![Value::Nil, t.error.unwrap_or(Value::Nil)], &[])
+        } else {
+            (t.stack.clone(), &t.frames)
+        };
+        for (k, v) in stack.iter().enumerate() {
+            let v = self.tv(v)?;
+            // SAFETY: see phase 1.
+            let rc =
+                unsafe { ffi::amber_restore_thread_slot(self.ptr(), idx, k as c_int, &v, self.err.as_mut_ptr(), cap) };
+            self.check(rc, || format!("thread#{i} > stack slot {k}"))?;
+        }
+        let tops = self.frame_tops(t);
+        for (k, f) in frames.iter().enumerate() {
+            let (is_lua, pc, errfunc) = match f.kind {
+                FrameKind::Lua { yield_point } => {
+                    let pc = match t.stack.get(f.func as usize) {
+                        Some(Value::Object(c)) => self.proto_of(*c).and_then(|(script, proto)| {
+                            self.yield_pcs.get(script as usize)?.get(proto as usize)?.get(yield_point as usize).copied()
+                        }),
+                        _ => None,
+                    }
+                    .ok_or_else(|| RestoreError::Build {
+                        path: format!("thread#{i} > frame {k}"),
+                        message: format!("yield point {yield_point} does not exist"),
+                    })?;
+                    (1, pc as c_int, 0)
+                }
+                FrameKind::C { errfunc, .. } => (0, 0, errfunc.map_or(0, |e| e as c_int + 1)),
+            };
+            let info = ffi::AmberFrameInfo {
+                func: f.func as c_int,
+                base: f.base as c_int,
+                top: tops[k] as c_int,
+                nresults: f.nresults,
+                flags: u32::from(f.flags),
+                is_lua,
+                pc,
+                errfunc,
+                closure: 0,
+            };
+            // SAFETY: see phase 1.
+            let rc = unsafe {
+                ffi::amber_restore_thread_frame(self.ptr(), idx, k as c_int + 1, &info, self.err.as_mut_ptr(), cap)
+            };
+            self.check(rc, || format!("thread#{i} > frame {k}"))?;
+        }
+        let top = stack.len() as c_int;
+        let base = match t.status {
+            ThreadStatus::Yielded => top - t.yielded as c_int,
+            _ if !frames.is_empty() => frames[frames.len() - 1].base as c_int,
+            _ => 1,
+        };
+        let status = match t.status {
+            ThreadStatus::NotStarted | ThreadStatus::Dead => ffi::LUA_OK,
+            ThreadStatus::Yielded => ffi::LUA_YIELD,
+            ThreadStatus::Preempted => ffi::LUA_BREAK,
+            ThreadStatus::Errored => ffi::LUA_ERRRUN,
+        };
+        let info = ffi::AmberThreadInfo {
+            status,
+            top: top.max(1),
+            base: base.max(1),
+            frames: frames.len() as c_int,
+            globals: 0,
+            namecall: 0,
+            stack_size: 0,
+        };
+        let globals = self.tv(&t.globals)?;
+        let namecall = t.namecall.map_or(-1, |n| n as c_int);
+        // SAFETY: see phase 1.
+        let rc = unsafe {
+            ffi::amber_restore_thread_finish(self.ptr(), idx, &info, &globals, namecall, self.err.as_mut_ptr(), cap)
+        };
+        self.check(rc, || format!("thread#{i}"))
+    }
+}
+
+/// Restores a verified snapshot as a new task of `vm`. Restoring the same snapshot N times gives
+/// N independent tasks.
+pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) -> Result<Task, RestoreError> {
+    let s = verified.snapshot();
+    if s.header.luau_version != LUAU_VERSION {
+        return Err(RestoreError::LuauVersion { expected: LUAU_VERSION.into(), found: s.header.luau_version.clone() });
+    }
+    if s.header.flags_digest != FeatureFlags::pinned().digest() {
+        let enabled = if s.header.enabled_flags.is_empty() { "none".into() } else { s.header.enabled_flags.join(", ") };
+        return Err(RestoreError::FeatureFlags(enabled));
+    }
+    if s.header.permanents_digest != PermanentRegistry::standard().digest() {
+        return Err(RestoreError::Registry);
+    }
+    let registry = &vm.inner().registry;
+    let permanents = s
+        .permanents
+        .iter()
+        .map(|name| {
+            registry.iter().position(|r| &r.name == name).ok_or_else(|| RestoreError::UnknownPermanent(name.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut scripts = Vec::with_capacity(s.scripts.len());
+    let mut protos = Vec::with_capacity(s.scripts.len());
+    let mut max_stacks = Vec::with_capacity(s.scripts.len());
+    let mut yield_pcs = Vec::with_capacity(s.scripts.len());
+    for (entry, v) in s.scripts.iter().zip(verified.scripts()) {
+        let script = Script::from_verified(&entry.chunk_name, v, s.header.compiler);
+        vm.load(&script)
+            .map_err(|e| RestoreError::Script { chunk: entry.chunk_name.clone(), message: e.to_string() })?;
+        let loaded = vm.inner().loaded.borrow();
+        let l = loaded
+            .get(&script.hash())
+            .ok_or_else(|| RestoreError::Script { chunk: entry.chunk_name.clone(), message: "not loaded".into() })?;
+        if l.script.settings() != s.header.compiler {
+            return Err(RestoreError::Script {
+                chunk: entry.chunk_name.clone(),
+                message: "already loaded in this VM with other compiler settings".into(),
+            });
+        }
+        protos.push(l.protos.clone());
+        max_stacks.push(v.module.protos.iter().map(|p| p.max_stack_size).collect());
+        yield_pcs
+            .push(v.yield_maps.iter().map(|m: &YieldPointMap| m.points.iter().map(|p| p.saved_pc).collect()).collect());
+        drop(loaded);
+        scripts.push(script);
+    }
+    let main_script = scripts.first().cloned().ok_or_else(|| RestoreError::Script {
+        chunk: "-".into(),
+        message: "a snapshot without scripts has no code to resume".into(),
+    })?;
+
+    let mut b = Builder { vm, snapshot: s, permanents, protos, max_stacks, yield_pcs, err: vec![0; 512] };
+    match b.build(options.memory_category) {
+        Ok(thread_ref) => {
+            Ok(Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state))
+        }
+        Err(e) => {
+            // SAFETY: the VM is live; abort is a no-op when no restore is in progress.
+            unsafe { ffi::amber_restore_abort(vm.inner().ptr()) };
+            Err(e)
+        }
+    }
+}
