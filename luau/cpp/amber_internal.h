@@ -67,6 +67,13 @@ struct AmberVm
     // Objects being built by a restore (GC stopped meanwhile), and its memory category.
     std::vector<GCObject*> restoring;
     std::vector<uint8_t> restoring_kind;
+    struct DeferredKey
+    {
+        int table;
+        TValue key;
+        TValue value;
+    };
+    std::vector<DeferredKey> restoring_deferred;
     bool restore_active = false;
     int restore_gc_was_running = 0;
 };

@@ -450,6 +450,7 @@ int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t 
         if (objects < 0)
             fail("negative object count");
         vm->restoring.assign(size_t(objects), nullptr);
+        vm->restoring_deferred.clear();
         vm->restoring_kind.assign(size_t(objects), 0);
         vm->restore_gc_was_running = lua_gc(vm->L, LUA_GCISRUNNING, 0);
         lua_gc(vm->L, LUA_GCSTOP, 0);
@@ -461,6 +462,7 @@ int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t 
 static void restore_stop(AmberVm* vm)
 {
     vm->restoring.clear();
+    vm->restoring_deferred.clear();
     vm->restoring_kind.clear();
     vm->restore_active = false;
     lua_setmemcat(vm->L, 0);
@@ -603,11 +605,20 @@ int amber_restore_table_node(AmberVm* vm, int index, int node, const AmberTV* ke
         from_amber(vm, key, &k);
         if (ttisnil(&k) || (ttisnumber(&k) && nvalue(&k) != nvalue(&k)))
             fail("nil or NaN table key");
+        TValue v;
+        from_amber(vm, value, &v);
+        if (iscollectable(&k) && !ttisstring(&k))
+        {
+            // A key hashed by address: its main position is another one in this VM, so it cannot
+            // go back to its captured node. It is inserted when the table is finished.
+            vm->restoring_deferred.push_back({index, k, v});
+            return;
+        }
         LuaNode* n = gnode(t, node);
         if (!ttisnil(gkey(n)))
             fail("hash node written twice");
         setnodekey(vm->L, n, &k);
-        from_amber(vm, value, gval(n));
+        setobj2t(vm->L, gval(n), &v);
     });
 }
 
@@ -655,8 +666,21 @@ int amber_restore_table_finish(
         {
             fail("array boundary hint out of range");
         }
+        // Keys hashed by address go wherever Luau puts them now (their captured order cannot be
+        // kept without an explicit iteration order).
+        t->lastfree = size;
+        for (const auto& d : vm->restoring_deferred)
+        {
+            if (d.table != index)
+                continue;
+            TValue* slot = luaH_set(vm->L, t, &d.key);
+            setobj2t(vm->L, slot, &d.value);
+        }
+        if ((t->node == &luaH_dummynode ? 0 : sizenode(t)) != size)
+            fail("re-inserting address-hashed keys resized the table");
         t->lastfree = insert_hint; // for an empty hash part this is the array boundary (aboundary)
         t->metatable = table_or_null(vm, metatable);
+        t->tmcache = 0; // metamethod presence is unknown: let lookups recompute it
         t->safeenv = safeenv != 0;
         (void)readonly; // frozen by amber_restore_table_freeze, after everything is written
     });
@@ -678,8 +702,13 @@ int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberTV* value, c
         setobj2s(L, L->top, &v);
         StkId slot = L->top;
         L->top++;
+        // findupval expects a running thread (running threads never turn black, so it needs no
+        // barrier); with the collector stopped nothing turns black here either.
+        bool wasactive = L->isactive;
+        L->isactive = true;
         UpVal* uv = luaF_findupval(L, slot);
         luaF_close(L, slot);
+        L->isactive = wasactive;
         L->top--;
         put(vm, index, obj2gco(uv), LUA_TUPVAL);
     });
@@ -691,7 +720,10 @@ int amber_restore_upvalue_open(AmberVm* vm, int index, int thread, int slot, cha
         lua_State* T = thread_at(vm, thread);
         if (slot < 0 || T->stack + slot >= T->top)
             fail("open upvalue slot outside the thread's live stack");
+        bool wasactive = T->isactive;
+        T->isactive = true; // see amber_restore_upvalue_closed
         UpVal* uv = luaF_findupval(T, T->stack + slot);
+        T->isactive = wasactive;
         put(vm, index, obj2gco(uv), LUA_TUPVAL);
     });
 }

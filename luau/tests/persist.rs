@@ -66,3 +66,248 @@ fn a_simple_loop_round_trips_at_every_point() {
     let n = check_every_point("local s = 0 for i = 1, 10 do s += i print(i, s) end return s");
     assert!(n > 10);
 }
+
+const VALUES: &str = r#"
+local nan, negzero, inf = 0/0, -0.0, math.huge
+local v = vector.create(1.5, -2, 3)
+local bin = "a\0b\255c"
+local long = string.rep("xyz", 5000)
+local buf = buffer.create(8)
+buffer.writeu32(buf, 0, 0xdeadbeef)
+local proxy = newproxy(true)
+getmetatable(proxy).__tostring = function() return "proxy!" end
+getmetatable(proxy).__index = function(_, k) return "field " .. k end
+local t = {1, 2, nil, 4, x = "y", [2.5] = true}
+for i = 1, 3 do
+    print(nan ~= nan, 1/negzero, inf, -inf, v, #bin, bin:byte(2), bin:byte(4), #long, long:sub(-3))
+    print(buffer.readu32(buf, 0), tostring(proxy), proxy.abc, t[1], t[4], t.x, t[2.5], #t)
+    buffer.writeu8(buf, 4, i)
+    print(buffer.readu8(buf, 4))
+end
+"#;
+
+#[test]
+fn every_value_type_round_trips() {
+    check_every_point(VALUES);
+}
+
+const C_CLOSURES: &str = r#"
+local gen = coroutine.wrap(function() for i = 1, 4 do coroutine.yield(i * 10) end end)
+local words = string.gmatch("alpha beta gamma delta", "%a+")
+local codes = {}
+for _, c in utf8.codes("héllo") do codes[#codes + 1] = c end
+local nxt, tbl, start = pairs({a = 1})
+local inext, arr, zero = ipairs({5, 6, 7})
+print(#codes, codes[2], type(nxt), zero)
+for i = 1, 4 do
+    print(gen(), words(), inext(arr, i - 1))
+end
+print(nxt(tbl, start))
+"#;
+
+#[test]
+fn c_closures_made_at_run_time_round_trip() {
+    check_every_point(C_CLOSURES);
+}
+
+const TABLES: &str = r#"
+local base = {greet = function(self) return "hi " .. self.name end}
+base.__index = base
+local obj = setmetatable({name = "ada"}, base)
+local selfmeta = {}
+setmetatable(selfmeta, selfmeta)
+selfmeta.__index = function(_, k) return k .. "!" end
+local frozen = table.freeze({1, 2, 3})
+local holes = {1, nil, 3, nil, 5}
+local mixed = {10, 20, 30, a = 1, b = 2}
+local cycle = {}
+cycle.self = cycle
+local key = {}
+local bykey = {[key] = "table key", [print] = "function key"}
+for i = 1, 3 do
+    print(obj:greet(), selfmeta.zz, table.isfrozen(frozen), pcall(function() frozen[1] = 0 end))
+    print(holes[1], holes[2], holes[5], #mixed, mixed.a, cycle.self.self == cycle, bykey[key], bykey[print])
+    mixed[#mixed + 1] = i
+    holes[2] = i
+end
+print(#mixed, mixed[4], mixed[6], holes[2])
+"#;
+
+#[test]
+fn tables_round_trip() {
+    check_every_point(TABLES);
+}
+
+const UPVALUES: &str = r#"
+local function counter()
+    local n = 0
+    return function() n += 1 return n end, function() return n end
+end
+local inc, get = counter()
+local fixed = 42
+local byvalue = function() return fixed end
+local fib
+fib = function(x) if x < 2 then return x end return fib(x - 1) + fib(x - 2) end
+local outer = 0
+local function setter(v) outer = v end
+for i = 1, 4 do
+    inc()
+    setter(i * 100)
+    print(get(), byvalue(), fib(8), outer)
+end
+local co = coroutine.create(function()
+    local shared = 1
+    local a = function() shared += 1 return shared end
+    local b = function() return shared end
+    coroutine.yield(a, b)
+    shared += 10
+    coroutine.yield(b())
+    return shared
+end)
+local _, a, b = coroutine.resume(co)
+print(a(), b(), a(), b())
+print(coroutine.resume(co))
+print(a(), b())
+print(coroutine.resume(co))
+"#;
+
+#[test]
+fn closures_and_upvalues_round_trip_and_stay_shared() {
+    check_every_point(UPVALUES);
+}
+
+const THREADS: &str = r#"
+local notstarted = coroutine.create(function(x) return x * 2 end)
+local dead = coroutine.create(function() return 1 end)
+coroutine.resume(dead)
+local errored = coroutine.create(function() error({code = 7}) end)
+print(select(2, coroutine.resume(errored)).code)
+local deep = coroutine.create(function()
+    local function d(n) if n == 0 then coroutine.yield("bottom") return 0 end return 1 + d(n - 1) end
+    return d(20)
+end)
+local function iter()
+    return coroutine.wrap(function() for i = 1, 3 do coroutine.yield(i, i * i) end end)
+end
+local inforloop = coroutine.create(function()
+    local acc = 0
+    for i, sq in iter() do acc += sq coroutine.yield(acc) end
+    return acc
+end)
+local protected = coroutine.create(function()
+    local ok, v = pcall(function() local x = coroutine.yield("in pcall") return x .. "!" end)
+    local ok2, v2 = xpcall(function() coroutine.yield("in xpcall") error("boom", 0) end, function(e) return "handled " .. e end)
+    return ok, v, ok2, v2
+end)
+print(coroutine.resume(deep))
+print(coroutine.resume(protected))
+print(coroutine.resume(protected, "resumed"))
+for i = 1, 4 do print(coroutine.resume(inforloop)) end
+print(coroutine.resume(deep))
+print(coroutine.resume(protected))
+print(coroutine.resume(notstarted, 21))
+print(coroutine.status(dead), coroutine.status(errored), select(2, coroutine.close(errored)).code)
+local undelivered = coroutine.create(function() coroutine.yield(1, 2, 3) end)
+print(coroutine.resume(undelivered))
+local obj = {name = "o"}
+function obj:hello(x) return self.name .. x end
+for i = 1, 3 do print(obj:hello(i)) end
+"#;
+
+#[test]
+fn threads_in_every_status_round_trip() {
+    check_every_point(THREADS);
+}
+
+const NESTED_CHAIN: &str = r#"
+local c3 = coroutine.create(function()
+    for i = 1, 3 do
+        print("c3", i, coroutine.isyieldable(), coroutine.status(coroutine.running()))
+        coroutine.yield(i)
+    end
+    return "c3 done"
+end)
+local c2 = coroutine.wrap(function()
+    while true do
+        local ok, v = coroutine.resume(c3)
+        print("c2", ok, v, coroutine.status(c3))
+        if coroutine.status(c3) == "dead" then return "c2 done" end
+        coroutine.yield(v)
+    end
+end)
+local c1 = coroutine.create(function()
+    for i = 1, 10 do
+        local v = c2()
+        print("c1", v)
+        if v == "c2 done" then break end
+    end
+    return "c1 done"
+end)
+print(coroutine.resume(c1))
+"#;
+
+#[test]
+fn preempted_resume_chains_round_trip() {
+    check_every_point(NESTED_CHAIN);
+}
+
+const GLOBALS_AND_RANDOM: &str = r#"
+counter = 0
+math.randomseed(1234)
+local function tick() counter += 1 return math.random(1, 1000000) end
+for i = 1, 5 do print(tick(), counter) end
+print(math.random())
+newglobal = "set late"
+print(newglobal, type(string.format), string.format("%d", 7))
+"#;
+
+#[test]
+fn globals_and_random_state_round_trip() {
+    check_every_point(GLOBALS_AND_RANDOM);
+}
+
+fn persist_restore_persist(src: &str) {
+    for k in [3, 17, 40] {
+        let vm = Vm::new().unwrap();
+        let mut task = vm.spawn(&Script::compile(src, "=t").unwrap()).unwrap();
+        let mut seen = 0;
+        let mut finished = false;
+        while seen < k {
+            match task.resume(Budget::ticks(1)).unwrap() {
+                Outcome::Preempted => seen += 1,
+                Outcome::Yielded(_) => {}
+                _ => {
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        if finished {
+            continue;
+        }
+        let a = encode(&capture(&task).unwrap());
+        let b = encode(&capture(&task).unwrap());
+        assert_eq!(a, b, "capturing twice differs");
+        let verified = validate(&a, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
+        let vm2 = Vm::new().unwrap();
+        let restored = restore(&vm2, &verified, RestoreOptions::default()).unwrap();
+        let c = encode(&capture(&restored).unwrap());
+        assert_eq!(a, c, "persist -> restore -> persist differs (k = {k})");
+    }
+}
+
+#[test]
+fn persisting_twice_gives_identical_bytes_and_restore_then_persist_too() {
+    for src in [VALUES, UPVALUES, THREADS, NESTED_CHAIN, C_CLOSURES, GLOBALS_AND_RANDOM] {
+        persist_restore_persist(src);
+    }
+}
+
+/// TABLES has tables keyed by a table and a function: those keys hash by address, so their
+/// node order after a restore is the new VM's, and the second snapshot lists them in another
+/// order. Foundation 4 (explicit iteration order) makes this hold.
+#[test]
+#[ignore = "needs foundation 4: tables keyed by address keep their order across a restore"]
+fn address_keyed_tables_persist_restore_persist_identically() {
+    persist_restore_persist(TABLES);
+}
