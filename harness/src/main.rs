@@ -44,6 +44,42 @@ enum Command {
         #[arg(long)]
         trace_yields: bool,
     },
+    /// Run a script pre-empted at every interrupt tick and write its state at the N-th
+    /// pre-emption (or at the first coroutine.yield of its main function) to a snapshot.
+    ///
+    /// The script's output up to that point goes to stdout. Exit 0 when the snapshot was
+    /// written, 1 when the script finished or failed first, 2 on usage or I/O errors.
+    #[command(group(clap::ArgGroup::new("when").required(true).args(["at", "at_yield"])))]
+    Persist {
+        script: PathBuf,
+        /// Persist at the N-th pre-emption (1: the first interrupt site).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        at: Option<u64>,
+        /// Persist at the first coroutine.yield of the main function instead.
+        #[arg(long)]
+        at_yield: bool,
+        /// Where to write the snapshot.
+        #[arg(short, long, value_name = "SNAP")]
+        output: PathBuf,
+        /// Write only the scripts' hashes; `amber resume --source-dir` supplies the sources.
+        #[arg(long)]
+        no_embed_source: bool,
+    },
+    /// Validate a snapshot, restore it and run it to completion, printing its output as
+    /// `amber run` does. Exit 0 when it finishes, 1 when it fails or the snapshot is refused
+    /// (diagnostics on stderr), 2 on usage or I/O errors.
+    Resume {
+        snapshot: PathBuf,
+        /// Directory of sources for snapshots that do not embed them (matched by SHA-256).
+        #[arg(long, value_name = "DIR")]
+        source_dir: Option<PathBuf>,
+        /// Pre-empt at every N-th tick after resuming (default: run uninterrupted).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        preempt_every: Option<u64>,
+        /// Limits and allowlists for the intake check (see `amber validate --limits`).
+        #[arg(long, value_name = "FILE")]
+        limits: Option<PathBuf>,
+    },
     /// Validate untrusted snapshots before anything is built from them: a CI gate.
     ///
     /// Exit 0 when every snapshot is valid, 1 when any is invalid, 2 on usage or I/O errors.
@@ -99,6 +135,12 @@ fn main() -> ExitCode {
         Command::Run { script, preempt_every, trace_yields } => run(&script, preempt_every, trace_yields),
         Command::Validate { snapshots, source_dir, limits, format } => validate(&snapshots, source_dir, limits, format),
         Command::Inspect { snapshot, dot } => inspect(&snapshot, dot),
+        Command::Persist { script, at, at_yield, output, no_embed_source } => {
+            persist(&script, at, at_yield, &output, no_embed_source)
+        }
+        Command::Resume { snapshot, source_dir, preempt_every, limits } => {
+            resume(&snapshot, source_dir, preempt_every, limits)
+        }
         Command::Check { paths, schedules, jobs } => check(paths, schedules, jobs),
     }
 }
@@ -146,29 +188,7 @@ fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool) -> ExitCode 
         Err(code) => return code,
     };
     let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Every);
-    match runner::run_script(&script, schedule, &mut Streaming { trace_yields }) {
-        Ok(report) => match report.trace.ending {
-            Ending::Returned(_) => ExitCode::SUCCESS,
-            Ending::Error(message) => {
-                eprintln!("{message}");
-                eprintln!("stack traceback:");
-                eprint!("{}", report.traceback.unwrap_or_default());
-                ExitCode::from(1)
-            }
-            Ending::Killed(reason) => {
-                eprintln!("amber: {reason}");
-                ExitCode::from(1)
-            }
-        },
-        Err(RunError::Compile(e)) => {
-            eprintln!("amber: compile error: {e}");
-            ExitCode::from(1)
-        }
-        Err(RunError::Vm(e)) => {
-            eprintln!("amber: {e}");
-            ExitCode::from(2)
-        }
-    }
+    finish(runner::run_script(&script, schedule, &mut Streaming { trace_yields }))
 }
 
 fn validate(
@@ -177,25 +197,13 @@ fn validate(
     limits: Option<PathBuf>,
     format: ReportFormat,
 ) -> ExitCode {
-    let limits = match limits {
-        Some(path) => match intake::read_limits(&path) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("amber: limits file {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => intake::default_limits(),
+    let limits = match load_limits(limits) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
-    let catalog = match &source_dir {
-        Some(dir) => match SourceCatalog::with_source_dir(dir) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("amber: source directory {}: {e}", dir.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => SourceCatalog::embedded_only(),
+    let catalog = match load_catalog(source_dir.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let mut verdicts = Vec::new();
     for path in snapshots {
@@ -363,4 +371,167 @@ fn check_one(path: &Path, schedules: &[Schedule]) -> Vec<CheckRow> {
             Err(e) => failed(&schedule.name(), e.to_string()),
         })
         .collect()
+}
+
+fn load_limits(limits: Option<PathBuf>) -> Result<amber_validator::Limits, ExitCode> {
+    match limits {
+        Some(path) => intake::read_limits(&path).map_err(|e| {
+            eprintln!("amber: limits file {e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(intake::default_limits()),
+    }
+}
+
+fn load_catalog(source_dir: Option<&Path>) -> Result<SourceCatalog, ExitCode> {
+    match source_dir {
+        Some(dir) => SourceCatalog::with_source_dir(dir).map_err(|e| {
+            eprintln!("amber: source directory {}: {e}", dir.display());
+            ExitCode::from(2)
+        }),
+        None => Ok(SourceCatalog::embedded_only()),
+    }
+}
+
+fn persist(path: &Path, at: Option<u64>, at_yield: bool, output: &Path, no_embed: bool) -> ExitCode {
+    use amber_luau::{Budget, Outcome};
+    let script = match read_script(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let vm = match amber_luau::Vm::new() {
+        Ok(vm) => vm,
+        Err(e) => {
+            eprintln!("amber: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut task = match vm.spawn(&script) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("amber: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let budget = if at_yield { Budget::unlimited() } else { Budget::ticks(1) };
+    let mut preemptions = 0u64;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let outcome = match task.resume(budget) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("amber: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let _ = out.write_all(&task.take_output());
+        match outcome {
+            Outcome::Preempted => {
+                preemptions += 1;
+                if Some(preemptions) == at {
+                    break;
+                }
+            }
+            Outcome::Yielded(_) if at_yield => break,
+            Outcome::Yielded(_) => {}
+            other => {
+                let _ = out.flush();
+                let what = match other {
+                    Outcome::Errored(e) => format!("failed ({})", e.message),
+                    Outcome::Killed(r) => format!("was killed ({r})"),
+                    _ => "finished".to_string(),
+                };
+                match at {
+                    Some(n) => {
+                        eprintln!("amber: the script {what} after {preemptions} pre-emptions, before pre-emption {n}")
+                    }
+                    None => eprintln!("amber: the script {what} before its main function yielded"),
+                }
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let _ = out.flush();
+    let snapshot = match amber_luau::capture_with(&task, amber_luau::CaptureOptions { embed_sources: !no_embed }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("amber: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = std::fs::write(output, amber_validator::encode(&snapshot)) {
+        eprintln!("amber: cannot write {}: {e}", output.display());
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
+}
+
+fn resume(path: &Path, source_dir: Option<PathBuf>, preempt_every: Option<u64>, limits: Option<PathBuf>) -> ExitCode {
+    let limits = match load_limits(limits) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let catalog = match load_catalog(source_dir.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("amber: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let vm = match amber_luau::Vm::new() {
+        Ok(vm) => vm,
+        Err(e) => {
+            eprintln!("amber: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let limits = amber_validator::Limits { codecs: vm.codec_names(), ..limits };
+    let verified = match amber_validator::validate(&bytes, &limits, &catalog) {
+        Ok(v) => v,
+        Err(report) => {
+            eprintln!("amber: {} is refused:", path.display());
+            eprint!("{report}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut task = match amber_luau::restore(&vm, &verified, amber_luau::RestoreOptions::default()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("amber: cannot restore {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    };
+    let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Every);
+    finish(runner::run_task(&mut task, schedule, &mut Streaming { trace_yields: false }))
+}
+
+/// Exit code and stderr report of a finished run (shared by run and resume).
+fn finish(result: Result<runner::RunReport, RunError>) -> ExitCode {
+    match result {
+        Ok(report) => match report.trace.ending {
+            Ending::Returned(_) => ExitCode::SUCCESS,
+            Ending::Error(message) => {
+                eprintln!("{message}");
+                eprintln!("stack traceback:");
+                eprint!("{}", report.traceback.unwrap_or_default());
+                ExitCode::from(1)
+            }
+            Ending::Killed(reason) => {
+                eprintln!("amber: {reason}");
+                ExitCode::from(1)
+            }
+        },
+        Err(RunError::Compile(e)) => {
+            eprintln!("amber: compile error: {e}");
+            ExitCode::from(1)
+        }
+        Err(RunError::Vm(e)) => {
+            eprintln!("amber: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

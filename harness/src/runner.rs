@@ -2,7 +2,7 @@
 
 use crate::generators::Schedule;
 use crate::oracles::{Ending, Trace};
-use amber_luau::{CompileError, Outcome, Script, SuspendSite, Vm, VmError};
+use amber_luau::{CompileError, Outcome, Script, SuspendSite, Task, Vm, VmError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -45,6 +45,11 @@ pub struct RunReport {
 pub fn run_script(script: &Script, schedule: Schedule, observer: &mut dyn RunObserver) -> Result<RunReport, RunError> {
     let vm = Vm::new()?;
     let mut task = vm.spawn(script)?;
+    run_task(&mut task, schedule, observer)
+}
+
+/// Runs an existing task (fresh or restored) to its end under `schedule`.
+pub fn run_task(task: &mut Task, schedule: Schedule, observer: &mut dyn RunObserver) -> Result<RunReport, RunError> {
     let mut output = Vec::new();
     let mut yields = Vec::new();
     let mut traceback = None;
