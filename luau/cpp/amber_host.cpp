@@ -774,6 +774,27 @@ void amber_task_clear(AmberVm* vm, int thread_ref)
         lua_settop(T, 0);
 }
 
+static void no_destructor(lua_State*, void*) {}
+
+int amber_task_set_userdata(AmberVm* vm, int thread_ref, const char* name, int tag, const char* data, size_t length, int with_destructor)
+{
+    lua_State* T = thread_of_ref(vm, thread_ref);
+    if (!T || tag < 0 || tag >= LUA_UTAG_LIMIT || lua_status(T) != LUA_OK || lua_gettop(T) == 0)
+        return -1;
+    try
+    {
+        void* p = with_destructor ? lua_newuserdatadtor(T, length, no_destructor) : lua_newuserdatatagged(T, length, tag);
+        if (length)
+            memcpy(p, data, length);
+        lua_setfield(T, LUA_GLOBALSINDEX, name);
+        return 0;
+    }
+    catch (...)
+    {
+        return -1;
+    }
+}
+
 int amber_task_site(AmberVm* vm, int thread_ref, AmberSite* out)
 {
     memset(out, 0, sizeof(*out));

@@ -104,6 +104,11 @@ int amber_task_resume(
 int amber_task_value(AmberVm* vm, int thread_ref, int index, AmberValue* out);
 void amber_task_clear(AmberVm* vm, int thread_ref);
 
+// Host API: sets global `name` of the task to a new userdata with `tag` holding `data`. With
+// `with_destructor`, the userdata gets a (no-op) destructor, as host objects with native
+// resources do. 0 on success.
+int amber_task_set_userdata(AmberVm* vm, int thread_ref, const char* name, int tag, const char* data, size_t length, int with_destructor);
+
 // Where a pre-empted task stopped; 0 on success.
 int amber_task_site(AmberVm* vm, int thread_ref, AmberSite* out);
 

@@ -117,6 +117,15 @@ unsafe extern "C" {
     ) -> c_int;
     pub fn amber_task_value(vm: *mut AmberVm, thread_ref: c_int, index: c_int, out: *mut AmberValue) -> c_int;
     pub fn amber_task_clear(vm: *mut AmberVm, thread_ref: c_int);
+    pub fn amber_task_set_userdata(
+        vm: *mut AmberVm,
+        thread_ref: c_int,
+        name: *const c_char,
+        tag: c_int,
+        data: *const c_char,
+        length: usize,
+        with_destructor: c_int,
+    ) -> c_int;
     pub fn amber_task_site(vm: *mut AmberVm, thread_ref: c_int, out: *mut AmberSite) -> c_int;
 
     pub fn amber_vm_memory(vm: *mut AmberVm, category: c_int) -> usize;

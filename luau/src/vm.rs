@@ -436,6 +436,38 @@ impl Task {
         self.done
     }
 
+    /// Host API: before the task first runs, sets its global `name` to a userdata with `tag`
+    /// holding `data` (a host object; capture needs a codec registered for the tag). With
+    /// `with_destructor` the userdata carries a native destructor, which capture refuses.
+    pub fn set_global_userdata(
+        &mut self,
+        name: &str,
+        tag: u8,
+        data: &[u8],
+        with_destructor: bool,
+    ) -> Result<(), VmError> {
+        let cname = CString::new(name).map_err(|_| VmError::BadChunkName(name.into()))?;
+        // SAFETY: the thread anchor is live; all pointers are valid for the call.
+        let rc = unsafe {
+            ffi::amber_task_set_userdata(
+                self.vm.ptr(),
+                self.thread_ref,
+                cname.as_ptr(),
+                c_int::from(tag),
+                data.as_ptr().cast(),
+                data.len(),
+                c_int::from(with_destructor),
+            )
+        };
+        if rc != 0 {
+            return Err(VmError::Spawn {
+                chunk: self.script.chunk_name().into(),
+                message: "cannot set a global userdata on a task that has started".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Takes what the task printed so far.
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.output)

@@ -311,3 +311,178 @@ fn persisting_twice_gives_identical_bytes_and_restore_then_persist_too() {
 fn address_keyed_tables_persist_restore_persist_identically() {
     persist_restore_persist(TABLES);
 }
+
+struct Vec2Codec;
+impl UserdataCodec for Vec2Codec {
+    fn encode(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = b"v2:".to_vec();
+        out.extend_from_slice(data);
+        Ok(out)
+    }
+    fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, String> {
+        payload.strip_prefix(b"v2:").map(<[u8]>::to_vec).ok_or_else(|| "bad payload".to_string())
+    }
+}
+
+fn vm_with_codec() -> Vm {
+    let vm = Vm::new().unwrap();
+    vm.register_codec(5, "vec2", std::rc::Rc::new(Vec2Codec));
+    vm
+}
+
+#[test]
+fn userdata_with_a_registered_codec_round_trips() {
+    let src = "local t = {point} for i = 1, 5 do print(type(point), typeof(point), t[1] == point, i) end";
+    let script = Script::compile(src, "=ud").unwrap();
+    let vm = vm_with_codec();
+    let mut fresh = vm.spawn(&script).unwrap();
+    fresh.set_global_userdata("point", 5, &[1, 2, 3, 4], false).unwrap();
+    assert!(matches!(fresh.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)));
+    let want = String::from_utf8(fresh.take_output()).unwrap();
+    for k in 1..=8 {
+        let vm = vm_with_codec();
+        let mut task = vm.spawn(&script).unwrap();
+        task.set_global_userdata("point", 5, &[1, 2, 3, 4], false).unwrap();
+        let mut seen = 0;
+        while seen < k {
+            assert_eq!(task.resume(Budget::ticks(1)).unwrap(), Outcome::Preempted);
+            seen += 1;
+        }
+        let snapshot = capture(&task).unwrap();
+        assert!(snapshot.objects.iter().any(|o| matches!(o, amber_validator::snapshot::Object::Userdata(_))));
+        let bytes = encode(&snapshot);
+        let limits = Limits { codecs: vm.codec_names(), ..Limits::default() };
+        let verified = validate(&bytes, &limits, &SourceCatalog::embedded_only()).unwrap();
+        let vm2 = vm_with_codec();
+        let mut restored = restore(&vm2, &verified, RestoreOptions::default()).unwrap();
+        assert!(matches!(restored.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)));
+        let got = String::from_utf8(task.take_output()).unwrap() + &String::from_utf8(restored.take_output()).unwrap();
+        assert_eq!(got, want, "k = {k}");
+    }
+    // Restoring into a VM without the codec is refused, naming the object.
+    let vm = vm_with_codec();
+    let mut task = vm.spawn(&script).unwrap();
+    task.set_global_userdata("point", 5, &[9], false).unwrap();
+    task.resume(Budget::ticks(1)).unwrap();
+    let bytes = encode(&capture(&task).unwrap());
+    let limits = Limits { codecs: vm.codec_names(), ..Limits::default() };
+    let verified = validate(&bytes, &limits, &SourceCatalog::embedded_only()).unwrap();
+    let Err(err) = restore(&Vm::new().unwrap(), &verified, RestoreOptions::default()) else {
+        panic!("restored without the codec");
+    };
+    assert!(matches!(err, RestoreError::Codec { .. }), "{err}");
+}
+
+#[test]
+fn userdata_without_codec_or_with_destructor_is_a_capture_error_naming_its_path() {
+    let script = Script::compile("local keep = {inner = {thing}} for i = 1, 3 do print(i) end", "=ud").unwrap();
+    for (with_destructor, needle) in [(false, "no registered codec"), (true, "destructor")] {
+        let vm = Vm::new().unwrap();
+        let mut task = vm.spawn(&script).unwrap();
+        task.set_global_userdata("thing", 7, &[0; 8], with_destructor).unwrap();
+        for _ in 0..6 {
+            task.resume(Budget::ticks(1)).unwrap();
+        }
+        let err = capture(&task).unwrap_err();
+        assert!(err.reason.contains(needle), "{err}");
+        assert!(err.path.starts_with("thread#0") && err.path.contains(" > "), "{err}");
+    }
+}
+
+#[test]
+fn one_snapshot_restored_three_times_gives_independent_tasks() {
+    let src =
+        "counter = (counter or 0) local t = {} for i = 1, 6 do counter += 1 t[i] = counter print(counter, #t) end";
+    let script = Script::compile(src, "=n").unwrap();
+    let vm = Vm::new().unwrap();
+    let mut task = vm.spawn(&script).unwrap();
+    for _ in 0..9 {
+        task.resume(Budget::ticks(1)).unwrap();
+    }
+    let bytes = encode(&capture(&task).unwrap());
+    let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
+    let vm2 = Vm::new().unwrap();
+    let mut copies: Vec<Task> = (0..3).map(|_| restore(&vm2, &verified, RestoreOptions::default()).unwrap()).collect();
+    // Interleave them: shared state would show up as diverging counters.
+    let mut outputs = vec![String::new(); 3];
+    for _ in 0..200 {
+        for (c, out) in copies.iter_mut().zip(outputs.iter_mut()) {
+            if !c.is_done() {
+                c.resume(Budget::ticks(2)).unwrap();
+                out.push_str(&String::from_utf8(c.take_output()).unwrap());
+            }
+        }
+    }
+    assert!(copies.iter().all(Task::is_done));
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[1], outputs[2]);
+    assert!(outputs[0].ends_with("6\t6\n"), "{}", outputs[0]);
+}
+
+#[test]
+fn restored_tasks_are_charged_to_the_hosts_memory_category() {
+    let src = "local t = {} for i = 1, 2000 do t[i] = tostring(i) .. 'x' end coroutine.yield() print(#t)";
+    let vm = Vm::new().unwrap();
+    let mut task = vm.spawn(&Script::compile(src, "=m").unwrap()).unwrap();
+    assert!(matches!(task.resume(Budget::unlimited()).unwrap(), Outcome::Yielded(_)));
+    let bytes = encode(&capture(&task).unwrap());
+    let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
+    let vm2 = Vm::new().unwrap();
+    let before = vm2.memory_used(42);
+    let mut restored = restore(&vm2, &verified, RestoreOptions { memory_category: 42 }).unwrap();
+    assert!(vm2.memory_used(42) > before + 50_000, "{} -> {}", before, vm2.memory_used(42));
+    assert!(matches!(restored.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)));
+    assert_eq!(restored.take_output(), b"2000\n");
+}
+
+#[test]
+fn a_corrupted_verified_snapshot_fails_to_restore_and_the_vm_stays_usable() {
+    use amber_validator::snapshot::{FrameKind, Object, Value};
+    let src = "local t = {1, 2, 3} local s = 'x' for i = 1, 10 do t[#t + 1] = s .. i end print(#t)";
+    let vm = Vm::new().unwrap();
+    let mut task = vm.spawn(&Script::compile(src, "=c").unwrap()).unwrap();
+    for _ in 0..5 {
+        task.resume(Budget::ticks(1)).unwrap();
+    }
+    let bytes = encode(&capture(&task).unwrap());
+    let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
+    type Corruption = fn(&mut amber_validator::Snapshot);
+    let corruptions: Vec<(&str, Corruption)> = vec![
+        ("yield point out of range", |s| {
+            if let Object::Thread(t) = &mut s.objects[0] {
+                t.frames[0].kind = FrameKind::Lua { yield_point: 99_999 };
+            }
+        }),
+        ("object reference out of range", |s| {
+            if let Object::Thread(t) = &mut s.objects[0] {
+                t.stack[1] = Value::Object(1_000_000);
+            }
+        }),
+        ("frame base outside the stack", |s| {
+            if let Object::Thread(t) = &mut s.objects[0] {
+                t.frames[0].base = 1_000_000;
+            }
+        }),
+        ("a string where a table is required", |s| {
+            let string = s.objects.iter().position(|o| matches!(o, Object::String(_))).unwrap() as u32;
+            if let Object::Thread(t) = &mut s.objects[0] {
+                t.globals = Value::Object(string);
+            }
+        }),
+    ];
+    let vm2 = Vm::new().unwrap();
+    for (name, corrupt) in corruptions {
+        let mut bad = verified.clone();
+        corrupt(bad.tamper());
+        let err = restore(&vm2, &bad, RestoreOptions::default());
+        assert!(err.is_err(), "{name}: restore accepted a corrupted snapshot");
+        // The VM still runs other tasks and restores good snapshots.
+        let mut other = vm2.spawn(&Script::compile("return 40 + 2", "=ok").unwrap()).unwrap();
+        assert_eq!(
+            other.resume(Budget::unlimited()).unwrap(),
+            Outcome::Finished(vec![amber_luau::Value::Number(42.0)])
+        );
+        let mut good = restore(&vm2, &verified, RestoreOptions::default()).unwrap();
+        assert!(matches!(good.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)), "{name}");
+    }
+}

@@ -69,6 +69,13 @@ impl Verified<Snapshot> {
     pub fn scripts(&self) -> &[VerifiedScript] {
         &self.scripts
     }
+
+    /// Test-only: corrupts a verified snapshot by hand, to show that restore's own checks hold
+    /// when the validator misses something. Exists only with the `tamper` feature.
+    #[cfg(feature = "tamper")]
+    pub fn tamper(&mut self) -> &mut Snapshot {
+        &mut self.value
+    }
 }
 
 /// Decodes and validates a snapshot.
