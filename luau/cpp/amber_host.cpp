@@ -815,6 +815,17 @@ int amber_task_site(AmberVm* vm, int thread_ref, AmberSite* out)
     return 0;
 }
 
+void amber_vm_collect(AmberVm* vm)
+{
+    try
+    {
+        lua_gc(vm->L, LUA_GCCOLLECT, 0);
+    }
+    catch (...)
+    {
+    }
+}
+
 size_t amber_vm_memory(AmberVm* vm, int category)
 {
     if (category < 0 || category >= LUA_MEMORY_CATEGORIES)

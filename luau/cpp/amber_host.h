@@ -115,6 +115,9 @@ int amber_task_site(AmberVm* vm, int thread_ref, AmberSite* out);
 // Takes what print wrote since the last call: copies up to `cap` bytes and returns the total
 // length pending; call with cap 0 to learn the length.
 size_t amber_vm_output_length(AmberVm* vm);
+// Runs a full garbage collection cycle.
+void amber_vm_collect(AmberVm* vm);
+
 // Bytes currently charged to a memory category.
 size_t amber_vm_memory(AmberVm* vm, int category);
 void amber_vm_take_output(AmberVm* vm, char* into, size_t length);

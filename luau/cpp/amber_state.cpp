@@ -668,14 +668,18 @@ int amber_restore_table_finish(
         }
         // Keys hashed by address go wherever Luau puts them now (their captured order cannot be
         // kept without an explicit iteration order).
+        // A table's nodes are written just before it is finished, so its deferred keys are the
+        // last ones recorded.
         t->lastfree = size;
-        for (const auto& d : vm->restoring_deferred)
+        size_t first = vm->restoring_deferred.size();
+        while (first > 0 && vm->restoring_deferred[first - 1].table == index)
+            first--;
+        for (size_t d = first; d < vm->restoring_deferred.size(); d++)
         {
-            if (d.table != index)
-                continue;
-            TValue* slot = luaH_set(vm->L, t, &d.key);
-            setobj2t(vm->L, slot, &d.value);
+            TValue* slot = luaH_set(vm->L, t, &vm->restoring_deferred[d].key);
+            setobj2t(vm->L, slot, &vm->restoring_deferred[d].value);
         }
+        vm->restoring_deferred.resize(first);
         if ((t->node == &luaH_dummynode ? 0 : sizenode(t)) != size)
             fail("re-inserting address-hashed keys resized the table");
         t->lastfree = insert_hint; // for an empty hash part this is the array boundary (aboundary)

@@ -129,6 +129,7 @@ unsafe extern "C" {
     pub fn amber_task_site(vm: *mut AmberVm, thread_ref: c_int, out: *mut AmberSite) -> c_int;
 
     pub fn amber_vm_memory(vm: *mut AmberVm, category: c_int) -> usize;
+    pub fn amber_vm_collect(vm: *mut AmberVm);
     pub fn amber_vm_output_length(vm: *mut AmberVm) -> usize;
     pub fn amber_vm_take_output(vm: *mut AmberVm, into: *mut c_char, length: usize);
 }

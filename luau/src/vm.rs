@@ -358,6 +358,13 @@ impl Vm {
         crate::PermanentRegistry::parse(&String::from_utf8_lossy(bytes))
     }
 
+    /// Runs a full garbage collection cycle (between slices; benchmarks use it to measure
+    /// without collector work from earlier allocations).
+    pub fn collect_garbage(&self) {
+        // SAFETY: the VM is live and no task is running.
+        unsafe { ffi::amber_vm_collect(self.inner.ptr()) };
+    }
+
     /// Bytes currently charged to a memory category.
     pub fn memory_used(&self, category: u8) -> usize {
         // SAFETY: the VM is live; the shim range-checks the category.
