@@ -163,6 +163,7 @@ typedef struct AmberTableInfo
     int readonly;
     int safeenv;
     uintptr_t metatable;
+    int has_order; // iterates through an explicit order (see amber_tables.h)
 } AmberTableInfo;
 
 typedef struct AmberClosureInfo
@@ -219,6 +220,11 @@ void amber_string_bytes(uintptr_t o, const char** data, size_t* length);
 void amber_table_info(uintptr_t o, AmberTableInfo* out);
 void amber_table_array(uintptr_t o, int i, AmberTV* out);
 int amber_table_node(uintptr_t o, int i, AmberTV* key, AmberTV* value);
+// The node at iteration position `p` of the hash part (-1: an empty position).
+int amber_table_position_node(uintptr_t o, int p);
+// The node iteration position `p` had in the layout the table was restored from (see
+// amber_tables.h): what a capture records.
+int amber_table_position_origin(uintptr_t o, int p);
 void amber_closure_info(uintptr_t o, AmberClosureInfo* out);
 void amber_closure_upvalue(uintptr_t o, int i, AmberTV* out);
 int amber_upvalue(uintptr_t o, AmberTV* value);
@@ -243,7 +249,10 @@ int amber_restore_thread(AmberVm* vm, int index, int stack_slots, int frames, ch
 int amber_restore_userdata(AmberVm* vm, int index, int tag, const char* data, size_t length, char* err, size_t cap);
 int amber_restore_buffer(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap);
 int amber_restore_table_array(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap);
-int amber_restore_table_node(AmberVm* vm, int index, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap);
+// The entry at iteration `position`, which lived at `node` of the node layout.
+int amber_restore_table_node(
+    AmberVm* vm, int index, int position, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap
+);
 int amber_restore_table_finish(
     AmberVm* vm, int index, int insert_hint, const AmberTV* metatable, int readonly, int safeenv, char* err, size_t cap
 );

@@ -74,6 +74,14 @@ struct AmberVm
         TValue value;
     };
     std::vector<DeferredKey> restoring_deferred;
+    struct PositionedKey
+    {
+        int table;
+        int position;
+        int node; // the node the snapshot's layout had it at
+        TValue key;
+    };
+    std::vector<PositionedKey> restoring_positions;
     bool restore_active = false;
     int restore_gc_was_running = 0;
 };

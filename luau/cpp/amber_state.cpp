@@ -22,6 +22,8 @@
 #include "ltable.h"
 #include "ludata.h"
 #include "lbuffer.h"
+#include "lmem.h"
+#include "amber_tables.h"
 
 #include <string.h>
 
@@ -126,6 +128,19 @@ void amber_table_info(uintptr_t o, AmberTableInfo* out)
     out->readonly = t->readonly & 1;
     out->safeenv = t->safeenv;
     out->metatable = uintptr_t(t->metatable);
+    out->has_order = t->iterorder != nullptr;
+}
+
+int amber_table_position_node(uintptr_t o, int p)
+{
+    LuaTable* t = &reinterpret_cast<GCObject*>(o)->h;
+    return t->iterorder ? t->iterorder[p] : p;
+}
+
+int amber_table_position_origin(uintptr_t o, int p)
+{
+    LuaTable* t = &reinterpret_cast<GCObject*>(o)->h;
+    return t->iterorder ? t->iterorder[2 * sizenode(t) + p] : p;
 }
 
 void amber_table_array(uintptr_t o, int i, AmberTV* out)
@@ -451,6 +466,7 @@ int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t 
             fail("negative object count");
         vm->restoring.assign(size_t(objects), nullptr);
         vm->restoring_deferred.clear();
+        vm->restoring_positions.clear();
         vm->restoring_kind.assign(size_t(objects), 0);
         vm->restore_gc_was_running = lua_gc(vm->L, LUA_GCISRUNNING, 0);
         lua_gc(vm->L, LUA_GCSTOP, 0);
@@ -463,6 +479,7 @@ static void restore_stop(AmberVm* vm)
 {
     vm->restoring.clear();
     vm->restoring_deferred.clear();
+    vm->restoring_positions.clear();
     vm->restoring_kind.clear();
     vm->restore_active = false;
     lua_setmemcat(vm->L, 0);
@@ -595,11 +612,13 @@ int amber_restore_table_array(AmberVm* vm, int index, int slot, const AmberTV* v
     });
 }
 
-int amber_restore_table_node(AmberVm* vm, int index, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap)
+int amber_restore_table_node(
+    AmberVm* vm, int index, int position, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap
+)
 {
     return guarded(vm, err, cap, [&] {
         LuaTable* t = &object_at(vm, index, LUA_TTABLE)->h;
-        if (t->node == &luaH_dummynode || node < 0 || node >= sizenode(t))
+        if (t->node == &luaH_dummynode || node < 0 || node >= sizenode(t) || position < 0 || position >= sizenode(t))
             fail("hash node out of range");
         TValue k;
         from_amber(vm, key, &k);
@@ -607,6 +626,7 @@ int amber_restore_table_node(AmberVm* vm, int index, int node, const AmberTV* ke
             fail("nil or NaN table key");
         TValue v;
         from_amber(vm, value, &v);
+        vm->restoring_positions.push_back({index, position, node, k});
         if (iscollectable(&k) && !ttisstring(&k))
         {
             // A key hashed by address: its main position is another one in this VM, so it cannot
@@ -680,6 +700,47 @@ int amber_restore_table_finish(
             setobj2t(vm->L, slot, &vm->restoring_deferred[d].value);
         }
         vm->restoring_deferred.resize(first);
+
+        // Iteration order: where each captured position's key lives now. Where that is not the
+        // position itself, the table iterates through an explicit order.
+        size_t from = vm->restoring_positions.size();
+        while (from > 0 && vm->restoring_positions[from - 1].table == index)
+            from--;
+        bool natural = true;
+        struct Placed
+        {
+            int position, node, origin;
+        };
+        std::vector<Placed> placed;
+        placed.reserve(vm->restoring_positions.size() - from);
+        for (size_t e = from; e < vm->restoring_positions.size(); e++)
+        {
+            const TValue* slot = luaH_get(t, &vm->restoring_positions[e].key);
+            if (slot == luaO_nilobject)
+                fail("a restored key cannot be found again");
+            int n = gval2slot(t, slot);
+            if (n < 0 || n >= size)
+                fail("a restored key is outside the hash part");
+            placed.push_back({vm->restoring_positions[e].position, n, vm->restoring_positions[e].node});
+            natural = natural && n == vm->restoring_positions[e].position;
+        }
+        vm->restoring_positions.resize(from);
+        if (!natural)
+        {
+            amber_table_droporder(vm->L, t);
+            int* order = luaM_newarray(vm->L, kAmberOrderSegments * size, int, t->memcat);
+            for (int i = 0; i < kAmberOrderSegments * size; i++)
+                order[i] = -1;
+            for (const Placed& e : placed)
+            {
+                if (order[e.position] != -1 || order[size + e.node] != -1)
+                    fail("two entries claim one position or node");
+                order[e.position] = e.node;
+                order[size + e.node] = e.position;
+                order[2 * size + e.position] = e.origin;
+            }
+            t->iterorder = order;
+        }
         if ((t->node == &luaH_dummynode ? 0 : sizenode(t)) != size)
             fail("re-inserting address-hashed keys resized the table");
         t->lastfree = insert_hint; // for an empty hash part this is the array boundary (aboundary)

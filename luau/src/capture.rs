@@ -290,11 +290,30 @@ impl<'a> Capturer<'a> {
             unsafe { ffi::amber_table_array(h, k, &mut t) };
             array.push(self.value(&t, i, Edge::ArraySlot(k as u32))?);
         }
+        // The hash part in iteration order: through the table's explicit order when it has one,
+        // recording the node layout it was restored from (where keys hashed by contents go back
+        // to; keys hashed by address go wherever the next VM puts them).
         let mut hash = Vec::with_capacity(info.node_count as usize);
-        for k in 0..info.node_count {
+        let mut node_of = (info.has_order != 0).then(|| Vec::with_capacity(info.node_count as usize));
+        for p in 0..info.node_count {
+            // SAFETY: `p` is below the node count.
+            let k = if info.has_order != 0 { unsafe { ffi::amber_table_position_node(h, p) } } else { p };
+            if k < 0 || k >= info.node_count {
+                hash.push(None);
+                if let Some(map) = &mut node_of {
+                    map.push(u32::MAX);
+                }
+                continue;
+            }
             let (mut key, mut val) = (tv(), tv());
             // SAFETY: `k` is below the node count; dead keys are reported, never read.
-            match unsafe { ffi::amber_table_node(h, k, &mut key, &mut val) } {
+            let state = unsafe { ffi::amber_table_node(h, k, &mut key, &mut val) };
+            if let Some(map) = &mut node_of {
+                // SAFETY: `p` is below the node count.
+                let origin = unsafe { ffi::amber_table_position_origin(h, p) };
+                map.push(if state == 1 && origin >= 0 { origin as u32 } else { u32::MAX });
+            }
+            match state {
                 1 => {
                     let kv = self.value(&key, i, Edge::Key)?;
                     let vv = self.value(&val, i, Edge::KeyValue)?;
@@ -304,6 +323,12 @@ impl<'a> Capturer<'a> {
                 _ => hash.push(None),
             }
         }
+        // A layout that is the identity says nothing: leave it out (canonical form).
+        if let Some(map) = &node_of
+            && map.iter().enumerate().zip(&hash).all(|((p, &n), e)| e.is_none() || n as usize == p)
+        {
+            node_of = None;
+        }
         Ok(Object::Table(Table {
             array,
             hash,
@@ -311,6 +336,7 @@ impl<'a> Capturer<'a> {
             readonly: info.readonly != 0,
             safeenv: info.safeenv != 0,
             insert_hint: info.insert_hint,
+            node_of,
         }))
     }
 

@@ -193,6 +193,7 @@ pub struct AmberTableInfo {
     pub readonly: c_int,
     pub safeenv: c_int,
     pub metatable: usize,
+    pub has_order: c_int,
 }
 
 #[repr(C)]
@@ -253,6 +254,8 @@ unsafe extern "C" {
     pub fn amber_table_info(o: usize, out: *mut AmberTableInfo);
     pub fn amber_table_array(o: usize, i: c_int, out: *mut AmberTV);
     pub fn amber_table_node(o: usize, i: c_int, key: *mut AmberTV, value: *mut AmberTV) -> c_int;
+    pub fn amber_table_position_node(o: usize, p: c_int) -> c_int;
+    pub fn amber_table_position_origin(o: usize, p: c_int) -> c_int;
     pub fn amber_closure_info(o: usize, out: *mut AmberClosureInfo);
     pub fn amber_closure_upvalue(o: usize, i: c_int, out: *mut AmberTV);
     pub fn amber_upvalue(o: usize, value: *mut AmberTV) -> c_int;
@@ -342,6 +345,7 @@ unsafe extern "C" {
     pub fn amber_restore_table_node(
         vm: *mut AmberVm,
         index: c_int,
+        position: c_int,
         node: c_int,
         key: *const AmberTV,
         value: *const AmberTV,

@@ -216,15 +216,17 @@ impl Builder<'_> {
                         };
                         self.check(rc, || format!("table#{i} > array slot {}", k + 1))?;
                     }
-                    for (k, node) in t.hash.iter().enumerate() {
-                        let Some((key, val)) = node else { continue };
+                    for (k, entry) in t.hash.iter().enumerate() {
+                        let Some((key, val)) = entry else { continue };
                         let (key, val) = (self.tv(key)?, self.tv(val)?);
+                        let node = t.node_of.as_ref().and_then(|m| m.get(k)).map_or(k as c_int, |&n| n as c_int);
                         // SAFETY: see phase 1.
                         let rc = unsafe {
                             ffi::amber_restore_table_node(
                                 self.ptr(),
                                 idx,
                                 k as c_int,
+                                node,
                                 &key,
                                 &val,
                                 self.err.as_mut_ptr(),

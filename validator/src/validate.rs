@@ -452,6 +452,29 @@ impl<'a> Checker<'a> {
                 ),
             );
         }
+        if let Some(map) = &t.node_of {
+            let n = t.hash.len();
+            let mut used = vec![false; n];
+            let mut bad = None;
+            if map.len() != n {
+                bad = Some(format!("node map has {} entries for {n} hash positions", map.len()));
+            }
+            for (p, (&node, entry)) in map.iter().zip(&t.hash).enumerate() {
+                match (node, entry) {
+                    (u32::MAX, None) => {}
+                    (u32::MAX, Some(_)) => bad = Some(format!("position {p} holds a key but maps to no node")),
+                    (_, None) => bad = Some(format!("empty position {p} maps to node {node}")),
+                    (node, Some(_)) if node as usize >= n => {
+                        bad = Some(format!("position {p} maps to node {node} of {n}"))
+                    }
+                    (node, Some(_)) if used[node as usize] => bad = Some(format!("node {node} is mapped twice")),
+                    (node, Some(_)) => used[node as usize] = true,
+                }
+            }
+            if let Some(why) = bad {
+                self.sink.error(Code::BadTableShape, here().with(Segment::Field("node map")), why);
+            }
+        }
         // Small tables (the common case) compare keys pairwise instead of allocating a set.
         let mut seen_small: Vec<KeyId> = Vec::new();
         let mut seen: HashSet<KeyId> = HashSet::new();
@@ -542,6 +565,9 @@ impl<'a> Checker<'a> {
         }
         for (n, v) in t.stack.iter().enumerate() {
             self.value(Some(i), v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
+            if let Value::IterPosition(p) = v {
+                self.iter_position(i, t, n, *p);
+            }
         }
         for (n, f) in t.frames.iter().enumerate() {
             if let FrameKind::C { function, .. } = f.kind
@@ -556,6 +582,40 @@ impl<'a> Checker<'a> {
         }
         for (n, &u) in t.open_upvalues.iter().enumerate() {
             self.upvalue_ref(i, u, || here().with(Segment::Index("open upvalue", n as u64)));
+        }
+    }
+
+    /// A generic-for position sits after its table ([generator, table, position]) and names a
+    /// slot of the table's array-then-hash range, end included. Out of range, the VM would end
+    /// the loop early (it bounds-checks), so this is a correctness rule: no skipped keys.
+    fn iter_position(&mut self, thread: u32, t: &Thread, slot: usize, p: u32) {
+        let path = || obj(ObjectKind::Thread, thread).with(Segment::Index("stack slot", slot as u64));
+        let state = if slot > 0 { t.stack.get(slot - 1) } else { None };
+        match state {
+            Some(Value::Object(ti)) => {
+                if let Some(Object::Table(table)) = self.s.objects.get(*ti as usize) {
+                    let range = table.array.len() + table.hash.len();
+                    if p as usize > range {
+                        self.sink.error(
+                            Code::IterPositionOutOfRange,
+                            path(),
+                            format!("generic-for position {p} is past table#{ti}'s {range} array and hash slots"),
+                        );
+                    }
+                } else {
+                    self.sink.error(
+                        Code::IterPositionOutOfRange,
+                        path(),
+                        format!("generic-for position follows object #{ti}, which is not a table"),
+                    );
+                }
+            }
+            Some(Value::Permanent(_)) => {} // a library table: its size is the base image's
+            _ => self.sink.error(
+                Code::IterPositionOutOfRange,
+                path(),
+                "a generic-for position must follow the table being traversed",
+            ),
         }
     }
 

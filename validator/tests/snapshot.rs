@@ -152,6 +152,31 @@ fn each_check_rejects_its_invalid_model() {
             |s| set_table_array(s, 0, Value::IterPosition(1)),
             Code::MisplacedIterPosition,
         ),
+        (
+            "generic-for position past its table",
+            |s| {
+                main(s).stack.push(Value::Object(3));
+                main(s).stack.push(Value::IterPosition(40));
+            },
+            Code::IterPositionOutOfRange,
+        ),
+        (
+            "generic-for position after a non-table",
+            |s| {
+                main(s).stack.push(Value::Object(2));
+                main(s).stack.push(Value::IterPosition(0));
+            },
+            Code::IterPositionOutOfRange,
+        ),
+        ("insert hint past the hash part", |s| table(s, 3).insert_hint = 99, Code::BadTableShape),
+        (
+            "node map naming a node twice",
+            |s| {
+                let map: Vec<u32> = table(s, 3).hash.iter().map(|e| if e.is_some() { 0 } else { u32::MAX }).collect();
+                table(s, 3).node_of = Some(map);
+            },
+            Code::BadTableShape,
+        ),
         ("hash part of 3 nodes", |s| table(s, 3).hash.push(None), Code::BadTableShape),
         ("nil key", |s| table(s, 3).hash[1] = Some((Value::Nil, Value::Nil)), Code::BadTableShape),
         (

@@ -43,6 +43,7 @@ mod tag {
 const TABLE_READONLY: u8 = 1;
 const TABLE_SAFEENV: u8 = 2;
 const TABLE_HAS_METATABLE: u8 = 4;
+const TABLE_HAS_NODE_MAP: u8 = 8;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -196,7 +197,8 @@ fn encode_object(w: &mut Writer, o: &Object) {
             w.u8(tag::O_TABLE);
             let flags = if t.readonly { TABLE_READONLY } else { 0 }
                 | if t.safeenv { TABLE_SAFEENV } else { 0 }
-                | if t.metatable.is_some() { TABLE_HAS_METATABLE } else { 0 };
+                | if t.metatable.is_some() { TABLE_HAS_METATABLE } else { 0 }
+                | if t.node_of.is_some() { TABLE_HAS_NODE_MAP } else { 0 };
             w.u8(flags);
             if let Some(m) = &t.metatable {
                 w.value(m);
@@ -216,6 +218,12 @@ fn encode_object(w: &mut Writer, o: &Object) {
                         w.value(k);
                         w.value(v);
                     }
+                }
+            }
+            if let Some(map) = &t.node_of {
+                // One per hash entry (the count is the hash size): node + 1, 0 for an empty position.
+                for &n in map {
+                    w.varint(if n == u32::MAX { 0 } else { u64::from(n) + 1 });
                 }
             }
         }
@@ -455,6 +463,17 @@ impl<'a> Decoder<'a> {
         Ok(n as usize)
     }
 
+    /// Refuses before allocating when `n` one-byte-or-more entries cannot fit.
+    fn check_remaining(&self, n: usize, what: &str) -> Result<(), DecodeError> {
+        if n > self.remaining() {
+            return Err(self.fail(
+                Code::CountExceedsInput,
+                format!("{what}: {n} entries cannot fit in the {} bytes that remain", self.remaining()),
+            ));
+        }
+        Ok(())
+    }
+
     fn bytes(&mut self, what: &str, limit: usize, limit_code: Code) -> Result<Vec<u8>, DecodeError> {
         let n = self.length(what, limit, limit_code)?;
         Ok(self.take(n, what)?.to_vec())
@@ -645,7 +664,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
         tag::O_STRING => Object::String(d.bytes("string", limits.max_string_bytes, Code::StringTooLong)?),
         tag::O_TABLE => {
             let flags = d.u8("table flags")?;
-            if flags & !(TABLE_READONLY | TABLE_SAFEENV | TABLE_HAS_METATABLE) != 0 {
+            if flags & !(TABLE_READONLY | TABLE_SAFEENV | TABLE_HAS_METATABLE | TABLE_HAS_NODE_MAP) != 0 {
                 d.pos -= 1;
                 return Err(d.fail(Code::NonCanonical, format!("table flags {flags:#04x} use undefined bits")));
             }
@@ -668,6 +687,17 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                     hash.push(None);
                 }
             }
+            let node_of = if flags & TABLE_HAS_NODE_MAP != 0 {
+                d.check_remaining(hash.len(), "node map")?;
+                let mut map = Vec::with_capacity(hash.len());
+                for _ in 0..hash.len() {
+                    let n = d.u32v("node map entry")?;
+                    map.push(if n == 0 { u32::MAX } else { n - 1 });
+                }
+                Some(map)
+            } else {
+                None
+            };
             Object::Table(Table {
                 array,
                 hash,
@@ -675,6 +705,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 readonly: flags & TABLE_READONLY != 0,
                 safeenv: flags & TABLE_SAFEENV != 0,
                 insert_hint,
+                node_of,
             })
         }
         tag::O_LUA_CLOSURE => {

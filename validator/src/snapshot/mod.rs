@@ -195,6 +195,10 @@ pub struct Table {
     pub metatable: Option<Value>,
     pub readonly: bool,
     pub safeenv: bool,
+    /// When iteration order differs from node order (a table restored with an explicit order):
+    /// the node each iteration position lives at, `u32::MAX` for an empty position. `None`:
+    /// position and node are the same.
+    pub node_of: Option<Vec<u32>>,
     /// Where the next new key will look for a free node: Luau's `lastfree` (0..=node count)
     /// when the hash part has nodes, else the negated array boundary (`aboundary`, -array
     /// size..=0). It decides where later keys land, hence later iteration order.

@@ -184,6 +184,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 let hint = hash_part.len() as i32 / 2;
                 objects.push(Object::Table(Table {
                     array: array.iter().map(resolve).collect(),
+                    node_of: None,
                     insert_hint: if hash_part.is_empty() { -(array.len() as i32) / 2 } else { hint },
                     hash: hash_part,
                     metatable: metatable.map(table_ref),
