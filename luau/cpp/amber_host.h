@@ -240,6 +240,8 @@ int amber_vm_script_protos(AmberVm* vm, int fn_ref, uintptr_t* out, int cap);
 
 int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t cap);
 void amber_restore_abort(AmberVm* vm);
+// How many tables the last restore gave an explicit iteration order.
+size_t amber_restore_orders(AmberVm* vm);
 int amber_restore_end(AmberVm* vm, int main_thread, int* out_ref, char* err, size_t cap);
 int amber_restore_string(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap);
 int amber_restore_table(AmberVm* vm, int index, int array_size, int node_count, char* err, size_t cap);

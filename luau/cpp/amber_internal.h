@@ -83,6 +83,7 @@ struct AmberVm
     };
     std::vector<PositionedKey> restoring_positions;
     bool restore_active = false;
+    size_t restore_orders = 0; // explicit orders attached by the last restore
     int restore_gc_was_running = 0;
 };
 

@@ -468,6 +468,7 @@ int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t 
         vm->restoring_deferred.clear();
         vm->restoring_positions.clear();
         vm->restoring_kind.assign(size_t(objects), 0);
+        vm->restore_orders = 0;
         vm->restore_gc_was_running = lua_gc(vm->L, LUA_GCISRUNNING, 0);
         lua_gc(vm->L, LUA_GCSTOP, 0);
         lua_setmemcat(vm->L, memcat);
@@ -485,6 +486,11 @@ static void restore_stop(AmberVm* vm)
     lua_setmemcat(vm->L, 0);
     if (vm->restore_gc_was_running)
         lua_gc(vm->L, LUA_GCRESTART, 0);
+}
+
+size_t amber_restore_orders(AmberVm* vm)
+{
+    return vm->restore_orders;
 }
 
 void amber_restore_abort(AmberVm* vm)
@@ -642,6 +648,101 @@ int amber_restore_table_node(
     });
 }
 
+} // extern "C"
+
+namespace
+{
+
+int main_position(AmberVm* vm, LuaTable* t, LuaNode* n, int size)
+{
+    TValue k;
+    getnodekey(vm->L, &k, n);
+    int mp = int(mainposition(t, &k) - t->node);
+    if (mp < 0 || mp >= size)
+        fail("main position out of range");
+    return mp;
+}
+
+void move_node(AmberVm* vm, LuaNode* from, LuaNode* to)
+{
+    TValue k;
+    getnodekey(vm->L, &k, from);
+    setnodekey(vm->L, to, &k);
+    setobj2t(vm->L, gval(to), gval(from));
+    setnilvalue(gkey(from));
+    setnilvalue(gval(from));
+}
+
+// Finishes a hash part: keys hashed by contents are at their captured nodes; keys hashed by
+// address (the deferred ones, from `first` on) are placed here. Luau's invariant is kept: the node
+// at a main position holds a key of that main position whenever any key has it. Unlike Luau's
+// newkey, a node whose value is nil is never taken as free: it is an entry a suspended `next`
+// may still name. Then every chain is rebuilt from its main position.
+void place_and_chain(AmberVm* vm, LuaTable* t, int size, size_t first)
+{
+    // Keys hashed by contents whose main position held a key hashed by address in the old VM
+    // (that one goes elsewhere here) move to their main position; their iteration position is
+    // kept by the explicit order.
+    for (int i = 0; i < size; i++)
+    {
+        LuaNode* n = gnode(t, i);
+        if (ttisnil(gkey(n)))
+            continue;
+        int mp = main_position(vm, t, n, size);
+        if (mp != i && ttisnil(gkey(gnode(t, mp))))
+            move_node(vm, n, gnode(t, mp));
+    }
+    int cursor = size; // free nodes are searched downwards, as Luau's getfreepos does
+    auto free_node = [&]() -> LuaNode* {
+        while (cursor > 0)
+        {
+            LuaNode* n = gnode(t, --cursor);
+            if (ttisnil(gkey(n)))
+                return n;
+        }
+        fail("no free node for a key hashed by address");
+    };
+    for (size_t d = first; d < vm->restoring_deferred.size(); d++)
+    {
+        const TValue* key = &vm->restoring_deferred[d].key;
+        LuaNode* mp = mainposition(t, key);
+        if (mp < t->node || mp >= t->node + size)
+            fail("main position out of range");
+        LuaNode* target = mp;
+        if (!ttisnil(gkey(mp)))
+        {
+            if (main_position(vm, t, mp, size) == int(mp - t->node))
+                target = free_node(); // mp heads its chain: join it from a free node
+            else
+                move_node(vm, mp, free_node()); // a key of another chain sits here: move it
+        }
+        setnodekey(vm->L, target, key);
+        setobj2t(vm->L, gval(target), &vm->restoring_deferred[d].value);
+    }
+    std::vector<int> last(size_t(size), -1);
+    for (int i = 0; i < size; i++)
+        gnext(gnode(t, i)) = 0;
+    for (int i = 0; i < size; i++)
+    {
+        LuaNode* n = gnode(t, i);
+        if (ttisnil(gkey(n)))
+            continue;
+        int mp = main_position(vm, t, n, size);
+        LuaNode* head = gnode(t, mp);
+        if (ttisnil(gkey(head)) || main_position(vm, t, head, size) != mp)
+            fail("a key's main position does not head its chain");
+        if (i == mp)
+            continue;
+        int prev = last[mp] < 0 ? mp : last[mp];
+        gnext(gnode(t, prev)) = i - prev;
+        last[mp] = i;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
 int amber_restore_table_finish(
     AmberVm* vm, int index, int insert_hint, const AmberTV* metatable, int readonly, int safeenv, char* err, size_t cap
 )
@@ -649,57 +750,20 @@ int amber_restore_table_finish(
     return guarded(vm, err, cap, [&] {
         LuaTable* t = &object_at(vm, index, LUA_TTABLE)->h;
         int size = t->node == &luaH_dummynode ? 0 : sizenode(t);
-        if (size > 0)
-        {
-            // Collision chains: each key is reachable from its main position, whose node must hold
-            // a key of that same main position (Luau's invariant); others follow in node order.
-            std::vector<int> last(size_t(size), -1);
-            for (int i = 0; i < size; i++)
-                gnext(gnode(t, i)) = 0;
-            for (int i = 0; i < size; i++)
-            {
-                LuaNode* n = gnode(t, i);
-                if (ttisnil(gkey(n)))
-                    continue;
-                TValue k;
-                getnodekey(vm->L, &k, n);
-                int mp = int(mainposition(t, &k) - t->node);
-                if (mp < 0 || mp >= size)
-                    fail("main position out of range");
-                LuaNode* head = gnode(t, mp);
-                if (ttisnil(gkey(head)))
-                    fail("a key is not at or chained from its main position");
-                TValue hk;
-                getnodekey(vm->L, &hk, head);
-                if (int(mainposition(t, &hk) - t->node) != mp)
-                    fail("a key's main position holds a key of another chain");
-                if (i == mp)
-                    continue;
-                int prev = last[mp] < 0 ? mp : last[mp];
-                gnext(gnode(t, prev)) = i - prev;
-                last[mp] = i;
-            }
-            if (insert_hint < 0 || insert_hint > size)
-                fail("free-position hint out of range");
-        }
-        else if (insert_hint > 0 || -insert_hint > t->sizearray)
-        {
-            fail("array boundary hint out of range");
-        }
-        // Keys hashed by address go wherever Luau puts them now (their captured order cannot be
-        // kept without an explicit iteration order).
-        // A table's nodes are written just before it is finished, so its deferred keys are the
-        // last ones recorded.
-        t->lastfree = size;
+        // A table's nodes are written just before it is finished, so its deferred keys (hashed
+        // by address) are the last ones recorded.
         size_t first = vm->restoring_deferred.size();
         while (first > 0 && vm->restoring_deferred[first - 1].table == index)
             first--;
-        for (size_t d = first; d < vm->restoring_deferred.size(); d++)
-        {
-            TValue* slot = luaH_set(vm->L, t, &vm->restoring_deferred[d].key);
-            setobj2t(vm->L, slot, &vm->restoring_deferred[d].value);
-        }
+        if (size > 0)
+            place_and_chain(vm, t, size, first);
+        else if (first != vm->restoring_deferred.size())
+            fail("keys for a table without a hash part");
         vm->restoring_deferred.resize(first);
+        if (size > 0 && (insert_hint < 0 || insert_hint > size))
+            fail("free-position hint out of range");
+        if (size == 0 && (insert_hint > 0 || -insert_hint > t->sizearray))
+            fail("array boundary hint out of range");
 
         // Iteration order: where each captured position's key lives now. Where that is not the
         // position itself, the table iterates through an explicit order.
@@ -740,9 +804,8 @@ int amber_restore_table_finish(
                 order[2 * size + e.position] = e.origin;
             }
             t->iterorder = order;
+            vm->restore_orders++;
         }
-        if ((t->node == &luaH_dummynode ? 0 : sizenode(t)) != size)
-            fail("re-inserting address-hashed keys resized the table");
         t->lastfree = insert_hint; // for an empty hash part this is the array boundary (aboundary)
         t->metatable = table_or_null(vm, metatable);
         t->tmcache = 0; // metamethod presence is unknown: let lookups recompute it

@@ -270,6 +270,7 @@ unsafe extern "C" {
 
     pub fn amber_restore_begin(vm: *mut AmberVm, objects: c_int, memcat: c_int, err: *mut c_char, cap: usize) -> c_int;
     pub fn amber_restore_abort(vm: *mut AmberVm);
+    pub fn amber_restore_orders(vm: *mut AmberVm) -> usize;
     pub fn amber_restore_end(
         vm: *mut AmberVm,
         main_thread: c_int,

@@ -518,7 +518,11 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
     let mut b = Builder { vm, snapshot: s, permanents, protos, max_stacks, yield_pcs, err: vec![0; 512] };
     match b.build(options.memory_category) {
         Ok(thread_ref) => {
-            Ok(Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state))
+            let mut task =
+                Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
+            // SAFETY: the VM is live; reads a counter of the restore that just ended.
+            task.set_explicit_orders(unsafe { ffi::amber_restore_orders(vm.inner().ptr()) });
+            Ok(task)
         }
         Err(e) => {
             // SAFETY: the VM is live; abort is a no-op when no restore is in progress.

@@ -391,6 +391,7 @@ pub struct Task {
     output: Vec<u8>,
     stats: TaskStats,
     done: bool,
+    explicit_orders: usize,
 }
 
 impl Task {
@@ -410,7 +411,12 @@ impl Task {
             output: Vec::new(),
             stats: TaskStats::default(),
             done: false,
+            explicit_orders: 0,
         }
+    }
+
+    pub(crate) fn set_explicit_orders(&mut self, n: usize) {
+        self.explicit_orders = n;
     }
 
     pub(crate) fn vm(&self) -> &Rc<VmInner> {
@@ -431,6 +437,12 @@ impl Task {
 
     pub fn stats(&self) -> TaskStats {
         self.stats
+    }
+
+    /// For a restored task: how many of its tables got an explicit iteration order (their
+    /// captured order differs from where their keys landed in this VM).
+    pub fn explicit_orders(&self) -> usize {
+        self.explicit_orders
     }
 
     /// The task's `math.random` state (swapped into the VM while the task runs).

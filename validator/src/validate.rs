@@ -585,37 +585,25 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A generic-for position sits after its table ([generator, table, position]) and names a
-    /// slot of the table's array-then-hash range, end included. Out of range, the VM would end
-    /// the loop early (it bounds-checks), so this is a correctness rule: no skipped keys.
+    /// A live generic-for position sits after its table ([generator, table, position]) and names
+    /// a slot of the table's array-then-hash range, end included. Out of range, the VM ends the
+    /// loop early (it bounds-checks), so this is a correctness rule: no skipped keys. Whether a
+    /// register is live is the register-type family's question (not checked yet): a stale
+    /// position after a finished loop may follow anything, so only positions after a table are
+    /// checked here.
     fn iter_position(&mut self, thread: u32, t: &Thread, slot: usize, p: u32) {
         let path = || obj(ObjectKind::Thread, thread).with(Segment::Index("stack slot", slot as u64));
-        let state = if slot > 0 { t.stack.get(slot - 1) } else { None };
-        match state {
-            Some(Value::Object(ti)) => {
-                if let Some(Object::Table(table)) = self.s.objects.get(*ti as usize) {
-                    let range = table.array.len() + table.hash.len();
-                    if p as usize > range {
-                        self.sink.error(
-                            Code::IterPositionOutOfRange,
-                            path(),
-                            format!("generic-for position {p} is past table#{ti}'s {range} array and hash slots"),
-                        );
-                    }
-                } else {
-                    self.sink.error(
-                        Code::IterPositionOutOfRange,
-                        path(),
-                        format!("generic-for position follows object #{ti}, which is not a table"),
-                    );
-                }
+        if let Some(Value::Object(ti)) = slot.checked_sub(1).and_then(|s| t.stack.get(s))
+            && let Some(Object::Table(table)) = self.s.objects.get(*ti as usize)
+        {
+            let range = table.array.len() + table.hash.len();
+            if p as usize > range {
+                self.sink.error(
+                    Code::IterPositionOutOfRange,
+                    path(),
+                    format!("generic-for position {p} is past table#{ti}'s {range} array and hash slots"),
+                );
             }
-            Some(Value::Permanent(_)) => {} // a library table: its size is the base image's
-            _ => self.sink.error(
-                Code::IterPositionOutOfRange,
-                path(),
-                "a generic-for position must follow the table being traversed",
-            ),
         }
     }
 

@@ -160,14 +160,6 @@ fn each_check_rejects_its_invalid_model() {
             },
             Code::IterPositionOutOfRange,
         ),
-        (
-            "generic-for position after a non-table",
-            |s| {
-                main(s).stack.push(Value::Object(2));
-                main(s).stack.push(Value::IterPosition(0));
-            },
-            Code::IterPositionOutOfRange,
-        ),
         ("insert hint past the hash part", |s| table(s, 3).insert_hint = 99, Code::BadTableShape),
         (
             "node map naming a node twice",
