@@ -1,53 +1,159 @@
-//! Generators: what to run. Corpus discovery and pre-emption schedules.
+//! Generators: what to run. Corpus discovery and schedules (where a run is pre-empted and
+//! where it is persisted and restored).
 
 use amber_luau::Budget;
 use std::path::{Path, PathBuf};
 
-/// How a run is cut into time slices.
+/// How a run is cut and persisted. Every persist goes through capture -> encode -> decode ->
+/// validate -> restore into a fresh VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {
     /// Never pre-empted: the reference run.
     Fresh,
-    /// Pre-empted at every N-th interrupt tick (1: at every tick).
+    /// Pre-empted at every N-th tick, never persisted (the scheduler alone).
+    Preempt(u64),
+    /// Persisted at every pre-emption point in turn (each point a separate run).
+    Exhaustive,
+    /// Pre-empted at every tick, persisted at every N-th pre-emption of one run.
     Every(u64),
+    /// Persisted at COUNT pre-emption points drawn from SEED, one run each.
+    Random { seed: u64, count: u32 },
+    /// Persisted whenever the main function yields (host-visible coroutine.yield).
+    AtYields,
+    /// Persisted at a few points, resumed in a child `amber resume` process.
+    CrossProcess,
+    /// The same snapshot restored K times at a few points; every copy must agree.
+    Restores(u32),
 }
 
 impl Schedule {
+    /// The budget of each slice.
     pub fn budget(self) -> Budget {
         match self {
-            Schedule::Fresh => Budget::unlimited(),
-            Schedule::Every(n) => Budget::ticks(n),
+            Schedule::Fresh | Schedule::AtYields => Budget::unlimited(),
+            Schedule::Preempt(n) => Budget::ticks(n),
+            _ => Budget::ticks(1),
         }
     }
 
     pub fn name(self) -> String {
         match self {
             Schedule::Fresh => "fresh".into(),
+            Schedule::Preempt(n) => format!("preempt:{n}"),
+            Schedule::Exhaustive => "exhaustive".into(),
             Schedule::Every(n) => format!("every:{n}"),
+            Schedule::Random { seed, count } => format!("random:{seed}:{count}"),
+            Schedule::AtYields => "at-yields".into(),
+            Schedule::CrossProcess => "cross-process".into(),
+            Schedule::Restores(k) => format!("restores:{k}"),
         }
+    }
+
+    /// Whether the schedule persists at all (the others only pre-empt).
+    pub fn persists(self) -> bool {
+        !matches!(self, Schedule::Fresh | Schedule::Preempt(_))
     }
 }
 
 impl std::str::FromStr for Schedule {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "fresh" {
-            return Ok(Schedule::Fresh);
-        }
-        if let Some(n) = s.strip_prefix("every:") {
-            let n: u64 = n.parse().map_err(|_| format!("`{s}`: the count after every: must be a positive integer"))?;
-            if n == 0 {
-                return Err(format!("`{s}`: the count after every: must be at least 1"));
+        let number = |text: &str, what: &str| -> Result<u64, String> {
+            match text.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("`{s}`: {what} must be a positive integer")),
             }
-            return Ok(Schedule::Every(n));
-        }
-        Err(format!("unknown schedule `{s}` (known: fresh, every:N)"))
+        };
+        let mut parts = s.split(':');
+        let head = parts.next().unwrap_or_default();
+        let rest: Vec<&str> = parts.collect();
+        let schedule = match (head, rest.as_slice()) {
+            ("fresh", []) => Schedule::Fresh,
+            ("exhaustive", []) => Schedule::Exhaustive,
+            ("at-yields", []) => Schedule::AtYields,
+            ("cross-process", []) => Schedule::CrossProcess,
+            ("preempt", [n]) => Schedule::Preempt(number(n, "the tick count")?),
+            ("every", [n]) => Schedule::Every(number(n, "the persist interval")?),
+            ("restores", [k]) => Schedule::Restores(
+                u32::try_from(number(k, "the restore count")?).map_err(|_| format!("`{s}`: too many"))?,
+            ),
+            ("random", [seed]) => {
+                Schedule::Random { seed: seed.parse().map_err(|_| format!("`{s}`: bad seed"))?, count: 10 }
+            }
+            ("random", [seed, count]) => Schedule::Random {
+                seed: seed.parse().map_err(|_| format!("`{s}`: bad seed"))?,
+                count: u32::try_from(number(count, "the count")?).map_err(|_| format!("`{s}`: count too large"))?,
+            },
+            _ => {
+                return Err(format!(
+                    "unknown schedule `{s}` (known: fresh, preempt:N, exhaustive, every:N, random:SEED[:COUNT], at-yields, cross-process, restores:K)"
+                ));
+            }
+        };
+        Ok(schedule)
     }
 }
 
-/// The schedules `amber check` uses when none is given.
-pub fn default_schedules() -> Vec<Schedule> {
-    vec![Schedule::Every(1), Schedule::Every(7), Schedule::Every(1000)]
+/// The schedules `amber check` uses when none is given: about two minutes for the bundled
+/// corpus on two cores.
+pub fn default_schedules(seed: u64) -> Vec<Schedule> {
+    vec![
+        Schedule::Preempt(1),
+        Schedule::Exhaustive,
+        Schedule::Every(97),
+        Schedule::Random { seed, count: 20 },
+        Schedule::AtYields,
+        Schedule::Restores(3),
+        Schedule::CrossProcess,
+    ]
+}
+
+/// Exhaustive runs cost one run per point: scripts with more points than this are checked at
+/// evenly spaced points instead (the report says so).
+pub const EXHAUSTIVE_LIMIT: u64 = 3000;
+
+/// A small deterministic generator (SplitMix64) for random schedules.
+pub struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// The pre-emption points (1-based) a schedule persists at, one run each, given how many a
+/// pre-empted-at-every-tick run has. `None`: the schedule persists within one run instead.
+pub fn separate_points(schedule: Schedule, total: u64) -> Option<Vec<u64>> {
+    let spread = |n: u64| -> Vec<u64> {
+        if total == 0 {
+            return vec![];
+        }
+        let n = n.min(total);
+        let mut v: Vec<u64> = (0..n).map(|i| 1 + i * total / n).collect();
+        v.dedup();
+        v
+    };
+    match schedule {
+        Schedule::Exhaustive if total <= EXHAUSTIVE_LIMIT => Some((1..=total).collect()),
+        Schedule::Exhaustive => Some(spread(EXHAUSTIVE_LIMIT)),
+        Schedule::Random { seed, count } => {
+            if total == 0 {
+                return Some(vec![]);
+            }
+            let mut rng = SplitMix(seed ^ total);
+            let mut v: Vec<u64> = (0..count).map(|_| 1 + rng.next_u64() % total).collect();
+            v.sort_unstable();
+            v.dedup();
+            Some(v)
+        }
+        Schedule::CrossProcess => Some(spread(3)),
+        Schedule::Restores(_) => Some(spread(4)),
+        _ => None,
+    }
 }
 
 /// The bundled corpus: `corpus/scripts` under the current directory, else under the workspace

@@ -5,6 +5,7 @@
 //! - [`oracles`]: what must agree (the observable trace of a run and its comparison);
 //! - drivers: the CLI (`main.rs`) and the tests, which combine the two.
 
+pub mod check;
 pub mod generators;
 pub mod inspect;
 pub mod intake;

@@ -2,16 +2,14 @@
 //! 0 success, 1 a script or check failed, 2 usage or I/O error.
 
 use amber_harness::generators::{self, Schedule};
-use amber_harness::intake;
-use amber_harness::oracles::{self, Ending};
+use amber_harness::oracles::Ending;
 use amber_harness::runner::{self, RunError, RunObserver};
+use amber_harness::{check, intake};
 use amber_luau::{SourceCatalog, SuspendSite};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +77,10 @@ enum Command {
         /// Limits and allowlists for the intake check (see `amber validate --limits`).
         #[arg(long, value_name = "FILE")]
         limits: Option<PathBuf>,
+        /// After the run, report its trace on stderr (`trace ...` lines and `state digest:`),
+        /// for `amber check`'s cross-process schedule.
+        #[arg(long)]
+        digest: bool,
     },
     /// Validate untrusted snapshots before anything is built from them: a CI gate.
     ///
@@ -107,18 +109,28 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
-    /// Differential check: every script must print and end exactly as in an uninterrupted run
-    /// under every schedule. Exit 0 when all agree, 1 otherwise.
+    /// Differential check: every script, run under every schedule (pre-empted, persisted,
+    /// restored, resumed in another process), must produce the trace of its uninterrupted run:
+    /// output, main-function yields, ending and end-state digest. Exit 0 when all agree, 1
+    /// otherwise. Writes summary.md, results.json and divergence artifacts to the report
+    /// directory.
     Check {
         /// Scripts or directories (default: the bundled corpus, corpus/scripts).
         paths: Vec<PathBuf>,
-        /// Schedules to compare against the fresh run: every:N (pre-empt at every N-th tick).
-        /// Repeatable. Default: every:1, every:7, every:1000.
+        /// Schedules (repeatable): preempt:N, exhaustive, every:N, random:SEED[:COUNT],
+        /// at-yields, cross-process, restores:K. Default: preempt:1, exhaustive, every:97,
+        /// random:SEED:20, at-yields, restores:3, cross-process.
         #[arg(long = "schedule", value_name = "S")]
         schedules: Vec<Schedule>,
         /// Scripts checked in parallel (default: the number of CPUs).
         #[arg(long, value_name = "J")]
         jobs: Option<usize>,
+        /// Report directory.
+        #[arg(long, value_name = "DIR", default_value = "reports/check")]
+        report: PathBuf,
+        /// Seed of the random schedules.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -138,10 +150,10 @@ fn main() -> ExitCode {
         Command::Persist { script, at, at_yield, output, no_embed_source } => {
             persist(&script, at, at_yield, &output, no_embed_source)
         }
-        Command::Resume { snapshot, source_dir, preempt_every, limits } => {
-            resume(&snapshot, source_dir, preempt_every, limits)
+        Command::Resume { snapshot, source_dir, preempt_every, limits, digest } => {
+            resume(&snapshot, source_dir, preempt_every, limits, digest)
         }
-        Command::Check { paths, schedules, jobs } => check(paths, schedules, jobs),
+        Command::Check { paths, schedules, jobs, report, seed } => check(paths, schedules, jobs, report, seed),
     }
 }
 
@@ -187,7 +199,7 @@ fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool) -> ExitCode 
         Ok(s) => s,
         Err(code) => return code,
     };
-    let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Every);
+    let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Preempt);
     finish(runner::run_script(&script, schedule, &mut Streaming { trace_yields }))
 }
 
@@ -256,14 +268,7 @@ fn inspect(path: &Path, dot: bool) -> ExitCode {
     }
 }
 
-struct CheckRow {
-    script: String,
-    schedule: String,
-    preemptions: u64,
-    verdict: Result<(), String>,
-}
-
-fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> ExitCode {
+fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>, report: PathBuf, seed: u64) -> ExitCode {
     let paths = if paths.is_empty() { vec![generators::default_corpus_dir()] } else { paths };
     let scripts = match generators::discover_scripts(&paths) {
         Ok(s) if s.is_empty() => {
@@ -279,98 +284,36 @@ fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>) -> 
             return ExitCode::from(2);
         }
     };
-    let schedules = if schedules.is_empty() { generators::default_schedules() } else { schedules };
+    let schedules = if schedules.is_empty() { generators::default_schedules(seed) } else { schedules };
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-
+    let amber = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("amber"));
+    let opts = check::Options { scripts, schedules, jobs, report_dir: report, seed, amber };
     let started = std::time::Instant::now();
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let rows = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(scripts.len()) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = scripts.get(i) else { break };
-                    let result = check_one(path, &schedules);
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    let failed = result.iter().filter(|r| r.verdict.is_err()).count();
-                    eprintln!(
-                        "[{n}/{}] {} {}",
-                        scripts.len(),
-                        path.display(),
-                        if failed == 0 { "ok".to_string() } else { format!("{failed} FAILED") }
-                    );
-                    rows.lock().unwrap_or_else(|e| e.into_inner()).extend(result);
-                }
-            });
-        }
-    });
-    let mut rows = rows.into_inner().unwrap_or_else(|e| e.into_inner());
-    rows.sort_by(|a, b| (&a.script, &a.schedule).cmp(&(&b.script, &b.schedule)));
+    let rows = check::run(&opts);
+    let seconds = started.elapsed().as_secs_f64();
 
     let width = rows.iter().map(|r| r.script.len()).max().unwrap_or(6).max(6);
-    println!("{:width$}  {:12}  {:>11}  verdict", "script", "schedule", "preemptions");
-    let mut failures = 0;
-    let mut total_preemptions = 0;
+    println!("{:width$}  {:18}  {:>9}  {:>5}  {:>8}  verdict", "script", "schedule", "points", "runs", "persists");
     for r in &rows {
-        total_preemptions += r.preemptions;
-        let verdict = match &r.verdict {
-            Ok(()) => "agrees".to_string(),
-            Err(e) => {
-                failures += 1;
-                format!("DIVERGES: {e}")
-            }
-        };
-        println!("{:width$}  {:12}  {:>11}  {verdict}", r.script, r.schedule, r.preemptions);
+        println!(
+            "{:width$}  {:18}  {:>9}  {:>5}  {:>8}  {}",
+            r.script,
+            r.schedule,
+            r.points,
+            r.runs,
+            r.persists,
+            r.verdict.short()
+        );
     }
-    println!(
-        "\n{} scripts, {} schedules, {} runs, {} pre-emptions, {} divergent, {:.1}s",
-        scripts.len(),
-        schedules.len(),
-        rows.len(),
-        total_preemptions,
-        failures,
-        started.elapsed().as_secs_f64()
-    );
+    let failures = rows.iter().filter(|r| r.verdict.is_failure()).count();
+    match check::write_report(&opts, &rows, seconds) {
+        Ok(md) => {
+            let first = md.lines().nth(2).unwrap_or_default();
+            println!("\n{first}\nreport: {}", opts.report_dir.join("summary.md").display());
+        }
+        Err(e) => eprintln!("amber: cannot write the report to {}: {e}", opts.report_dir.display()),
+    }
     if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
-}
-
-fn check_one(path: &Path, schedules: &[Schedule]) -> Vec<CheckRow> {
-    let name = path.display().to_string();
-    let failed = |schedule: &str, e: String| CheckRow {
-        script: name.clone(),
-        schedule: schedule.into(),
-        preemptions: 0,
-        verdict: Err(e),
-    };
-    let source = match std::fs::read(path) {
-        Ok(s) => s,
-        Err(e) => return vec![failed("-", format!("cannot read: {e}"))],
-    };
-    let script = match runner::compile_file(path, &source) {
-        Ok(s) => s,
-        Err(e) => return vec![failed("-", format!("compile error: {e}"))],
-    };
-    let fresh = match runner::run_script(&script, Schedule::Fresh, &mut runner::Quiet) {
-        Ok(r) => r.trace,
-        Err(e) => return vec![failed("fresh", e.to_string())],
-    };
-    schedules
-        .iter()
-        .map(|&schedule| match runner::run_script(&script, schedule, &mut runner::Quiet) {
-            Ok(report) => CheckRow {
-                script: name.clone(),
-                schedule: schedule.name(),
-                preemptions: report.counts.preemptions,
-                verdict: match oracles::first_difference(&fresh, &report.trace) {
-                    None => Ok(()),
-                    Some((line, want, got)) => Err(format!("trace line {line}: expected `{want}`, got `{got}`")),
-                },
-            },
-            Err(e) => failed(&schedule.name(), e.to_string()),
-        })
-        .collect()
 }
 
 fn load_limits(limits: Option<PathBuf>) -> Result<amber_validator::Limits, ExitCode> {
@@ -399,7 +342,7 @@ fn persist(path: &Path, at: Option<u64>, at_yield: bool, output: &Path, no_embed
         Ok(s) => s,
         Err(code) => return code,
     };
-    let vm = match amber_luau::Vm::new() {
+    let vm = match amber_luau::Vm::deterministic() {
         Ok(vm) => vm,
         Err(e) => {
             eprintln!("amber: {e}");
@@ -466,7 +409,13 @@ fn persist(path: &Path, at: Option<u64>, at_yield: bool, output: &Path, no_embed
     ExitCode::SUCCESS
 }
 
-fn resume(path: &Path, source_dir: Option<PathBuf>, preempt_every: Option<u64>, limits: Option<PathBuf>) -> ExitCode {
+fn resume(
+    path: &Path,
+    source_dir: Option<PathBuf>,
+    preempt_every: Option<u64>,
+    limits: Option<PathBuf>,
+    digest: bool,
+) -> ExitCode {
     let limits = match load_limits(limits) {
         Ok(l) => l,
         Err(code) => return code,
@@ -482,7 +431,7 @@ fn resume(path: &Path, source_dir: Option<PathBuf>, preempt_every: Option<u64>, 
             return ExitCode::from(2);
         }
     };
-    let vm = match amber_luau::Vm::new() {
+    let vm = match amber_luau::Vm::deterministic() {
         Ok(vm) => vm,
         Err(e) => {
             eprintln!("amber: {e}");
@@ -505,8 +454,20 @@ fn resume(path: &Path, source_dir: Option<PathBuf>, preempt_every: Option<u64>, 
             return ExitCode::from(1);
         }
     };
-    let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Every);
-    finish(runner::run_task(&mut task, schedule, &mut Streaming { trace_yields: false }))
+    let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Preempt);
+    let result = runner::run_task(&mut task, schedule, &mut Streaming { trace_yields: false });
+    if digest && let Ok(report) = &result {
+        for y in &report.trace.yields {
+            eprintln!("trace yield: {y}");
+        }
+        match &report.trace.ending {
+            Ending::Returned(v) => eprintln!("trace returned: {}", v.join("\t")),
+            Ending::Error(e) => eprintln!("trace error: {e}"),
+            Ending::Killed(k) => eprintln!("trace killed: {k}"),
+        }
+        eprintln!("state digest: {}", report.trace.digest);
+    }
+    finish(result)
 }
 
 /// Exit code and stderr report of a finished run (shared by run and resume).
@@ -532,6 +493,10 @@ fn finish(result: Result<runner::RunReport, RunError>) -> ExitCode {
         Err(RunError::Vm(e)) => {
             eprintln!("amber: {e}");
             ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("amber: {e}");
+            ExitCode::from(1)
         }
     }
 }

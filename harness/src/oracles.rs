@@ -1,8 +1,13 @@
-//! Oracles: what must agree between a fresh run and an interrupted one.
+//! Oracles: what must agree between a fresh run and a persisted-and-resumed one.
 //!
-//! Today a run's observable trace is what it printed, what its main function yielded and how it
-//! ended (returned values, error message or kill reason). The end-state digest of ARCHITECTURE.md
-//! joins it once capture exists.
+//! A run's observable trace (ARCHITECTURE.md, "The oracle") is everything it printed (with the
+//! address forms of `tostring` normalised), what its main function yielded, how it ended
+//! (returned values, error message or kill reason) and a canonical digest of the state reachable
+//! from its globals at the end: a digest that depends on neither addresses nor hash order.
+
+use amber_validator::snapshot::{Object, Snapshot, Upvalue, UserdataKind, Value};
+use std::collections::{HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,29 +23,32 @@ pub struct Trace {
     /// Values yielded by the main function, one line per yield.
     pub yields: Vec<String>,
     pub ending: Ending,
+    /// Digest of the state reachable from the task's globals at the end (see [`state_digest`]).
+    pub digest: String,
 }
 
 impl Trace {
     /// The trace as text lines, for comparison and reports.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> =
-            String::from_utf8_lossy(&self.output).lines().map(|l| format!("out: {l}")).collect();
-        lines.extend(self.yields.iter().map(|y| format!("yield: {y}")));
+        let output = normalize_addresses(&String::from_utf8_lossy(&self.output));
+        let mut lines: Vec<String> = output.lines().map(|l| format!("out: {l}")).collect();
+        lines.extend(self.yields.iter().map(|y| format!("yield: {}", normalize_addresses(y))));
         lines.push(match &self.ending {
-            Ending::Returned(v) => format!("returned: {}", v.join("\t")),
-            Ending::Error(e) => format!("error: {e}"),
+            Ending::Returned(v) => format!("returned: {}", normalize_addresses(&v.join("\t"))),
+            Ending::Error(e) => format!("error: {}", normalize_addresses(e)),
             Ending::Killed(r) => format!("killed: {r}"),
         });
+        lines.push(format!("state digest: {}", self.digest));
         lines
     }
 }
 
 /// The first difference between two traces, if any: (line number, expected, actual).
 pub fn first_difference(expected: &Trace, actual: &Trace) -> Option<(usize, String, String)> {
-    if expected == actual {
+    let (a, b) = (expected.lines(), actual.lines());
+    if a == b {
         return None;
     }
-    let (a, b) = (expected.lines(), actual.lines());
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).cloned().unwrap_or_else(|| "<end of trace>".into());
         let y = b.get(i).cloned().unwrap_or_else(|| "<end of trace>".into());
@@ -48,6 +56,157 @@ pub fn first_difference(expected: &Trace, actual: &Trace) -> Option<(usize, Stri
             return Some((i + 1, x, y));
         }
     }
-    // Equal as lines but different bytes (e.g. a trailing newline): report the byte lengths.
-    Some((0, format!("{} output bytes", expected.output.len()), format!("{} output bytes", actual.output.len())))
+    None
+}
+
+/// Replaces the address forms `tostring` gives tables, functions, threads, userdata and buffers
+/// (`table: 0x00007f...`) with `0x<address>`: addresses differ between runs and processes.
+pub fn normalize_addresses(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'0' && bytes.get(i + 1) == Some(&b'x') && i >= 2 && &bytes[i - 2..i] == b": " {
+            let digits = bytes[i + 2..].iter().take_while(|b| b.is_ascii_hexdigit()).count();
+            if digits >= 8 {
+                out.push_str("0x<address>");
+                i += 2 + digits;
+                continue;
+            }
+        }
+        let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8().max(1);
+    }
+    out
+}
+
+fn h<T: Hash + ?Sized>(parts: &T) -> u64 {
+    let mut s = DefaultHasher::new();
+    parts.hash(&mut s);
+    s.finish()
+}
+
+/// A canonical digest of everything reachable from the main thread's globals: objects are
+/// labelled by their contents and, over a few rounds, by the labels of what they refer to, with
+/// table entries as an unordered set (so hash order does not matter) and no object index or
+/// address involved. Equal states give equal digests in any VM.
+pub fn state_digest(s: &Snapshot) -> String {
+    let Some(Object::Thread(main)) = s.objects.get(s.roots.main_thread as usize) else {
+        return "no main thread".into();
+    };
+    let n = s.objects.len();
+    let mut reachable = vec![false; n];
+    let mut queue = VecDeque::new();
+    if let Value::Object(g) = main.globals
+        && (g as usize) < n
+    {
+        reachable[g as usize] = true;
+        queue.push_back(g);
+    }
+    while let Some(i) = queue.pop_front() {
+        s.objects[i as usize].for_each_reference(|r| {
+            if (r as usize) < n && !reachable[r as usize] {
+                reachable[r as usize] = true;
+                queue.push_back(r);
+            }
+        });
+    }
+    let value = |labels: &[u64], v: &Value| -> u64 {
+        match *v {
+            Value::Nil => h("nil"),
+            Value::Boolean(b) => h(&("bool", b)),
+            Value::Number(x) => h(&("num", if x == 0.0 { 0 } else { x.to_bits() })),
+            Value::Vector(v) => h(&("vec", v.map(f32::to_bits))),
+            Value::IterPosition(p) => h(&("iter", p)),
+            Value::Object(i) => labels.get(i as usize).copied().unwrap_or(0),
+            Value::Permanent(p) => h(&("perm", s.permanents.get(p as usize))),
+            Value::LightUserdata { tag, .. } => h(&("lud", tag)),
+        }
+    };
+    let mut labels: Vec<u64> = s
+        .objects
+        .iter()
+        .map(|o| match o {
+            Object::String(b) => h(&("str", b)),
+            Object::Buffer(b) => h(&("buf", b)),
+            Object::Table(t) => h(&("table", t.readonly, t.array.len())),
+            Object::LuaClosure(c) => h(&("fn", s.scripts.get(c.script as usize).map(|e| e.hash.0), c.proto)),
+            Object::CClosure(c) => h(&("cfn", s.permanents.get(c.function as usize))),
+            Object::Upvalue(_) => h("upvalue"),
+            Object::Thread(t) => h(&("thread", t.status.name(), t.stack.len(), t.frames.len())),
+            Object::Userdata(u) => match &u.kind {
+                UserdataKind::Proxy => h("proxy"),
+                UserdataKind::Codec { tag, codec, payload } => h(&("ud", tag, codec, payload)),
+            },
+        })
+        .collect();
+    for _round in 0..4 {
+        let next: Vec<u64> = s
+            .objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let own = labels[i];
+                match o {
+                    Object::Table(t) => {
+                        let array: Vec<u64> = t.array.iter().map(|v| value(&labels, v)).collect();
+                        let mut entries: Vec<(u64, u64)> = t
+                            .hash
+                            .iter()
+                            .flatten()
+                            .filter(|(_, v)| !matches!(v, Value::Nil))
+                            .map(|(k, v)| (value(&labels, k), value(&labels, v)))
+                            .collect();
+                        entries.sort_unstable();
+                        let meta = t.metatable.as_ref().map(|m| value(&labels, m));
+                        h(&(own, array, entries, meta))
+                    }
+                    Object::LuaClosure(c) => {
+                        let ups: Vec<u64> =
+                            c.upvalues.iter().map(|&u| labels.get(u as usize).copied().unwrap_or(0)).collect();
+                        h(&(own, ups))
+                    }
+                    Object::CClosure(c) => {
+                        let ups: Vec<u64> = c.upvalues.iter().map(|v| value(&labels, v)).collect();
+                        h(&(own, ups))
+                    }
+                    Object::Upvalue(Upvalue::Closed(v)) => h(&(own, value(&labels, v))),
+                    Object::Upvalue(Upvalue::Open { thread, slot }) => {
+                        let current = match s.objects.get(*thread as usize) {
+                            Some(Object::Thread(t)) => t.stack.get(*slot as usize).map(|v| value(&labels, v)),
+                            _ => None,
+                        };
+                        h(&(own, current))
+                    }
+                    Object::Thread(t) => {
+                        let stack: Vec<u64> = t.stack.iter().map(|v| value(&labels, v)).collect();
+                        h(&(own, stack, t.error.as_ref().map(|e| value(&labels, e))))
+                    }
+                    Object::Userdata(u) => h(&(own, u.metatable.as_ref().map(|m| value(&labels, m)))),
+                    Object::String(_) | Object::Buffer(_) => own,
+                }
+            })
+            .collect();
+        labels = next;
+    }
+    let root = value(&labels, &main.globals);
+    let mut all: Vec<u64> = (0..n).filter(|&i| reachable[i]).map(|i| labels[i]).collect();
+    all.sort_unstable();
+    let distinct: HashSet<u64> = all.iter().copied().collect();
+    format!("{:016x}-{:016x}-{}", root, h(&all), distinct.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalised_and_nothing_else() {
+        assert_eq!(
+            normalize_addresses("t = table: 0x00007f1234abcd00, f = function: 0x0000000012345678 ok"),
+            "t = table: 0x<address>, f = function: 0x<address> ok"
+        );
+        assert_eq!(normalize_addresses("0x1234 and 255 = 0xff, héllo"), "0x1234 and 255 = 0xff, héllo");
+    }
 }

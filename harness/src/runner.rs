@@ -1,8 +1,13 @@
-//! Running one script to completion under a schedule, collecting its trace.
+//! Drivers' common core: running a script under a schedule and collecting its trace.
 
-use crate::generators::Schedule;
-use crate::oracles::{Ending, Trace};
-use amber_luau::{CompileError, Outcome, Script, SuspendSite, Task, Vm, VmError};
+use crate::generators::{Schedule, separate_points};
+use crate::oracles::{Ending, Trace, state_digest};
+use amber_luau::{
+    Budget, CompileError, Outcome, RestoreOptions, Script, SourceCatalog, SuspendSite, Task, Vm, VmError, capture,
+    restore,
+};
+use amber_validator::{Limits, Report, encode, validate};
+use std::path::Path;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -11,6 +16,14 @@ pub enum RunError {
     Compile(#[from] CompileError),
     #[error(transparent)]
     Vm(#[from] VmError),
+    #[error("capture failed: {0}")]
+    Capture(#[from] amber_luau::CaptureError),
+    #[error("the validator refused a snapshot the runtime captured:\n{0}")]
+    Refused(Report),
+    #[error("restore failed: {0}")]
+    Restore(#[from] amber_luau::RestoreError),
+    #[error("cross-process resume: {0}")]
+    Process(String),
 }
 
 /// Called for every slice's output as soon as the slice ends, and for every pre-emption site.
@@ -29,6 +42,10 @@ pub struct RunCounts {
     pub preemptions: u64,
     pub ticks: u64,
     pub deferrals: u64,
+    /// Snapshots taken and restored.
+    pub persists: u64,
+    /// Bytes of all snapshots taken.
+    pub persisted_bytes: u64,
 }
 
 /// A finished run: its trace (what the oracle compares) plus what only people read.
@@ -38,49 +55,298 @@ pub struct RunReport {
     pub counts: RunCounts,
     /// The traceback of the main thread when the run ended in an error.
     pub traceback: Option<String>,
+    /// The last snapshot taken, for divergence reports.
+    pub last_snapshot: Option<Vec<u8>>,
 }
 
-/// Runs `script` in a fresh VM until it finishes, errors or is killed, resuming after every
-/// pre-emption and after every `coroutine.yield` of its main function.
+/// Runs `script` in a fresh deterministic VM until it finishes, errors or is killed, resuming
+/// after every pre-emption and every `coroutine.yield` of its main function.
 pub fn run_script(script: &Script, schedule: Schedule, observer: &mut dyn RunObserver) -> Result<RunReport, RunError> {
-    let vm = Vm::new()?;
+    let vm = Vm::deterministic()?;
     let mut task = vm.spawn(script)?;
     run_task(&mut task, schedule, observer)
 }
 
-/// Runs an existing task (fresh or restored) to its end under `schedule`.
+/// Runs an existing task (fresh or restored) to its end, pre-empted by `schedule`'s budget.
 pub fn run_task(task: &mut Task, schedule: Schedule, observer: &mut dyn RunObserver) -> Result<RunReport, RunError> {
-    let mut output = Vec::new();
-    let mut yields = Vec::new();
-    let mut traceback = None;
-    let budget = schedule.budget();
-    let ending = loop {
-        let outcome = task.resume(budget)?;
-        let chunk = task.take_output();
-        observer.output(&chunk);
-        output.extend_from_slice(&chunk);
-        match outcome {
-            Outcome::Preempted => observer.preempted(task.suspend_site().as_ref()),
-            Outcome::Yielded(values) => {
-                yields.push(values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t"))
+    let mut run = Run::default();
+    let ending = run.until_end(task, schedule.budget(), observer, &mut |_, _| Ok(None))?;
+    Ok(run.finish(ending))
+}
+
+/// What a run collects as it goes.
+#[derive(Default)]
+struct Run {
+    output: Vec<u8>,
+    yields: Vec<String>,
+    traceback: Option<String>,
+    counts: RunCounts,
+    last_snapshot: Option<Vec<u8>>,
+    /// The end-state digest of whichever task ran last.
+    digest: String,
+}
+
+/// What happens at a pre-emption (its 1-based number) or main-function yield: `Some(task)`
+/// replaces the running task (a restored copy).
+type Hook<'a> = dyn FnMut(&Task, u64) -> Result<Option<(Vm, Task)>, RunError> + 'a;
+
+impl Run {
+    fn until_end(
+        &mut self,
+        task: &mut Task,
+        budget: Budget,
+        observer: &mut dyn RunObserver,
+        at_point: &mut Hook<'_>,
+    ) -> Result<Ending, RunError> {
+        let mut current: Option<(Vm, Task)> = None;
+        loop {
+            let t: &mut Task = match &mut current {
+                Some((_, t)) => t,
+                None => task,
+            };
+            let outcome = t.resume(budget)?;
+            let chunk = t.take_output();
+            observer.output(&chunk);
+            self.output.extend_from_slice(&chunk);
+            let point = match outcome {
+                Outcome::Preempted => {
+                    self.counts.preemptions += 1;
+                    observer.preempted(t.suspend_site().as_ref());
+                    Some(self.counts.preemptions)
+                }
+                Outcome::Yielded(values) => {
+                    self.yields.push(values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t"));
+                    Some(0)
+                }
+                Outcome::Finished(values) => {
+                    self.collect(t);
+                    return Ok(Ending::Returned(values.iter().map(|v| v.to_string()).collect()));
+                }
+                Outcome::Errored(e) => {
+                    self.collect(t);
+                    self.traceback = Some(e.traceback);
+                    return Ok(Ending::Error(e.message));
+                }
+                Outcome::Killed(reason) => {
+                    self.collect(t);
+                    return Ok(Ending::Killed(reason));
+                }
+            };
+            if let Some(point) = point
+                && let Some(next) = at_point(t, point)?
+            {
+                self.collect(t);
+                current = Some(next);
             }
-            Outcome::Finished(values) => break Ending::Returned(values.iter().map(|v| v.to_string()).collect()),
-            Outcome::Errored(e) => {
-                traceback = Some(e.traceback);
-                break Ending::Error(e.message);
-            }
-            Outcome::Killed(reason) => break Ending::Killed(reason),
         }
+    }
+
+    fn collect(&mut self, t: &Task) {
+        let s = t.stats();
+        self.counts.ticks += s.ticks;
+        self.counts.deferrals += s.deferrals;
+        if t.is_done() {
+            self.digest = end_digest(t);
+        }
+    }
+
+    fn finish(self, ending: Ending) -> RunReport {
+        RunReport {
+            trace: Trace { output: self.output, yields: self.yields, ending, digest: self.digest },
+            counts: self.counts,
+            traceback: self.traceback,
+            last_snapshot: self.last_snapshot,
+        }
+    }
+}
+
+/// The digest of a finished task's state (or why it could not be taken: the same in any run).
+pub fn end_digest(task: &Task) -> String {
+    match capture(task) {
+        Ok(s) => state_digest(&s),
+        Err(e) => format!("not captured: {}", e.reason),
+    }
+}
+
+/// One persist: capture, encode, decode and validate (as an untrusted snapshot would be), then
+/// restore into a fresh VM.
+pub fn persist(task: &Task) -> Result<(Vec<u8>, Vm, Task), RunError> {
+    let bytes = encode(&capture(task)?);
+    let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).map_err(RunError::Refused)?;
+    let vm = Vm::deterministic()?;
+    let restored = restore(&vm, &verified, RestoreOptions::default())?;
+    Ok((bytes, vm, restored))
+}
+
+/// How many interrupt ticks an uninterrupted run of `script` counts: its pre-emption points.
+pub fn count_points(script: &Script) -> Result<u64, RunError> {
+    Ok(run_script(script, Schedule::Fresh, &mut Quiet)?.counts.ticks)
+}
+
+/// Most persists one `every:N` run makes: the interval grows for longer runs.
+pub const MAX_PERSISTS_PER_RUN: u64 = 200;
+
+/// Runs `script` under a schedule that persists; returns one report per run the schedule makes
+/// (schedules that persist at separate points make one run per point).
+pub fn run_persisting(
+    script: &Script,
+    schedule: Schedule,
+    points_total: u64,
+    amber: &Path,
+) -> Result<Vec<RunReport>, RunError> {
+    match separate_points(schedule, points_total) {
+        Some(points) => points.into_iter().map(|p| run_persisting_at(script, schedule, p, amber)).collect(),
+        None => Ok(vec![run_persisting_within(script, schedule, points_total)?]),
+    }
+}
+
+/// Persisting inside one run: every N-th pre-emption (`every:N`) or every main yield.
+fn run_persisting_within(script: &Script, schedule: Schedule, points_total: u64) -> Result<RunReport, RunError> {
+    let interval = match schedule {
+        Schedule::Every(n) => n.max(points_total.div_ceil(MAX_PERSISTS_PER_RUN)),
+        _ => 1,
     };
-    let stats = task.stats();
+    let budget = if schedule == Schedule::AtYields { Budget::unlimited() } else { Budget::ticks(interval) };
+    let vm = Vm::deterministic()?;
+    let mut task = vm.spawn(script)?;
+    let mut run = Run::default();
+    let mut persists = 0u64;
+    let mut bytes_total = 0u64;
+    let mut last = None;
+    let ending = run.until_end(&mut task, budget, &mut Quiet, &mut |t, point| {
+        let due = match schedule {
+            Schedule::Every(_) => point > 0,
+            Schedule::AtYields => point == 0,
+            _ => false,
+        };
+        if !due {
+            return Ok(None);
+        }
+        let (bytes, vm, restored) = persist(t)?;
+        persists += 1;
+        bytes_total += bytes.len() as u64;
+        last = Some(bytes);
+        Ok(Some((vm, restored)))
+    })?;
+    run.counts.persists = persists;
+    run.counts.persisted_bytes = bytes_total;
+    run.last_snapshot = last;
+    Ok(run.finish(ending))
+}
+
+/// Persisting once, at pre-emption `at`; restored copies (or a child process) finish the run.
+fn run_persisting_at(script: &Script, schedule: Schedule, at: u64, amber: &Path) -> Result<RunReport, RunError> {
+    let vm = Vm::deterministic()?;
+    let mut task = vm.spawn(script)?;
+    let mut prefix = Vec::new();
+    let mut yields = Vec::new();
+    // Reach tick `at` in as few slices as possible (main-function yields end slices early); a
+    // deferred pre-emption stops a little later, which is still a pre-emption point.
+    let mut reached = false;
+    while !task.is_done() {
+        let left = at.saturating_sub(task.stats().ticks).max(1);
+        let outcome = task.resume(Budget::ticks(left))?;
+        prefix.extend(task.take_output());
+        match outcome {
+            Outcome::Preempted if task.stats().ticks + 1 >= at => {
+                reached = true;
+                break;
+            }
+            Outcome::Preempted => {}
+            Outcome::Yielded(v) => yields.push(v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t")),
+            _ => break, // the script ended first: nothing left to persist
+        }
+    }
+    let counts = RunCounts { preemptions: u64::from(reached), ticks: task.stats().ticks, ..RunCounts::default() };
+    if !reached {
+        let ending = Ending::Returned(vec![]);
+        return Ok(RunReport {
+            trace: Trace { output: prefix, yields, ending, digest: end_digest(&task) },
+            counts,
+            traceback: None,
+            last_snapshot: None,
+        });
+    }
+    if schedule == Schedule::CrossProcess {
+        return cross_process(&task, prefix, yields, counts, amber);
+    }
+    let copies = if let Schedule::Restores(k) = schedule { k.max(1) } else { 1 };
+    let bytes = encode(&capture(&task)?);
+    let mut reports = Vec::new();
+    for _ in 0..copies {
+        let verified =
+            validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).map_err(RunError::Refused)?;
+        let vm = Vm::deterministic()?;
+        let mut restored = restore(&vm, &verified, RestoreOptions::default())?;
+        let mut run = Run { output: prefix.clone(), yields: yields.clone(), counts, ..Run::default() };
+        let ending = run.until_end(&mut restored, Budget::unlimited(), &mut Quiet, &mut |_, _| Ok(None))?;
+        run.counts.persists = 1;
+        run.counts.persisted_bytes = bytes.len() as u64;
+        run.last_snapshot = Some(bytes.clone());
+        reports.push(run.finish(ending));
+        drop(vm);
+    }
+    // Every copy must agree with the first; a disagreement is reported as the run's trace.
+    let first = reports.remove(0);
+    for other in reports {
+        if other.trace != first.trace {
+            return Ok(other);
+        }
+    }
+    Ok(first)
+}
+
+/// Writes the snapshot and finishes the run in a child `amber resume` process.
+fn cross_process(
+    task: &Task,
+    prefix: Vec<u8>,
+    yields: Vec<String>,
+    counts: RunCounts,
+    amber: &Path,
+) -> Result<RunReport, RunError> {
+    let bytes = encode(&capture(task)?);
+    let dir = std::env::temp_dir().join(format!("amber-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| RunError::Process(e.to_string()))?;
+    let path = dir.join(format!("{:016x}.snap", bytes.len() as u64 ^ counts.preemptions.rotate_left(20)));
+    std::fs::write(&path, &bytes).map_err(|e| RunError::Process(e.to_string()))?;
+    let out = std::process::Command::new(amber)
+        .arg("resume")
+        .arg(&path)
+        .arg("--digest")
+        .output()
+        .map_err(|e| RunError::Process(format!("{}: {e}", amber.display())))?;
+    let _ = std::fs::remove_file(&path);
+    // `amber resume --digest` reports the rest of the trace on stderr, one field a line.
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut yields = yields;
+    let mut ending = None;
+    let mut digest = String::new();
+    for line in stderr.lines() {
+        if let Some(y) = line.strip_prefix("trace yield: ") {
+            yields.push(y.to_string());
+        } else if let Some(r) = line.strip_prefix("trace returned: ") {
+            ending =
+                Some(Ending::Returned(if r.is_empty() { vec![] } else { r.split('\t').map(str::to_string).collect() }));
+        } else if let Some(e) = line.strip_prefix("trace error: ") {
+            ending = Some(Ending::Error(e.to_string()));
+        } else if let Some(k) = line.strip_prefix("trace killed: ") {
+            ending = Some(Ending::Killed(k.to_string()));
+        } else if let Some(d) = line.strip_prefix("state digest: ") {
+            digest = d.to_string();
+        }
+    }
+    let ending = ending.ok_or_else(|| RunError::Process(format!("the child reported no ending: {stderr}")))?;
+    let mut output = prefix;
+    output.extend_from_slice(&out.stdout);
     Ok(RunReport {
-        trace: Trace { output, yields, ending },
-        counts: RunCounts { preemptions: stats.preemptions, ticks: stats.ticks, deferrals: stats.deferrals },
-        traceback,
+        trace: Trace { output, yields, ending, digest },
+        counts: RunCounts { persists: 1, persisted_bytes: bytes.len() as u64, ..counts },
+        traceback: None,
+        last_snapshot: Some(bytes),
     })
 }
 
 /// Compiles a script file's contents with the chunk name Luau tools use for files (`@path`).
-pub fn compile_file(path: &std::path::Path, source: &[u8]) -> Result<Script, CompileError> {
+pub fn compile_file(path: &Path, source: &[u8]) -> Result<Script, CompileError> {
     Script::compile(source, &format!("@{}", path.display()))
 }

@@ -90,9 +90,55 @@ fn trace_yields_prints_one_line_per_preemption() {
 }
 
 #[test]
-fn check_reports_agreement_and_divergence_free_corpus() {
-    let out = amber(&["check", corpus().to_str().unwrap(), "--schedule", "every:5", "--jobs", "2"]);
+fn check_persists_and_writes_its_report() {
+    let report = std::env::temp_dir().join(format!("amber-check-report-{}", std::process::id()));
+    let out = amber(&[
+        "check",
+        corpus().join("closures_upvalues.luau").to_str().unwrap(),
+        corpus().join("coroutines_nested.luau").to_str().unwrap(),
+        "--schedule",
+        "every:5",
+        "--schedule",
+        "random:7:4",
+        "--jobs",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("0 divergent"), "{text}");
+    assert!(text.contains("0 failing"), "{text}");
+    let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(summary.contains("| every:5 |") && summary.contains("agrees"), "{summary}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["failing"], 0);
+    assert!(results["persists"].as_u64().unwrap() > 10);
+}
+
+#[test]
+fn check_reports_a_divergence_with_artifacts() {
+    // A script whose output depends on a table address diverges between runs: the harness
+    // normalises tostring's address form, but not an address turned into a number.
+    let dir = std::env::temp_dir().join(format!("amber-check-diverge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("address.luau");
+    // The address is taken after the snapshot, in a restored VM, while the original VM still
+    // holds its own objects: the last hex digits differ.
+    std::fs::write(&script, "local s = 0 for i = 1, 200 do s += i end local t = {} print(tostring(t):sub(-6), s)\n")
+        .unwrap();
+    let report = dir.join("report");
+    let out =
+        amber(&["check", script.to_str().unwrap(), "--schedule", "restores:2", "--report", report.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("DIVERGES"), "{text}");
+    let div = report.join("divergences").join("address.luau-restores_2");
+    assert!(std::fs::read_to_string(div.join("first-difference.txt")).unwrap().contains("expected: out: "));
+    assert!(
+        div.join("snapshot.snap").exists() && div.join("fresh.trace").exists() && div.join("resumed.trace").exists()
+    );
+    assert!(std::fs::read_to_string(div.join("reproduce.sh")).unwrap().contains("--schedule restores:2"));
+    let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(summary.contains("DIVERGES at trace line 1"), "{summary}");
 }

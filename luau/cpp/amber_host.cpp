@@ -458,7 +458,43 @@ void amber_free(void* p)
     free(p);
 }
 
-AmberVm* amber_vm_new(void)
+namespace
+{
+
+constexpr double kFixedTime = 1700000000.0; // 2023-11-14 22:13:20 UTC
+
+int fixed_clock(lua_State* L)
+{
+    lua_pushnumber(L, 0.0);
+    return 1;
+}
+
+int fixed_time(lua_State* L)
+{
+    if (lua_isnoneornil(L, 1))
+    {
+        lua_pushnumber(L, kFixedTime);
+        return 1;
+    }
+    return vm_of(L)->os_time(L); // a date table: converting it is deterministic, but for the zone
+}
+
+int fixed_date(lua_State* L)
+{
+    // Always UTC (the host's zone would show through) and the fixed time unless one is given.
+    std::string format = luaL_optstring(L, 1, "%c");
+    if (format.empty() || format[0] != '!')
+        format.insert(format.begin(), '!');
+    double t = luaL_optnumber(L, 2, kFixedTime);
+    lua_settop(L, 0);
+    lua_pushlstring(L, format.data(), format.size());
+    lua_pushnumber(L, t);
+    return vm_of(L)->os_date(L);
+}
+
+} // namespace
+
+AmberVm* amber_vm_new(int deterministic)
 {
     AmberVm* vm = new (std::nothrow) AmberVm();
     if (!vm)
@@ -481,6 +517,24 @@ AmberVm* amber_vm_new(void)
         // print goes to the host, never to the process's stdout.
         lua_pushcfunction(L, host_print, "print");
         lua_setglobal(L, "print");
+
+        if (deterministic)
+        {
+            lua_getglobal(L, "os");
+            lua_getfield(L, -1, "time");
+            vm->os_time = lua_tocfunction(L, -1);
+            lua_pop(L, 1);
+            lua_getfield(L, -1, "date");
+            vm->os_date = lua_tocfunction(L, -1);
+            lua_pop(L, 1);
+            lua_pushcfunction(L, fixed_clock, "clock");
+            lua_setfield(L, -2, "clock");
+            lua_pushcfunction(L, fixed_time, "time");
+            lua_setfield(L, -2, "time");
+            lua_pushcfunction(L, fixed_date, "date");
+            lua_setfield(L, -2, "date");
+            lua_pop(L, 1);
+        }
 
         // Identify the coroutine library's resume functions, to follow suspended resume chains.
         lua_getglobal(L, "coroutine");

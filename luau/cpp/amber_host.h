@@ -74,7 +74,10 @@ void amber_free(void* p);
 
 // Creates the base image: libraries, host print, sandboxed and frozen, plus the loader thread.
 // Returns NULL when the VM cannot be created.
-AmberVm* amber_vm_new(void);
+// With `deterministic`, os.clock, os.time and os.date read a fixed clock instead of the host's
+// (os.clock() is 0, os.time() 1700000000, os.date formats in UTC): fresh and resumed runs, on any
+// machine, see the same times.
+AmberVm* amber_vm_new(int deterministic);
 void amber_vm_free(AmberVm* vm);
 // Installs or removes the scheduler's interrupt callback (removed: tasks are never pre-empted).
 void amber_vm_set_preemption(AmberVm* vm, int enabled);

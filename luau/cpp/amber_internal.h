@@ -61,6 +61,8 @@ struct AmberVm
     std::string output;
     lua_CFunction coroutine_resume = nullptr;
     lua_CFunction wrapped_resume = nullptr;
+    lua_CFunction os_time = nullptr; // the library's, called by the deterministic versions
+    lua_CFunction os_date = nullptr;
     std::string permanents;
     // The registry in scan order: what each permanent name stands for.
     std::vector<amber_detail::RegistryEntry> registry;

@@ -81,7 +81,7 @@ unsafe extern "C" {
     ) -> *mut c_char;
     pub fn amber_free(p: *mut c_void);
 
-    pub fn amber_vm_new() -> *mut AmberVm;
+    pub fn amber_vm_new(deterministic: c_int) -> *mut AmberVm;
     pub fn amber_vm_free(vm: *mut AmberVm);
     pub fn amber_vm_set_preemption(vm: *mut AmberVm, enabled: c_int);
     pub fn amber_vm_permanents(vm: *mut AmberVm, text: *mut *const c_char, length: *mut usize);

@@ -161,13 +161,16 @@ pub(crate) struct RegistryHandle {
     pub continuation: usize,
 }
 
+/// Registered codecs by userdata tag: (codec name, codec).
+pub(crate) type Codecs = std::collections::BTreeMap<u8, (String, Rc<dyn UserdataCodec>)>;
+
 pub(crate) struct VmInner {
     raw: NonNull<ffi::AmberVm>,
     /// Loaded scripts by source hash.
     pub(crate) loaded: RefCell<HashMap<crate::ScriptHash, LoadedScript>>,
     /// Proto handle -> (script hash, bytecode id), for every loaded script.
     pub(crate) protos: RefCell<HashMap<usize, (crate::ScriptHash, u32)>>,
-    pub(crate) codecs: RefCell<std::collections::BTreeMap<u8, (String, Rc<dyn UserdataCodec>)>>,
+    pub(crate) codecs: RefCell<Codecs>,
     pub(crate) registry: Vec<RegistryHandle>,
     spawned: Cell<u64>,
 }
@@ -204,9 +207,20 @@ pub struct Vm {
 
 impl Vm {
     pub fn new() -> Result<Vm, VmError> {
+        Vm::create(false)
+    }
+
+    /// A VM whose clock is fixed: `os.clock()` is 0, `os.time()` is 1700000000 and `os.date`
+    /// formats in UTC. Fresh and resumed runs, on any machine, then see the same times (the
+    /// differential harness uses it). The permanent registry is the same as `Vm::new`'s.
+    pub fn deterministic() -> Result<Vm, VmError> {
+        Vm::create(true)
+    }
+
+    fn create(deterministic: bool) -> Result<Vm, VmError> {
         FeatureFlags::pinned();
         // SAFETY: amber_vm_new has no preconditions and returns NULL on failure.
-        let raw = NonNull::new(unsafe { ffi::amber_vm_new() }).ok_or(VmError::Create)?;
+        let raw = NonNull::new(unsafe { ffi::amber_vm_new(c_int::from(deterministic)) }).ok_or(VmError::Create)?;
         // SAFETY: `raw` is live; entries are copied out before any other VM call.
         let count = unsafe { ffi::amber_registry_count(raw.as_ptr()) };
         let mut registry = Vec::with_capacity(count.max(0) as usize);

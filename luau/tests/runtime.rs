@@ -296,3 +296,14 @@ fn every_preemption_site_of_the_corpus_is_in_the_yield_point_map() {
         assert!(n > 10, "{name}");
     }
 }
+
+#[test]
+fn a_deterministic_vm_has_a_fixed_clock_and_the_standard_registry() {
+    let vm = Vm::deterministic().unwrap();
+    assert_eq!(vm.permanents(), *PermanentRegistry::standard(), "same names and kinds as Vm::new");
+    let mut task = vm
+        .spawn(&compile("print(os.clock(), os.time(), os.date('%Y-%m-%d %H:%M:%S'), os.date('!%Y', 0), os.time({year = 2000, month = 1, day = 1, hour = 0}) > 0)"))
+        .unwrap();
+    task.resume(Budget::unlimited()).unwrap();
+    assert_eq!(String::from_utf8(task.take_output()).unwrap(), "0\t1700000000\t2023-11-14 22:13:20\t1970\ttrue\n");
+}
