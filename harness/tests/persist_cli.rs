@@ -35,7 +35,7 @@ fn every_corpus_script_resumes_in_another_process() {
         let fresh = amber(&["run", p]);
         assert_eq!(fresh.status.code(), Some(0), "{p}");
         let mut persisted = 0;
-        for n in [1u64, 7, 60, 900, 20_000] {
+        for n in [1u64, 3, 7, 60, 900, 20_000] {
             let first = amber(&["persist", p, "--at", &n.to_string(), "-o", snap]);
             if first.status.code() == Some(1) && String::from_utf8_lossy(&first.stderr).contains("finished") {
                 break; // the script ended before the n-th pre-emption

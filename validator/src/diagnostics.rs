@@ -89,7 +89,7 @@ codes! {
     BadRoots = "R008", References, "the roots name a thread";
     BadThreadShape = "R009", References, "thread status, yielded count and error value agree";
     DuplicateString = "R010", References, "each string appears once (Luau interns strings)";
-    IterPositionOutOfRange = "R011", References, "a generic-for position lies within its table's array and hash parts";
+    IterPositionOutOfRange = "R011", References, "a generic-for position lies within its table's array and hash parts (warning)";
     OrphanObject = "G001", Graph, "every object is reachable from the roots";
     UpvalueOwnership = "G002", Graph, "an open upvalue is listed by exactly the thread it points into, once";
     DuplicateOpenSlot = "G003", Graph, "a thread has at most one open upvalue per stack slot";

@@ -58,6 +58,7 @@ pub struct VerifiedScript {
 pub struct Verified<T> {
     value: T,
     scripts: Vec<VerifiedScript>,
+    warnings: Vec<crate::Diagnostic>,
 }
 
 impl Verified<Snapshot> {
@@ -68,6 +69,11 @@ impl Verified<Snapshot> {
     /// The scripts, in the order of the snapshot's script table.
     pub fn scripts(&self) -> &[VerifiedScript] {
         &self.scripts
+    }
+
+    /// Findings that did not refuse the snapshot (severity warning).
+    pub fn warnings(&self) -> &[crate::Diagnostic] {
+        &self.warnings
     }
 
     /// Test-only: corrupts a verified snapshot by hand, to show that restore's own checks hold
@@ -113,7 +119,7 @@ pub fn validate_model(
     if report.has_errors() {
         return Err(report);
     }
-    Ok(Verified { value: snapshot, scripts: scripts.into_iter().flatten().collect() })
+    Ok(Verified { value: snapshot, scripts: scripts.into_iter().flatten().collect(), warnings: report.diagnostics })
 }
 
 /// What a slot may hold.
@@ -596,13 +602,18 @@ impl<'a> Checker<'a> {
         if let Some(Value::Object(ti)) = slot.checked_sub(1).and_then(|s| t.stack.get(s))
             && let Some(Object::Table(table)) = self.s.objects.get(*ti as usize)
         {
-            let range = table.array.len() + table.hash.len();
+            // An empty hash part is Luau's single dummy node: the loop still steps over it.
+            let range = table.array.len() + table.hash.len().max(1);
             if p as usize > range {
-                self.sink.error(
-                    Code::IterPositionOutOfRange,
-                    path(),
-                    format!("generic-for position {p} is past table#{ti}'s {range} array and hash slots"),
-                );
+                // A warning: a register that is no longer live may hold a stale position of a
+                // table that shrank since (which register is live is the register-type family's
+                // question); a live one out of range ends its loop early, it reads nothing.
+                self.sink.push(crate::diagnostics::Diagnostic {
+                    code: Code::IterPositionOutOfRange,
+                    severity: crate::diagnostics::Severity::Warning,
+                    path: path(),
+                    message: format!("generic-for position {p} is past table#{ti}'s {range} array and hash slots"),
+                });
             }
         }
     }

@@ -303,6 +303,14 @@ fn each_check_rejects_its_invalid_model() {
     for (name, edit, code) in cases {
         let mut s = sample();
         edit(&mut s);
+        if code == Code::IterPositionOutOfRange {
+            // A warning (see validate.rs): reported, but the snapshot is not refused.
+            let verified = validate_model(s, &limits(), &TestCatalog).unwrap_or_else(|r| panic!("{name}: {r}"));
+            let found = verified.warnings().iter().find(|d| d.code == code);
+            assert!(found.is_some(), "{name}: expected warning {code}");
+            println!("{}", found.map(ToString::to_string).unwrap_or_default());
+            continue;
+        }
         let report = validate_model(s, &limits(), &TestCatalog).err().unwrap_or_default();
         let found = report.diagnostics.iter().find(|d| d.code == code);
         assert!(found.is_some(), "{name}: expected {code}, got {:?}", report.codes());
