@@ -1,0 +1,291 @@
+//! Property suites of the differential harness (case counts are modest by default; raise them
+//! with PROPTEST_CASES):
+//! - random value graphs built by a script, captured and restored, have equal state digests;
+//! - random persist points over corpus scripts agree with fresh runs;
+//! - random terminating programs agree fresh vs persisted at random points.
+
+use amber_harness::generators::Schedule;
+use amber_harness::oracles::first_difference;
+use amber_harness::runner::{self, Quiet};
+use amber_luau::{Budget, Outcome, Script, Vm};
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default)
+}
+
+fn amber() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_amber"))
+}
+
+/// Fresh trace vs a run persisted at pre-emption point `at` (spread over the run's points).
+fn agrees_when_persisted(source: &str, fraction: f64) -> Result<(), TestCaseError> {
+    let script = Script::compile(source, "=prop").map_err(|e| TestCaseError::fail(format!("{e}\n{source}")))?;
+    let fresh =
+        runner::run_script(&script, Schedule::Fresh, &mut Quiet).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let points = fresh.counts.ticks;
+    if points == 0 {
+        return Ok(());
+    }
+    let at = 1 + ((points - 1) as f64 * fraction) as u64;
+    let seed = at.wrapping_mul(0x9e37_79b9);
+    let reports = runner::run_persisting(&script, Schedule::Random { seed, count: 1 }, points, &amber())
+        .map_err(|e| TestCaseError::fail(format!("{e}\n{source}")))?;
+    for r in reports {
+        if let Some((line, want, got)) = first_difference(&fresh.trace, &r.trace) {
+            return Err(TestCaseError::fail(format!("line {line}: expected `{want}`, got `{got}`\n{source}")));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// Random value graphs.
+
+#[derive(Debug, Clone)]
+enum Node {
+    Number(i32),
+    Text(u8),
+    Vector(i8, i8, i8),
+    Table(Vec<(Key, usize)>),
+    Closure(usize),
+    Buffer(u8),
+    Coroutine(usize),
+    Boolean(bool),
+}
+
+#[derive(Debug, Clone)]
+enum Key {
+    Index(u8),
+    Name(u8),
+    Node(usize),
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        any::<i32>().prop_map(Node::Number),
+        any::<u8>().prop_map(Node::Text),
+        (any::<i8>(), any::<i8>(), any::<i8>()).prop_map(|(a, b, c)| Node::Vector(a, b, c)),
+        proptest::collection::vec(
+            (
+                prop_oneof![
+                    any::<u8>().prop_map(Key::Index),
+                    any::<u8>().prop_map(Key::Name),
+                    any::<usize>().prop_map(Key::Node)
+                ],
+                any::<usize>()
+            ),
+            0..6
+        )
+        .prop_map(Node::Table),
+        any::<usize>().prop_map(Node::Closure),
+        any::<u8>().prop_map(Node::Buffer),
+        any::<usize>().prop_map(Node::Coroutine),
+        any::<bool>().prop_map(Node::Boolean),
+    ]
+}
+
+/// A script that builds the graph in globals (later nodes refer to earlier ones, and table
+/// entries to any node, so cycles appear), then yields.
+fn graph_script(nodes: &[Node]) -> String {
+    let mut s = String::from("local n = {}\n");
+    let n = nodes.len().max(1);
+    for (i, node) in nodes.iter().enumerate() {
+        let earlier = |r: usize| if i == 0 { "0".to_string() } else { format!("n[{}]", r % i + 1) };
+        let line = match node {
+            Node::Number(x) => format!("n[{}] = {}", i + 1, f64::from(*x) / 7.0),
+            Node::Text(t) => format!("n[{}] = string.rep('s{}', {})", i + 1, t, t % 5),
+            Node::Vector(a, b, c) => format!("n[{}] = vector.create({a}, {b}, {c})", i + 1),
+            Node::Table(_) => format!("n[{}] = {{}}", i + 1),
+            Node::Closure(r) => format!("do local up = {} n[{}] = function() return up end end", earlier(*r), i + 1),
+            Node::Buffer(b) => {
+                format!("n[{}] = buffer.create({}) buffer.writeu8(n[{}], 0, {b})", i + 1, 1 + b % 7, i + 1)
+            }
+            Node::Coroutine(r) => format!(
+                "n[{}] = coroutine.create(function(x) coroutine.yield(x) return {} end) coroutine.resume(n[{}], {i})",
+                i + 1,
+                earlier(*r),
+                i + 1
+            ),
+            Node::Boolean(b) => format!("n[{}] = {b}", i + 1),
+        };
+        s += &line;
+        s.push('\n');
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        if let Node::Table(entries) = node {
+            for (k, v) in entries {
+                let key = match k {
+                    Key::Index(x) => format!("{}", 1 + x % 8),
+                    Key::Name(x) => format!("'k{x}'"),
+                    Key::Node(r) => format!("n[{}]", r % n + 1),
+                };
+                s += &format!("if {key} ~= nil and {key} == {key} then n[{}][{key}] = n[{}] end\n", i + 1, v % n + 1);
+            }
+        }
+    }
+    s += "graph = n\ncoroutine.yield()\nprint(#graph)\n";
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(16)))]
+
+    #[test]
+    fn random_value_graphs_restore_with_equal_digests(nodes in proptest::collection::vec(node(), 1..24)) {
+        let source = graph_script(&nodes);
+        let script = Script::compile(&source, "=graph").map_err(|e| TestCaseError::fail(format!("{e}\n{source}")))?;
+        let vm = Vm::deterministic().unwrap();
+        let mut task = vm.spawn(&script).unwrap();
+        let first = task.resume(Budget::unlimited()).unwrap();
+        prop_assert!(matches!(first, Outcome::Yielded(_)), "{first:?}\n{source}");
+        let before = runner::end_digest(&task);
+        let (_bytes, _vm2, restored) = runner::persist(&task).map_err(|e| TestCaseError::fail(format!("{e}\n{source}")))?;
+        prop_assert_eq!(runner::end_digest(&restored), before, "{}", source);
+    }
+
+    #[test]
+    fn random_points_of_corpus_scripts_agree(which in 0usize..1000, fraction in 0.0f64..1.0) {
+        // The small corpus scripts (the CPU-heavy ones are covered by `amber check`).
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/scripts");
+        let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "luau") && std::fs::metadata(p).map(|m| m.len() < 2500).unwrap_or(false)
+                && !p.file_name().unwrap().to_string_lossy().starts_with("cpu_")
+                && !p.file_name().unwrap().to_string_lossy().contains("large")
+                && !p.file_name().unwrap().to_string_lossy().contains("long_loop"))
+            .collect();
+        scripts.sort();
+        let path = &scripts[which % scripts.len()];
+        let source = std::fs::read_to_string(path).unwrap();
+        agrees_when_persisted(&source, fraction)?;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Random terminating programs.
+
+#[derive(Debug, Clone)]
+enum Stmt {
+    Assign(u8, Expr),
+    Loop(u8, u8, Vec<Stmt>),
+    Closure(u8, Expr),
+    Call(u8, u8),
+    TableSet(u8, u8, Expr),
+    Print(Expr),
+    Generator(u8, u8),
+}
+
+#[derive(Debug, Clone)]
+enum Expr {
+    Const(i16),
+    Var(u8),
+    Add(Box<Expr>, Box<Expr>),
+    Mul(Box<Expr>, Box<Expr>),
+    Mod(Box<Expr>, i16),
+    TableGet(u8, u8),
+}
+
+fn expr() -> impl Strategy<Value = Expr> {
+    let leaf = prop_oneof![
+        any::<i16>().prop_map(Expr::Const),
+        (0u8..6).prop_map(Expr::Var),
+        ((0u8..3), (0u8..4)).prop_map(|(t, k)| Expr::TableGet(t, k))
+    ];
+    leaf.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Add(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Mul(Box::new(a), Box::new(b))),
+            (inner, 1i16..97).prop_map(|(a, m)| Expr::Mod(Box::new(a), m)),
+        ]
+    })
+}
+
+fn stmt() -> impl Strategy<Value = Stmt> {
+    let simple = prop_oneof![
+        ((0u8..6), expr()).prop_map(|(v, e)| Stmt::Assign(v, e)),
+        ((0u8..3), expr()).prop_map(|(f, e)| Stmt::Closure(f, e)),
+        ((0u8..3), (0u8..6)).prop_map(|(f, v)| Stmt::Call(f, v)),
+        ((0u8..3), (0u8..4), expr()).prop_map(|(t, k, e)| Stmt::TableSet(t, k, e)),
+        expr().prop_map(Stmt::Print),
+        ((0u8..6), (1u8..6)).prop_map(|(v, n)| Stmt::Generator(v, n)),
+    ];
+    simple.prop_recursive(2, 16, 4, |inner| {
+        ((0u8..6), (1u8..12), proptest::collection::vec(inner, 1..4)).prop_map(|(v, n, body)| Stmt::Loop(v, n, body))
+    })
+}
+
+fn render_expr(e: &Expr) -> String {
+    match e {
+        Expr::Const(c) => c.to_string(),
+        Expr::Var(v) => format!("v{v}"),
+        Expr::Add(a, b) => format!("({} + {})", render_expr(a), render_expr(b)),
+        Expr::Mul(a, b) => format!("(({} * {}) % 1000003)", render_expr(a), render_expr(b)),
+        Expr::Mod(a, m) => format!("({} % {m})", render_expr(a)),
+        Expr::TableGet(t, k) => format!("(t{t}[{}] or 0)", k + 1),
+    }
+}
+
+fn render(stmts: &[Stmt], depth: usize, out: &mut String) {
+    let pad = "    ".repeat(depth);
+    for s in stmts {
+        match s {
+            Stmt::Assign(v, e) => *out += &format!("{pad}v{v} = {}\n", render_expr(e)),
+            Stmt::Loop(v, n, body) => {
+                *out += &format!("{pad}for i{depth} = 1, {n} do\n{pad}    v{v} = (v{v} + i{depth}) % 100003\n");
+                render(body, depth + 1, out);
+                *out += &format!("{pad}end\n");
+            }
+            Stmt::Closure(f, e) => {
+                *out += &format!("{pad}f{f} = function(x) return (x + {}) % 100003 end\n", render_expr(e))
+            }
+            Stmt::Call(f, v) => *out += &format!("{pad}v{v} = f{f}(v{v})\n"),
+            Stmt::TableSet(t, k, e) => *out += &format!("{pad}t{t}[{}] = {}\n", k + 1, render_expr(e)),
+            Stmt::Print(e) => *out += &format!("{pad}print({})\n", render_expr(e)),
+            Stmt::Generator(v, n) => {
+                *out += &format!(
+                    "{pad}for g in coroutine.wrap(function() for j = 1, {n} do coroutine.yield(j * 3) end end) do v{v} = (v{v} + g) % 100003 end\n"
+                )
+            }
+        }
+    }
+}
+
+fn program(stmts: &[Stmt]) -> String {
+    let mut s = String::from("local v0, v1, v2, v3, v4, v5 = 1, 2, 3, 4, 5, 6\nlocal t0, t1, t2 = {}, {}, {}\n");
+    s += "local f0, f1, f2 = function(x) return x end, function(x) return x + 1 end, function(x) return x * 2 % 100003 end\n";
+    render(stmts, 0, &mut s);
+    s += "print(v0, v1, v2, v3, v4, v5, #t0, #t1, #t2)\nresult = {v0, v1, t0, t1, t2}\n";
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
+
+    #[test]
+    fn random_programs_agree_fresh_vs_persisted(stmts in proptest::collection::vec(stmt(), 1..10), fraction in 0.0f64..1.0) {
+        agrees_when_persisted(&program(&stmts), fraction)?;
+    }
+}
+
+/// The generators make programs with real work in them (many pre-emption points), and the
+/// oracle sees a difference when there is one.
+#[test]
+fn generated_programs_have_points_and_the_oracle_is_not_blind() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner_ = TestRunner::deterministic();
+    let mut total_points = 0;
+    for _ in 0..20 {
+        let stmts = proptest::collection::vec(stmt(), 4..10).new_tree(&mut runner_).unwrap().current();
+        let source = program(&stmts);
+        let script = Script::compile(&source, "=prop").unwrap();
+        total_points += runner::run_script(&script, Schedule::Fresh, &mut Quiet).unwrap().counts.ticks;
+    }
+    assert!(total_points > 200, "{total_points}");
+    let a =
+        runner::run_script(&Script::compile("print(1) x = {1}", "=a").unwrap(), Schedule::Fresh, &mut Quiet).unwrap();
+    let b =
+        runner::run_script(&Script::compile("print(1) x = {2}", "=b").unwrap(), Schedule::Fresh, &mut Quiet).unwrap();
+    assert!(first_difference(&a.trace, &b.trace).is_some(), "the end-state digest tells x = {{1}} from x = {{2}}");
+}
