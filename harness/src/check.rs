@@ -260,5 +260,71 @@ pub fn write_report(opts: &Options, rows: &[Row], seconds: f64) -> std::io::Resu
         "preemptions": preemptions, "persisted_bytes": bytes, "results": json_rows,
     });
     std::fs::write(opts.report_dir.join("results.json"), serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+    std::fs::write(opts.report_dir.join("chart.svg"), chart(rows))?;
     Ok(md)
+}
+
+/// An SVG chart per script: its pre-emption points and the bytes of all snapshots its runs
+/// persisted (log10 scales: they span from tens to millions).
+pub fn chart(rows: &[Row]) -> String {
+    use plotters::prelude::*;
+    let mut scripts: Vec<(String, u64, u64)> = Vec::new();
+    for r in rows {
+        let name = Path::new(&r.script).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        match scripts.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(entry) => {
+                entry.1 = entry.1.max(r.points);
+                entry.2 += r.persisted_bytes;
+            }
+            None => scripts.push((name, r.points, r.persisted_bytes)),
+        }
+    }
+    let n = scripts.len().max(1);
+    let width = (160 + 22 * n as u32).max(640);
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (width, 720)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let (top, bottom) = root.split_vertically(360);
+        let log = |v: u64| if v == 0 { 0.0 } else { (v as f64).log10() };
+        type Panel<'a, 'b> =
+            (&'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>, &'static str, RGBColor, Vec<f64>);
+        let panels: [Panel; 2] = [
+            (&top, "pre-emption points per script (log10)", BLUE, scripts.iter().map(|s| log(s.1)).collect()),
+            (
+                &bottom,
+                "bytes persisted per script, all schedules (log10)",
+                RED,
+                scripts.iter().map(|s| log(s.2)).collect(),
+            ),
+        ];
+        for (area, title, color, values) in panels {
+            let max = values.iter().cloned().fold(1.0f64, f64::max).ceil();
+            let Ok(mut chart) = ChartBuilder::on(area)
+                .caption(title, ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(if std::ptr::eq(area, &bottom) { 120 } else { 10 })
+                .y_label_area_size(40)
+                .build_cartesian_2d(0..n as i32, 0.0..max)
+            else {
+                continue;
+            };
+            let names: Vec<String> = scripts.iter().map(|s| s.0.clone()).collect();
+            let _ = chart
+                .configure_mesh()
+                .x_labels(n)
+                .x_label_formatter(&|i| names.get(*i as usize).cloned().unwrap_or_default())
+                .x_label_style(("sans-serif", 9).into_font().transform(FontTransform::Rotate90))
+                .disable_x_mesh()
+                .draw();
+            let _ = chart.draw_series(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Rectangle::new([(i as i32, 0.0), (i as i32 + 1, *v)], color.filled())),
+            );
+        }
+        let _ = root.present();
+    }
+    out
 }

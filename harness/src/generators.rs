@@ -18,7 +18,7 @@ pub enum Schedule {
     Every(u64),
     /// Persisted at COUNT pre-emption points drawn from SEED, one run each.
     Random { seed: u64, count: u32 },
-    /// Persisted whenever the main function yields (host-visible coroutine.yield).
+    /// Persisted right after every coroutine.yield of any coroutine (and of the main function).
     AtYields,
     /// Persisted at a few points, resumed in a child `amber resume` process.
     CrossProcess,
@@ -30,7 +30,8 @@ impl Schedule {
     /// The budget of each slice.
     pub fn budget(self) -> Budget {
         match self {
-            Schedule::Fresh | Schedule::AtYields => Budget::unlimited(),
+            Schedule::Fresh => Budget::unlimited(),
+            Schedule::AtYields => Budget::unlimited().with_preemption_after_yields(),
             Schedule::Preempt(n) => Budget::ticks(n),
             _ => Budget::ticks(1),
         }

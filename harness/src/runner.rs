@@ -206,7 +206,7 @@ fn run_persisting_within(script: &Script, schedule: Schedule, points_total: u64)
         Schedule::Every(n) => n.max(points_total.div_ceil(MAX_PERSISTS_PER_RUN)),
         _ => 1,
     };
-    let budget = if schedule == Schedule::AtYields { Budget::unlimited() } else { Budget::ticks(interval) };
+    let budget = if schedule == Schedule::AtYields { schedule.budget() } else { Budget::ticks(interval) };
     let vm = Vm::deterministic()?;
     let mut task = vm.spawn(script)?;
     let mut run = Run::default();
@@ -216,7 +216,7 @@ fn run_persisting_within(script: &Script, schedule: Schedule, points_total: u64)
     let ending = run.until_end(&mut task, budget, &mut Quiet, &mut |t, point| {
         let due = match schedule {
             Schedule::Every(_) => point > 0,
-            Schedule::AtYields => point == 0,
+            Schedule::AtYields => true, // every pre-emption of this budget follows a yield
             _ => false,
         };
         if !due {

@@ -114,6 +114,11 @@ fn check_persists_and_writes_its_report() {
         serde_json::from_str(&std::fs::read_to_string(report.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["failing"], 0);
     assert!(results["persists"].as_u64().unwrap() > 10);
+    let chart = std::fs::read_to_string(report.join("chart.svg")).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("closures_upvalues") && chart.contains("<rect"),
+        "{chart:.200}"
+    );
 }
 
 #[test]

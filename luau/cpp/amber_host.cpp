@@ -118,6 +118,12 @@ void amber_preresume(lua_State* L)
 void amber_postresume(lua_State* L)
 {
     Scheduler& s = vm_of(L)->sched;
+    // A coroutine just yielded to its resumer: pre-empt at the resumer's next interrupt.
+    if (s.preempt_after_yield && L->status == LUA_YIELD && s.active_len > 1 && L->global->amber_countdown > 1)
+    {
+        s.countdown_cut += L->global->amber_countdown - 1;
+        L->global->amber_countdown = 1;
+    }
     if (s.active_len > 0 && s.active[s.active_len - 1] == L)
         s.active_len--;
     else
@@ -708,6 +714,8 @@ int amber_task_resume(
 
     s.budget = slice->budget < 1 ? 1 : (slice->budget > kIdle ? kIdle : slice->budget);
     s.defer_cap = slice->defer_cap;
+    s.preempt_after_yield = slice->preempt_after_yield != 0;
+    s.countdown_cut = 0;
     s.deferring = false;
     s.killed = false;
     s.kill_reason.clear();
@@ -740,7 +748,7 @@ int amber_task_resume(
     out->max_deferred = s.max_deferred;
     // Ticks past zero were spent deferred; they are counted in `max_deferred`, not here.
     int64_t left = g->amber_countdown < 0 ? 0 : g->amber_countdown;
-    int64_t used = start_countdown - left - (refire ? 1 : 0);
+    int64_t used = start_countdown - left - (refire ? 1 : 0) - s.countdown_cut;
     out->ticks = used < 0 ? 0 : uint64_t(used);
     bool killed = s.killed;
     std::string kill_reason = s.kill_reason;

@@ -29,6 +29,7 @@ typedef struct AmberSlice
     int64_t budget;     // counted interrupt ticks; the task is pre-empted at the budget-th one
     uint64_t defer_cap; // ticks a due pre-emption may wait for a yieldable site before the kill
     uint64_t rng_state; // the task's math.random state, swapped in for the slice
+    int preempt_after_yield; // also pre-empt at the first interrupt after any coroutine yields
 } AmberSlice;
 
 typedef struct AmberSliceResult

@@ -28,6 +28,8 @@ struct Scheduler
     uint64_t defer_cap = 0;
     bool deferring = false;
     bool killed = false;
+    bool preempt_after_yield = false;
+    int64_t countdown_cut = 0; // ticks removed from the countdown by preempt_after_yield
     uint64_t deferred_now = 0;
     uint64_t deferrals = 0;
     uint64_t max_deferred = 0;

@@ -35,6 +35,7 @@ pub struct AmberSlice {
     pub budget: i64,
     pub defer_cap: u64,
     pub rng_state: u64,
+    pub preempt_after_yield: c_int,
 }
 
 #[repr(C)]

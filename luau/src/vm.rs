@@ -35,13 +35,16 @@ pub struct Budget {
     /// How many ticks a due pre-emption may wait for a site where the resume chain can break
     /// (it cannot inside a metamethod, a C call or pattern matching) before the task is killed.
     pub defer_cap: u64,
+    /// Also pre-empt at the first interrupt after any coroutine of the task yields to its
+    /// resumer (the harness persists there; yields of the main function end the slice anyway).
+    pub after_yields: bool,
 }
 
 impl Budget {
     pub const DEFAULT_DEFER_CAP: u64 = 10_000_000;
 
     pub fn ticks(ticks: u64) -> Budget {
-        Budget { ticks: ticks.max(1), defer_cap: Self::DEFAULT_DEFER_CAP }
+        Budget { ticks: ticks.max(1), defer_cap: Self::DEFAULT_DEFER_CAP, after_yields: false }
     }
 
     /// Runs until the task finishes, yields, errors or is killed.
@@ -51,6 +54,10 @@ impl Budget {
 
     pub fn with_defer_cap(self, defer_cap: u64) -> Budget {
         Budget { defer_cap, ..self }
+    }
+
+    pub fn with_preemption_after_yields(self) -> Budget {
+        Budget { after_yields: true, ..self }
     }
 }
 
@@ -515,6 +522,7 @@ impl Task {
             budget: budget.ticks.clamp(1, i64::MAX as u64) as i64,
             defer_cap: budget.defer_cap,
             rng_state: self.rng_state,
+            preempt_after_yield: c_int::from(budget.after_yields),
         };
         let mut result = ffi::AmberSliceResult::default();
         let mut message = vec![0 as c_char; 4096];

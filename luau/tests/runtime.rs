@@ -307,3 +307,24 @@ fn a_deterministic_vm_has_a_fixed_clock_and_the_standard_registry() {
     task.resume(Budget::unlimited()).unwrap();
     assert_eq!(String::from_utf8(task.take_output()).unwrap(), "0\t1700000000\t2023-11-14 22:13:20\t1970\ttrue\n");
 }
+
+#[test]
+fn a_budget_can_preempt_right_after_every_coroutine_yield() {
+    let src = "local co = coroutine.wrap(function() for i = 1, 5 do coroutine.yield(i) end end) local s = 0 for i = 1, 5 do s += co() end print(s)";
+    let vm = Vm::new().unwrap();
+    let mut task = vm.spawn(&compile(src)).unwrap();
+    let budget = Budget::unlimited().with_preemption_after_yields();
+    let mut preemptions = 0;
+    loop {
+        match task.resume(budget).unwrap() {
+            Outcome::Preempted => preemptions += 1,
+            Outcome::Finished(_) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(preemptions, 5, "one pre-emption after each of the five yields");
+    assert_eq!(task.take_output(), b"15\n");
+    // Without the option an unlimited budget never pre-empts.
+    let mut plain = vm.spawn(&compile(src)).unwrap();
+    assert!(matches!(plain.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)));
+}
