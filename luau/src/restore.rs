@@ -139,12 +139,15 @@ impl Builder<'_> {
             // SAFETY (for every call below): the VM is live, a restore is in progress, all
             // pointers are valid for the call, and the shim range-checks every index.
             let rc = match o {
+                // SAFETY: `b` is a valid slice for the call.
                 Object::String(b) => unsafe {
                     ffi::amber_restore_string(self.ptr(), idx, b.as_ptr().cast(), b.len(), e, cap)
                 },
+                // SAFETY: `b` is a valid slice for the call.
                 Object::Buffer(b) => unsafe {
                     ffi::amber_restore_buffer(self.ptr(), idx, b.as_ptr().cast(), b.len(), e, cap)
                 },
+                // SAFETY: plain integers; the shim checks the sizes.
                 Object::Table(t) => unsafe {
                     ffi::amber_restore_table(self.ptr(), idx, t.array.len() as c_int, t.hash.len() as c_int, e, cap)
                 },
@@ -153,6 +156,7 @@ impl Builder<'_> {
                         self.protos.get(c.script as usize).and_then(|p| p.get(c.proto as usize)).copied().ok_or_else(
                             || RestoreError::Build { path: path(), message: "proto out of range".into() },
                         )?;
+                    // SAFETY: `proto` is a handle this VM reported for the loaded script.
                     unsafe { ffi::amber_restore_lua_closure(self.ptr(), idx, proto, c.upvalues.len() as c_int, e, cap) }
                 }
                 Object::CClosure(c) => {
@@ -160,12 +164,14 @@ impl Builder<'_> {
                         path: path(),
                         message: "C function out of range".into(),
                     })?;
+                    // SAFETY: `r` indexes the VM's registry; the shim checks it again.
                     unsafe {
                         ffi::amber_restore_c_closure(self.ptr(), idx, r as c_int, c.upvalues.len() as c_int, e, cap)
                     }
                 }
                 Object::Thread(t) => {
                     let slots = self.stack_slots(t);
+                    // SAFETY: plain integers; the shim checks them.
                     unsafe {
                         ffi::amber_restore_thread(self.ptr(), idx, slots as c_int, t.frames.len() as c_int, e, cap)
                     }
@@ -192,6 +198,7 @@ impl Builder<'_> {
                             (c_int::from(*tag), data)
                         }
                     };
+                    // SAFETY: `data` is a valid slice for the call.
                     unsafe {
                         ffi::amber_restore_userdata(self.ptr(), idx, tag, data.as_ptr().cast(), data.len(), e, cap)
                     }
