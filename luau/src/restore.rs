@@ -290,12 +290,13 @@ impl Builder<'_> {
         for (i, o) in s.objects.iter().enumerate() {
             let Object::Upvalue(u) = o else { continue };
             let idx = i as c_int;
-            // SAFETY: see phase 1.
             let rc = match u {
                 Upvalue::Closed(v) => {
                     let v = self.tv(v)?;
+                    // SAFETY: `v` is a valid value for the call; the shim resolves its reference.
                     unsafe { ffi::amber_restore_upvalue_closed(self.ptr(), idx, &v, self.err.as_mut_ptr(), cap) }
                 }
+                // SAFETY: plain integers; the shim checks the thread index and the slot.
                 Upvalue::Open { thread, slot } => unsafe {
                     ffi::amber_restore_upvalue_open(
                         self.ptr(),
