@@ -7,7 +7,6 @@
 pub enum Action {
     Replace(&'static str),
     InsertAfter(&'static str),
-    #[allow(dead_code)]
     InsertBefore(&'static str),
 }
 

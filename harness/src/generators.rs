@@ -49,11 +49,6 @@ impl Schedule {
             Schedule::Restores(k) => format!("restores:{k}"),
         }
     }
-
-    /// Whether the schedule persists at all (the others only pre-empt).
-    pub fn persists(self) -> bool {
-        !matches!(self, Schedule::Fresh | Schedule::Preempt(_))
-    }
 }
 
 impl std::str::FromStr for Schedule {

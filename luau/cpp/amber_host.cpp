@@ -231,16 +231,14 @@ std::vector<std::string> sorted_string_keys(lua_State* L, int idx)
 struct RegistryScan
 {
     lua_State* L;
-    std::string out;
-    std::vector<std::pair<const void*, std::string>> seen;
     std::vector<RegistryEntry>* entries;
 
-    const std::string* known(const void* p)
+    bool known(GCObject* o) const
     {
-        for (auto& e : seen)
-            if (e.first == p)
-                return &e.second;
-        return nullptr;
+        for (const RegistryEntry& e : *entries)
+            if (e.object == o)
+                return true;
+        return false;
     }
 
     // Names the value on top of the stack (popping it); returns false for an alias or a value
@@ -253,17 +251,15 @@ struct RegistryScan
             lua_pop(L, 1);
             return false;
         }
-        const void* p = lua_topointer(L, -1);
-        if (const std::string* canonical = known(p))
+        GCObject* o = gcvalue(luaA_toobject(L, -1));
+        if (known(o))
         {
-            out += "A\t" + n + "\t" + *canonical + "\n";
+            // An alias: the same object under a later name (its canonical name came first).
+            entries->push_back(RegistryEntry{n, 'A', o, nullptr, nullptr, nullptr});
             lua_pop(L, 1);
             return false;
         }
-        seen.emplace_back(p, n);
-        out += kind_letter(t);
-        out += "\t" + n + "\n";
-        RegistryEntry e{n, kind_letter(t), gcvalue(luaA_toobject(L, -1)), nullptr, nullptr, nullptr};
+        RegistryEntry e{n, kind_letter(t), o, nullptr, nullptr, nullptr};
         if (t == LUA_TFUNCTION && clvalue(luaA_toobject(L, -1))->isC)
         {
             Closure* cl = clvalue(luaA_toobject(L, -1));
@@ -294,7 +290,6 @@ struct RegistryScan
     void identity(const std::string& n)
     {
         Closure* cl = clvalue(luaA_toobject(L, -1));
-        out += "C\t" + n + "\n";
         entries->push_back(RegistryEntry{n, 'C', nullptr, cl->c.f, cl->c.cont, nullptr});
         lua_pop(L, 1);
     }
@@ -303,7 +298,7 @@ struct RegistryScan
 void build_registry(AmberVm* vm)
 {
     lua_State* L = vm->L;
-    RegistryScan scan{L, {}, {}, &vm->registry};
+    RegistryScan scan{L, &vm->registry};
     lua_pushvalue(L, LUA_GLOBALSINDEX);
     scan.name("@globals");
     for (const std::string& g : sorted_string_keys(L, LUA_GLOBALSINDEX))
@@ -337,27 +332,28 @@ void build_registry(AmberVm* vm)
         scan.name("@metatable.vector");
     lua_pop(L, 1);
     // C functions of closures made at run time: named by identity, captured with their upvalues.
-    // A sample of each is made here (before the base image is frozen) to learn the function.
-    lua_getglobal(L, "coroutine");
-    lua_getfield(L, -1, "wrap");
-    lua_getglobal(L, "print");
-    lua_call(L, 1, 1);
-    lua_remove(L, -2);
-    scan.identity("coroutine.wrap#resume");
-    lua_getglobal(L, "string");
-    lua_getfield(L, -1, "gmatch");
-    lua_pushliteral(L, "");
-    lua_pushliteral(L, "");
-    lua_call(L, 2, 1);
-    lua_remove(L, -2);
-    scan.identity("string.gmatch#iterator");
-    lua_getglobal(L, "utf8");
-    lua_getfield(L, -1, "codes");
-    lua_pushliteral(L, "");
-    lua_call(L, 1, 1);
-    lua_remove(L, -2);
-    scan.identity("utf8.codes#iterator");
-    vm->permanents = scan.out;
+    // A sample of each is made here (before the base image is frozen) to learn the function:
+    // lib.fn called with the arguments `push_args` pushes (it returns how many).
+    auto sample = [&](const char* lib, const char* fn, const char* name, auto push_args) {
+        lua_getglobal(L, lib);
+        lua_getfield(L, -1, fn);
+        lua_call(L, push_args(), 1);
+        lua_remove(L, -2);
+        scan.identity(name);
+    };
+    sample("coroutine", "wrap", "coroutine.wrap#resume", [&] {
+        lua_getglobal(L, "print");
+        return 1;
+    });
+    sample("string", "gmatch", "string.gmatch#iterator", [&] {
+        lua_pushliteral(L, "");
+        lua_pushliteral(L, "");
+        return 2;
+    });
+    sample("utf8", "codes", "utf8.codes#iterator", [&] {
+        lua_pushliteral(L, "");
+        return 1;
+    });
 }
 
 void build_traceback(lua_State* T, std::string& out)
@@ -424,19 +420,6 @@ int amber_flag_get(int index, const char** name, int* value)
         {
             *name = f->name;
             *value = f->value ? 1 : 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-int amber_flag_set(const char* name, int value)
-{
-    for (Luau::FValue<bool>* f = Luau::FValue<bool>::list; f; f = f->next)
-    {
-        if (strcmp(f->name, name) == 0)
-        {
-            f->value = value != 0;
             return 0;
         }
     }
@@ -581,12 +564,6 @@ void amber_vm_free(AmberVm* vm)
         return;
     lua_close(vm->L);
     delete vm;
-}
-
-void amber_vm_permanents(AmberVm* vm, const char** text, size_t* length)
-{
-    *text = vm->permanents.data();
-    *length = vm->permanents.size();
 }
 
 void amber_vm_set_preemption(AmberVm* vm, int enabled)

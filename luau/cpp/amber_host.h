@@ -67,7 +67,6 @@ typedef struct AmberSite
 // Process-wide feature flags (Luau FFlags). Index 0..amber_flag_count()-1.
 int amber_flag_count(void);
 int amber_flag_get(int index, const char** name, int* value);
-int amber_flag_set(const char* name, int value);
 
 // Compiles source to bytecode (or an encoded compile error: first byte 0). Free with amber_free.
 char* amber_compile(const char* source, size_t length, int optimization_level, int debug_level, size_t* out_length);
@@ -82,12 +81,6 @@ AmberVm* amber_vm_new(int deterministic);
 void amber_vm_free(AmberVm* vm);
 // Installs or removes the scheduler's interrupt callback (removed: tasks are never pre-empted).
 void amber_vm_set_preemption(AmberVm* vm, int enabled);
-
-// The permanent-name registry of the base image, built once at creation by a fixed-order scan:
-// one line per name, "K\tname\n" with K = T table, F function, C C-function identity (the function
-// behind run-time C closures), U userdata, O other. Aliases (objects met again under another
-// name) are listed as "A\talias\tcanonical\n". Valid while the VM lives.
-void amber_vm_permanents(AmberVm* vm, const char** text, size_t* length);
 
 // Loads bytecode into the loader thread and anchors its main function; 0 on success.
 int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int* out_ref, char* err, size_t err_cap);
@@ -149,11 +142,14 @@ typedef struct AmberTV
     int ref_kind;  // restore only: AmberRefKind
 } AmberTV;
 
+// The permanent-name registry of the base image, built once at creation by a fixed-order scan
+// (amber_host.cpp, build_registry): one entry per name, in scan order.
 typedef struct AmberRegistryView
 {
     const char* name;
     size_t name_length;
-    int kind; // 'T', 'F', 'C', 'U', 'O'
+    int kind; // 'T' table, 'F' function, 'U' userdata, 'O' other, 'C' C function known by identity,
+              // 'A' alias: an object met again under a later name (`object` is its canonical entry's)
     uintptr_t object;
     uintptr_t function;
     uintptr_t continuation;

@@ -65,7 +65,6 @@ struct AmberVm
     lua_CFunction wrapped_resume = nullptr;
     lua_CFunction os_time = nullptr; // the library's, called by the deterministic versions
     lua_CFunction os_date = nullptr;
-    std::string permanents;
     // The registry in scan order: what each permanent name stands for.
     std::vector<amber_detail::RegistryEntry> registry;
     // Objects being built by a restore (GC stopped meanwhile), and its memory category.

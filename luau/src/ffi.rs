@@ -85,7 +85,6 @@ unsafe extern "C" {
     pub fn amber_vm_new(deterministic: c_int) -> *mut AmberVm;
     pub fn amber_vm_free(vm: *mut AmberVm);
     pub fn amber_vm_set_preemption(vm: *mut AmberVm, enabled: c_int);
-    pub fn amber_vm_permanents(vm: *mut AmberVm, text: *mut *const c_char, length: *mut usize);
     pub fn amber_vm_load(
         vm: *mut AmberVm,
         chunk: *const c_char,

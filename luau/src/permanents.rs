@@ -4,6 +4,7 @@
 //! make at run time). Built by a fixed-order scan in `cpp/amber_host.cpp`.
 
 use crate::Vm;
+use crate::vm::RegistryHandle;
 use amber_validator::PermanentKind;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -18,26 +19,25 @@ pub struct PermanentRegistry {
 }
 
 impl PermanentRegistry {
-    pub(crate) fn parse(text: &str) -> PermanentRegistry {
+    /// The public view of a VM's registry entries: canonical names with their kinds, and each
+    /// alias with the canonical name of the same object.
+    pub(crate) fn from_handles(handles: &[RegistryHandle]) -> PermanentRegistry {
         let mut names = Vec::new();
         let mut aliases = Vec::new();
-        for line in text.lines() {
-            let mut parts = line.split('\t');
-            let (Some(kind), Some(name)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let kind = match kind {
-                "T" => PermanentKind::Table,
-                "F" => PermanentKind::Function,
-                "C" => PermanentKind::CFunction,
-                "U" => PermanentKind::Userdata,
-                "A" => {
-                    aliases.push((name.to_string(), parts.next().unwrap_or_default().to_string()));
+        for h in handles {
+            let kind = match h.kind {
+                b'T' => PermanentKind::Table,
+                b'F' => PermanentKind::Function,
+                b'C' => PermanentKind::CFunction,
+                b'U' => PermanentKind::Userdata,
+                b'A' => {
+                    let canonical = handles.iter().find(|c| c.kind != b'A' && c.object == h.object);
+                    aliases.push((h.name.clone(), canonical.map(|c| c.name.clone()).unwrap_or_default()));
                     continue;
                 }
                 _ => PermanentKind::Other,
             };
-            names.push((name.to_string(), kind));
+            names.push((h.name.clone(), kind));
         }
         PermanentRegistry { names, aliases }
     }

@@ -489,7 +489,10 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
         .permanents
         .iter()
         .map(|name| {
-            registry.iter().position(|r| &r.name == name).ok_or_else(|| RestoreError::UnknownPermanent(name.clone()))
+            registry
+                .iter()
+                .position(|r| r.kind != b'A' && &r.name == name)
+                .ok_or_else(|| RestoreError::UnknownPermanent(name.clone()))
         })
         .collect::<Result<Vec<_>, _>>()?;
 

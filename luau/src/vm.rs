@@ -163,6 +163,8 @@ pub(crate) struct LoadedScript {
 #[derive(Debug, Clone)]
 pub(crate) struct RegistryHandle {
     pub name: String,
+    /// The registry kind letter (see `AmberRegistryView` in cpp/amber_host.h).
+    pub kind: u8,
     pub object: usize,
     pub function: usize,
     pub continuation: usize,
@@ -248,6 +250,7 @@ impl Vm {
             let name = unsafe { std::slice::from_raw_parts(view.name.cast::<u8>(), view.name_length) };
             registry.push(RegistryHandle {
                 name: String::from_utf8_lossy(name).into_owned(),
+                kind: u8::try_from(view.kind).unwrap_or(b'O'),
                 object: view.object,
                 function: view.function,
                 continuation: view.continuation,
@@ -367,16 +370,7 @@ impl Vm {
 
     /// The permanent-name registry of this VM's base image.
     pub fn permanents(&self) -> crate::PermanentRegistry {
-        let mut text = std::ptr::null();
-        let mut len = 0usize;
-        // SAFETY: the VM is live; the text it reports stays valid while it lives and is copied.
-        unsafe { ffi::amber_vm_permanents(self.inner.ptr(), &mut text, &mut len) };
-        if text.is_null() {
-            return crate::PermanentRegistry { names: vec![], aliases: vec![] };
-        }
-        // SAFETY: `text` points at `len` bytes owned by the VM, read before any other VM call.
-        let bytes = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), len) };
-        crate::PermanentRegistry::parse(&String::from_utf8_lossy(bytes))
+        crate::PermanentRegistry::from_handles(&self.inner.registry)
     }
 
     /// Runs a full garbage collection cycle (between slices; benchmarks use it to measure
