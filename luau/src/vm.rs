@@ -407,6 +407,10 @@ pub struct Task {
     stats: TaskStats,
     done: bool,
     explicit_orders: usize,
+    /// Where a slice writes its error text and traceback: allocated once per task, not per slice,
+    /// because the scheduler resumes tasks millions of times and only the last slice can fail.
+    message: Box<[c_char]>,
+    trace: Box<[c_char]>,
 }
 
 impl Task {
@@ -427,6 +431,8 @@ impl Task {
             stats: TaskStats::default(),
             done: false,
             explicit_orders: 0,
+            message: vec![0; 4096].into_boxed_slice(),
+            trace: vec![0; 8192].into_boxed_slice(),
         }
     }
 
@@ -519,8 +525,9 @@ impl Task {
             preempt_after_yield: c_int::from(budget.after_yields),
         };
         let mut result = ffi::AmberSliceResult::default();
-        let mut message = vec![0 as c_char; 4096];
-        let mut trace = vec![0 as c_char; 8192];
+        // Cleared so that a slice which writes no text reads as empty, not as an earlier one.
+        self.message[0] = 0;
+        self.trace[0] = 0;
         // SAFETY: the thread anchor belongs to this VM; all buffers are valid for their lengths.
         let status = unsafe {
             ffi::amber_task_resume(
@@ -528,10 +535,10 @@ impl Task {
                 self.thread_ref,
                 &slice,
                 &mut result,
-                message.as_mut_ptr(),
-                message.len(),
-                trace.as_mut_ptr(),
-                trace.len(),
+                self.message.as_mut_ptr(),
+                self.message.len(),
+                self.trace.as_mut_ptr(),
+                self.trace.len(),
             )
         };
         self.output.extend(self.vm.take_output());
@@ -556,15 +563,18 @@ impl Task {
             }
             ffi::AMBER_ERRORED => {
                 self.done = true;
-                Ok(Outcome::Errored(ScriptError { message: c_buffer_text(&message), traceback: c_buffer_text(&trace) }))
+                Ok(Outcome::Errored(ScriptError {
+                    message: c_buffer_text(&self.message),
+                    traceback: c_buffer_text(&self.trace),
+                }))
             }
             ffi::AMBER_KILLED => {
                 self.done = true;
-                Ok(Outcome::Killed(c_buffer_text(&message)))
+                Ok(Outcome::Killed(c_buffer_text(&self.message)))
             }
             _ => {
                 self.done = true;
-                Err(VmError::NotResumable(c_buffer_text(&message)))
+                Err(VmError::NotResumable(c_buffer_text(&self.message)))
             }
         }
     }
