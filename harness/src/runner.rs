@@ -108,6 +108,9 @@ impl Run {
             let chunk = t.take_output();
             observer.output(&chunk);
             self.output.extend_from_slice(&chunk);
+            if let Some(ending) = self.end(t, &outcome) {
+                return Ok(ending);
+            }
             let point = match outcome {
                 Outcome::Preempted => {
                     self.counts.preemptions += 1;
@@ -118,19 +121,7 @@ impl Run {
                     self.yields.push(values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t"));
                     Some(0)
                 }
-                Outcome::Finished(values) => {
-                    self.collect(t);
-                    return Ok(Ending::Returned(values.iter().map(|v| v.to_string()).collect()));
-                }
-                Outcome::Errored(e) => {
-                    self.collect(t);
-                    self.traceback = Some(e.traceback);
-                    return Ok(Ending::Error(e.message));
-                }
-                Outcome::Killed(reason) => {
-                    self.collect(t);
-                    return Ok(Ending::Killed(reason));
-                }
+                _ => None,
             };
             if let Some(point) = point
                 && let Some(next) = at_point(t, point)?
@@ -139,6 +130,21 @@ impl Run {
                 current = Some(next);
             }
         }
+    }
+
+    /// Records how the task ended, if `outcome` ended it (`None`: the task goes on).
+    fn end(&mut self, t: &Task, outcome: &Outcome) -> Option<Ending> {
+        let ending = match outcome {
+            Outcome::Preempted | Outcome::Yielded(_) => return None,
+            Outcome::Finished(values) => Ending::Returned(values.iter().map(|v| v.to_string()).collect()),
+            Outcome::Errored(e) => {
+                self.traceback = Some(e.traceback.clone());
+                Ending::Error(e.message.clone())
+            }
+            Outcome::Killed(reason) => Ending::Killed(reason.clone()),
+        };
+        self.collect(t);
+        Some(ending)
     }
 
     fn collect(&mut self, t: &Task) {
@@ -238,35 +244,25 @@ fn run_persisting_within(script: &Script, schedule: Schedule, points_total: u64)
 fn run_persisting_at(script: &Script, schedule: Schedule, at: u64, amber: &Path) -> Result<RunReport, RunError> {
     let vm = Vm::deterministic()?;
     let mut task = vm.spawn(script)?;
-    let mut prefix = Vec::new();
-    let mut yields = Vec::new();
+    let mut run = Run::default();
     // Reach tick `at` in as few slices as possible (main-function yields end slices early); a
     // deferred pre-emption stops a little later, which is still a pre-emption point.
-    let mut reached = false;
-    while !task.is_done() {
+    loop {
         let left = at.saturating_sub(task.stats().ticks).max(1);
         let outcome = task.resume(Budget::ticks(left))?;
-        prefix.extend(task.take_output());
+        run.output.extend(task.take_output());
+        if let Some(ending) = run.end(&task, &outcome) {
+            // The script ended first: nothing left to persist, and its run is this one.
+            return Ok(run.finish(ending));
+        }
         match outcome {
-            Outcome::Preempted if task.stats().ticks + 1 >= at => {
-                reached = true;
-                break;
-            }
-            Outcome::Preempted => {}
-            Outcome::Yielded(v) => yields.push(v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t")),
-            _ => break, // the script ended first: nothing left to persist
+            Outcome::Preempted if task.stats().ticks + 1 >= at => break,
+            Outcome::Yielded(v) => run.yields.push(v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t")),
+            _ => {}
         }
     }
-    let counts = RunCounts { preemptions: u64::from(reached), ticks: task.stats().ticks, ..RunCounts::default() };
-    if !reached {
-        let ending = Ending::Returned(vec![]);
-        return Ok(RunReport {
-            trace: Trace { output: prefix, yields, ending, digest: end_digest(&task) },
-            counts,
-            traceback: None,
-            last_snapshot: None,
-        });
-    }
+    let Run { output: prefix, yields, .. } = run;
+    let counts = RunCounts { preemptions: 1, ticks: task.stats().ticks, ..RunCounts::default() };
     if schedule == Schedule::CrossProcess {
         return cross_process(&task, prefix, yields, counts, amber);
     }

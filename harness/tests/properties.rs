@@ -289,3 +289,23 @@ fn generated_programs_have_points_and_the_oracle_is_not_blind() {
         runner::run_script(&Script::compile("print(1) x = {2}", "=b").unwrap(), Schedule::Fresh, &mut Quiet).unwrap();
     assert!(first_difference(&a.trace, &b.trace).is_some(), "the end-state digest tells x = {{1}} from x = {{2}}");
 }
+
+/// A persist point past the script's end is not persisted at; the run still reports how the
+/// script really ended (its returned values, or its error), as a fresh run does.
+#[test]
+fn a_persist_point_past_the_end_reports_the_real_ending() {
+    for source in [
+        "local s = 0 for i = 1, 50 do s += i end return s, 'done'",
+        "local t = {} for i = 1, 50 do t[i] = i end error('boom')",
+    ] {
+        let script = Script::compile(source, "=past_end").unwrap();
+        let fresh = runner::run_script(&script, Schedule::Fresh, &mut Quiet).unwrap();
+        let points = fresh.counts.ticks;
+        // Points 1..=points+5: the last five cannot be reached.
+        let reports = runner::run_persisting(&script, Schedule::Exhaustive, points + 5, &amber()).unwrap();
+        assert_eq!(reports.len() as u64, points + 5);
+        for r in &reports {
+            assert_eq!(first_difference(&fresh.trace, &r.trace), None, "{source}");
+        }
+    }
+}
