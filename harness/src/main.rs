@@ -143,7 +143,7 @@ enum ReportFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Run { script, preempt_every, trace_yields } => run(&script, preempt_every, trace_yields),
         Command::Validate { snapshots, source_dir, limits, format } => validate(&snapshots, source_dir, limits, format),
         Command::Inspect { snapshot, dot } => inspect(&snapshot, dot),
@@ -154,21 +154,41 @@ fn main() -> ExitCode {
             resume(&snapshot, source_dir, preempt_every, limits, digest)
         }
         Command::Check { paths, schedules, jobs, report, seed } => check(paths, schedules, jobs, report, seed),
+    };
+    result.unwrap_or_else(|stop| {
+        eprintln!("amber: {}", stop.message.trim_end());
+        ExitCode::from(stop.code)
+    })
+}
+
+/// Why a command stopped before its end; `main` reports it.
+struct Stop {
+    /// 1: the script, snapshot or check failed; 2: usage or I/O error.
+    code: u8,
+    message: String,
+}
+
+impl Stop {
+    fn failed(message: impl std::fmt::Display) -> Stop {
+        Stop { code: 1, message: message.to_string() }
+    }
+
+    fn usage(message: impl std::fmt::Display) -> Stop {
+        Stop { code: 2, message: message.to_string() }
     }
 }
 
-fn read_script(path: &Path) -> Result<amber_luau::Script, ExitCode> {
-    let source = match std::fs::read(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("amber: cannot read {}: {e}", path.display());
-            return Err(ExitCode::from(2));
-        }
-    };
-    runner::compile_file(path, &source).map_err(|e| {
-        eprintln!("amber: compile error: {e}");
-        ExitCode::from(1)
-    })
+fn read_file(path: &Path) -> Result<Vec<u8>, Stop> {
+    std::fs::read(path).map_err(|e| Stop::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+fn read_script(path: &Path) -> Result<amber_luau::Script, Stop> {
+    let source = read_file(path)?;
+    runner::compile_file(path, &source).map_err(|e| Stop::failed(format!("compile error: {e}")))
+}
+
+fn deterministic_vm() -> Result<amber_luau::Vm, Stop> {
+    amber_luau::Vm::deterministic().map_err(Stop::usage)
 }
 
 struct Streaming {
@@ -194,13 +214,10 @@ impl RunObserver for Streaming {
     }
 }
 
-fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool) -> ExitCode {
-    let script = match read_script(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool) -> Result<ExitCode, Stop> {
+    let script = read_script(path)?;
     let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Preempt);
-    finish(runner::run_script(&script, schedule, &mut Streaming { trace_yields }))
+    Ok(finish(runner::run_script(&script, schedule, &mut Streaming { trace_yields })))
 }
 
 fn validate(
@@ -208,24 +225,12 @@ fn validate(
     source_dir: Option<PathBuf>,
     limits: Option<PathBuf>,
     format: ReportFormat,
-) -> ExitCode {
-    let limits = match load_limits(limits) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let catalog = match load_catalog(source_dir.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+) -> Result<ExitCode, Stop> {
+    let limits = load_limits(limits)?;
+    let catalog = load_catalog(source_dir.as_deref())?;
     let mut verdicts = Vec::new();
     for path in snapshots {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("amber: cannot read {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        };
+        let bytes = read_file(path)?;
         let result = amber_validator::validate(&bytes, &limits, &catalog).map(|v| intake::Summary {
             objects: v.snapshot().objects.len(),
             scripts: v.snapshot().scripts.len(),
@@ -239,51 +244,38 @@ fn validate(
         ReportFormat::Sarif => intake::sarif(&verdicts) + "\n",
     };
     print!("{text}");
-    if verdicts.iter().all(|v| v.result.is_ok()) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    Ok(if verdicts.iter().all(|v| v.result.is_ok()) { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn inspect(path: &Path, dot: bool) -> ExitCode {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("amber: cannot read {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    };
+fn inspect(path: &Path, dot: bool) -> Result<ExitCode, Stop> {
+    let bytes = read_file(path)?;
     // Decoding is bounded by the limits; inspect shows snapshots the validator would refuse for
     // other reasons, so a person can see why.
-    match amber_validator::decode(&bytes, &intake::default_limits()) {
-        Ok(snapshot) => {
-            if dot {
-                println!("{}", amber_harness::inspect::dot(&snapshot));
-            } else {
-                print!("{}", amber_harness::inspect::summary(&snapshot, bytes.len()));
-            }
-            ExitCode::SUCCESS
-        }
-        Err(d) => {
-            eprintln!("amber: {}: {d}", path.display());
-            ExitCode::from(1)
-        }
+    let snapshot = amber_validator::decode(&bytes, &intake::default_limits())
+        .map_err(|d| Stop::failed(format!("{}: {d}", path.display())))?;
+    if dot {
+        println!("{}", amber_harness::inspect::dot(&snapshot));
+    } else {
+        print!("{}", amber_harness::inspect::summary(&snapshot, bytes.len()));
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>, report: PathBuf, seed: u64) -> ExitCode {
+fn check(
+    paths: Vec<PathBuf>,
+    schedules: Vec<Schedule>,
+    jobs: Option<usize>,
+    report: PathBuf,
+    seed: u64,
+) -> Result<ExitCode, Stop> {
     let paths = if paths.is_empty() { vec![generators::default_corpus_dir()] } else { paths };
-    let scripts = match generators::discover_scripts(&paths) {
-        Ok(s) if s.is_empty() => {
-            eprintln!(
-                "amber: no .luau scripts under {}",
-                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-            );
-            return ExitCode::from(2);
-        }
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("amber: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let scripts = generators::discover_scripts(&paths).map_err(Stop::usage)?;
+    if scripts.is_empty() {
+        return Err(Stop::usage(format!(
+            "no .luau scripts under {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
     let schedules = if schedules.is_empty() { generators::default_schedules(seed) } else { schedules };
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let amber = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("amber"));
@@ -313,60 +305,34 @@ fn check(paths: Vec<PathBuf>, schedules: Vec<Schedule>, jobs: Option<usize>, rep
         }
         Err(e) => eprintln!("amber: cannot write the report to {}: {e}", opts.report_dir.display()),
     }
-    if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn load_limits(limits: Option<PathBuf>) -> Result<amber_validator::Limits, ExitCode> {
+fn load_limits(limits: Option<PathBuf>) -> Result<amber_validator::Limits, Stop> {
     match limits {
-        Some(path) => intake::read_limits(&path).map_err(|e| {
-            eprintln!("amber: limits file {e}");
-            ExitCode::from(2)
-        }),
+        Some(path) => intake::read_limits(&path).map_err(|e| Stop::usage(format!("limits file {e}"))),
         None => Ok(intake::default_limits()),
     }
 }
 
-fn load_catalog(source_dir: Option<&Path>) -> Result<SourceCatalog, ExitCode> {
+fn load_catalog(source_dir: Option<&Path>) -> Result<SourceCatalog, Stop> {
     match source_dir {
-        Some(dir) => SourceCatalog::with_source_dir(dir).map_err(|e| {
-            eprintln!("amber: source directory {}: {e}", dir.display());
-            ExitCode::from(2)
-        }),
+        Some(dir) => SourceCatalog::with_source_dir(dir)
+            .map_err(|e| Stop::usage(format!("source directory {}: {e}", dir.display()))),
         None => Ok(SourceCatalog::embedded_only()),
     }
 }
 
-fn persist(path: &Path, at: Option<u64>, at_yield: bool, output: &Path, no_embed: bool) -> ExitCode {
+fn persist(path: &Path, at: Option<u64>, at_yield: bool, output: &Path, no_embed: bool) -> Result<ExitCode, Stop> {
     use amber_luau::{Budget, Outcome};
-    let script = match read_script(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let vm = match amber_luau::Vm::deterministic() {
-        Ok(vm) => vm,
-        Err(e) => {
-            eprintln!("amber: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut task = match vm.spawn(&script) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("amber: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let script = read_script(path)?;
+    let vm = deterministic_vm()?;
+    let mut task = vm.spawn(&script).map_err(Stop::usage)?;
     let budget = if at_yield { Budget::unlimited() } else { Budget::ticks(1) };
     let mut preemptions = 0u64;
     let mut out = std::io::stdout().lock();
     loop {
-        let outcome = match task.resume(budget) {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("amber: {e}");
-                return ExitCode::from(1);
-            }
-        };
+        let outcome = task.resume(budget).map_err(Stop::failed)?;
         let _ = out.write_all(&task.take_output());
         match outcome {
             Outcome::Preempted => {
@@ -384,29 +350,19 @@ fn persist(path: &Path, at: Option<u64>, at_yield: bool, output: &Path, no_embed
                     Outcome::Killed(r) => format!("was killed ({r})"),
                     _ => "finished".to_string(),
                 };
-                match at {
-                    Some(n) => {
-                        eprintln!("amber: the script {what} after {preemptions} pre-emptions, before pre-emption {n}")
-                    }
-                    None => eprintln!("amber: the script {what} before its main function yielded"),
-                }
-                return ExitCode::from(1);
+                return Err(Stop::failed(match at {
+                    Some(n) => format!("the script {what} after {preemptions} pre-emptions, before pre-emption {n}"),
+                    None => format!("the script {what} before its main function yielded"),
+                }));
             }
         }
     }
     let _ = out.flush();
-    let snapshot = match amber_luau::capture_with(&task, amber_luau::CaptureOptions { embed_sources: !no_embed }) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("amber: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    if let Err(e) = std::fs::write(output, amber_validator::encode(&snapshot)) {
-        eprintln!("amber: cannot write {}: {e}", output.display());
-        return ExitCode::from(2);
-    }
-    ExitCode::SUCCESS
+    let snapshot = amber_luau::capture_with(&task, amber_luau::CaptureOptions { embed_sources: !no_embed })
+        .map_err(Stop::failed)?;
+    std::fs::write(output, amber_validator::encode(&snapshot))
+        .map_err(|e| Stop::usage(format!("cannot write {}: {e}", output.display())))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn resume(
@@ -415,45 +371,16 @@ fn resume(
     preempt_every: Option<u64>,
     limits: Option<PathBuf>,
     digest: bool,
-) -> ExitCode {
-    let limits = match load_limits(limits) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let catalog = match load_catalog(source_dir.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("amber: cannot read {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    };
-    let vm = match amber_luau::Vm::deterministic() {
-        Ok(vm) => vm,
-        Err(e) => {
-            eprintln!("amber: {e}");
-            return ExitCode::from(2);
-        }
-    };
+) -> Result<ExitCode, Stop> {
+    let limits = load_limits(limits)?;
+    let catalog = load_catalog(source_dir.as_deref())?;
+    let bytes = read_file(path)?;
+    let vm = deterministic_vm()?;
     let limits = amber_validator::Limits { codecs: vm.codec_names(), ..limits };
-    let verified = match amber_validator::validate(&bytes, &limits, &catalog) {
-        Ok(v) => v,
-        Err(report) => {
-            eprintln!("amber: {} is refused:", path.display());
-            eprint!("{report}");
-            return ExitCode::from(1);
-        }
-    };
-    let mut task = match amber_luau::restore(&vm, &verified, amber_luau::RestoreOptions::default()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("amber: cannot restore {}: {e}", path.display());
-            return ExitCode::from(1);
-        }
-    };
+    let verified = amber_validator::validate(&bytes, &limits, &catalog)
+        .map_err(|report| Stop::failed(format!("{} is refused:\n{report}", path.display())))?;
+    let mut task = amber_luau::restore(&vm, &verified, amber_luau::RestoreOptions::default())
+        .map_err(|e| Stop::failed(format!("cannot restore {}: {e}", path.display())))?;
     let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Preempt);
     let result = runner::run_task(&mut task, schedule, &mut Streaming { trace_yields: false });
     if digest && let Ok(report) = &result {
@@ -467,7 +394,7 @@ fn resume(
         }
         eprintln!("state digest: {}", report.trace.digest);
     }
-    finish(result)
+    Ok(finish(result))
 }
 
 /// Exit code and stderr report of a finished run (shared by run and resume).
