@@ -217,7 +217,8 @@ impl Builder<'_> {
                 Object::Table(t) => {
                     for (k, v) in t.array.iter().enumerate() {
                         let v = self.tv(v)?;
-                        // SAFETY: see phase 1.
+                        // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+                        // `err` has `cap` bytes; the shim range-checks every index.
                         let rc = unsafe {
                             ffi::amber_restore_table_array(self.ptr(), idx, k as c_int, &v, self.err.as_mut_ptr(), cap)
                         };
@@ -227,7 +228,8 @@ impl Builder<'_> {
                         let Some((key, val)) = entry else { continue };
                         let (key, val) = (self.tv(key)?, self.tv(val)?);
                         let node = t.node_of.as_ref().and_then(|m| m.get(k)).map_or(k as c_int, |&n| n as c_int);
-                        // SAFETY: see phase 1.
+                        // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+                        // `err` has `cap` bytes; the shim range-checks every index.
                         let rc = unsafe {
                             ffi::amber_restore_table_node(
                                 self.ptr(),
@@ -243,7 +245,8 @@ impl Builder<'_> {
                         self.check(rc, || format!("table#{i} > hash node {k}"))?;
                     }
                     let meta = self.opt_tv(&t.metatable)?;
-                    // SAFETY: see phase 1.
+                    // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+                    // `err` has `cap` bytes; the shim range-checks every index.
                     let rc = unsafe {
                         ffi::amber_restore_table_finish(
                             self.ptr(),
@@ -261,7 +264,8 @@ impl Builder<'_> {
                 Object::Thread(t) => self.fill_thread(i, t)?,
                 Object::Userdata(u) => {
                     let meta = self.opt_tv(&u.metatable)?;
-                    // SAFETY: see phase 1.
+                    // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+                    // `err` has `cap` bytes; the shim range-checks every index.
                     let rc = unsafe {
                         ffi::amber_restore_userdata_metatable(self.ptr(), idx, &meta, self.err.as_mut_ptr(), cap)
                     };
@@ -270,7 +274,8 @@ impl Builder<'_> {
                 Object::CClosure(c) => {
                     let env = self.tv(&c.env)?;
                     let ups: Vec<AmberTV> = c.upvalues.iter().map(|v| self.tv(v)).collect::<Result<_, _>>()?;
-                    // SAFETY: see phase 1; `ups` holds `len` values.
+                    // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+                    // `err` has `cap` bytes; the shim range-checks every index; `ups` holds `len` values.
                     let rc = unsafe {
                         ffi::amber_restore_c_closure_fill(
                             self.ptr(),
@@ -316,7 +321,8 @@ impl Builder<'_> {
             let Object::LuaClosure(c) = o else { continue };
             let env = self.tv(&c.env)?;
             let ups: Vec<c_int> = c.upvalues.iter().map(|&u| u as c_int).collect();
-            // SAFETY: see phase 1; `ups` holds `len` indices.
+            // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+            // `err` has `cap` bytes; the shim range-checks every index; `ups` holds `len` indices.
             let rc = unsafe {
                 ffi::amber_restore_lua_closure_fill(
                     self.ptr(),
@@ -334,13 +340,15 @@ impl Builder<'_> {
             if let Object::Table(t) = o
                 && t.readonly
             {
-                // SAFETY: see phase 1.
+                // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+                // `err` has `cap` bytes; the shim range-checks every index.
                 let rc = unsafe { ffi::amber_restore_table_freeze(self.ptr(), i as c_int, self.err.as_mut_ptr(), cap) };
                 self.check(rc, || format!("table#{i}"))?;
             }
         }
         let mut thread_ref = 0;
-        // SAFETY: see phase 1; ends the restore whatever happens.
+        // SAFETY: the VM is live with a restore in progress (this call ends it whatever happens); the
+        // pointers are locals valid for the call and `err` has `cap` bytes.
         let rc = unsafe {
             ffi::amber_restore_end(
                 self.ptr(),
@@ -399,7 +407,8 @@ impl Builder<'_> {
         };
         for (k, v) in stack.iter().enumerate() {
             let v = self.tv(v)?;
-            // SAFETY: see phase 1.
+            // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+            // `err` has `cap` bytes; the shim range-checks every index.
             let rc =
                 unsafe { ffi::amber_restore_thread_slot(self.ptr(), idx, k as c_int, &v, self.err.as_mut_ptr(), cap) };
             self.check(rc, || format!("thread#{i} > stack slot {k}"))?;
@@ -433,7 +442,8 @@ impl Builder<'_> {
                 errfunc,
                 closure: 0,
             };
-            // SAFETY: see phase 1.
+            // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+            // `err` has `cap` bytes; the shim range-checks every index.
             let rc = unsafe {
                 ffi::amber_restore_thread_frame(self.ptr(), idx, k as c_int + 1, &info, self.err.as_mut_ptr(), cap)
             };
@@ -462,7 +472,8 @@ impl Builder<'_> {
         };
         let globals = self.tv(&t.globals)?;
         let namecall = t.namecall.map_or(-1, |n| n as c_int);
-        // SAFETY: see phase 1.
+        // SAFETY: live VM mid-restore; pointers are locals valid for the call;
+        // `err` has `cap` bytes; the shim range-checks every index.
         let rc = unsafe {
             ffi::amber_restore_thread_finish(self.ptr(), idx, &info, &globals, namecall, self.err.as_mut_ptr(), cap)
         };
