@@ -8,8 +8,11 @@
 //! traversed was captured (a table built after a restore iterates in that VM's own order, as a
 //! table of a fresh run does).
 
+mod common;
+
 use amber_luau::*;
 use amber_validator::{Limits, encode, validate};
+use common::run_to_preemption;
 
 fn rest_of(task: &mut Task) -> String {
     loop {
@@ -38,19 +41,7 @@ fn check_every_point(src: &str) -> (u64, usize) {
         let mut task = vm.spawn(&script).unwrap();
         // Setup: run to the script's yield (its tables are built).
         assert!(matches!(task.resume(Budget::unlimited()).unwrap(), Outcome::Yielded(_)), "scripts yield after setup");
-        let mut seen = 0;
-        let mut finished = false;
-        while seen < k {
-            match task.resume(Budget::ticks(1)).unwrap() {
-                Outcome::Preempted => seen += 1,
-                Outcome::Yielded(_) => {}
-                _ => {
-                    finished = true;
-                    break;
-                }
-            }
-        }
-        if finished {
+        if !run_to_preemption(&mut task, k) {
             return (k - 1, ordered);
         }
         task.take_output();

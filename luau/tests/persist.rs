@@ -1,8 +1,11 @@
 //! Capture and restore: persisting in the middle and resuming in a fresh VM must give exactly
 //! the output of an uninterrupted run.
 
+mod common;
+
 use amber_luau::*;
 use amber_validator::{Limits, encode, validate};
+use common::run_to_preemption;
 
 fn fresh(src: &str) -> (String, Outcome) {
     let vm = Vm::new().unwrap();
@@ -20,18 +23,8 @@ fn fresh(src: &str) -> (String, Outcome) {
 fn persisted(src: &str, k: u64) -> Option<(String, Outcome, Vec<u8>)> {
     let vm = Vm::new().unwrap();
     let mut task = vm.spawn(&Script::compile(src, "=t").unwrap()).unwrap();
-    let mut seen = 0;
-    loop {
-        match task.resume(Budget::ticks(1)).unwrap() {
-            Outcome::Preempted => {
-                seen += 1;
-                if seen == k {
-                    break;
-                }
-            }
-            Outcome::Yielded(_) => continue,
-            _ => return None,
-        }
+    if !run_to_preemption(&mut task, k) {
+        return None;
     }
     let before = String::from_utf8(task.take_output()).unwrap();
     let snapshot = capture(&task).unwrap_or_else(|e| panic!("capture at {k}: {e}"));
@@ -270,19 +263,7 @@ fn persist_restore_persist(src: &str) {
     for k in [3, 17, 40] {
         let vm = Vm::new().unwrap();
         let mut task = vm.spawn(&Script::compile(src, "=t").unwrap()).unwrap();
-        let mut seen = 0;
-        let mut finished = false;
-        while seen < k {
-            match task.resume(Budget::ticks(1)).unwrap() {
-                Outcome::Preempted => seen += 1,
-                Outcome::Yielded(_) => {}
-                _ => {
-                    finished = true;
-                    break;
-                }
-            }
-        }
-        if finished {
+        if !run_to_preemption(&mut task, k) {
             continue;
         }
         let a = encode(&capture(&task).unwrap());
