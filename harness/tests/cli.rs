@@ -1,6 +1,7 @@
 //! The `amber` binary, driven as a user would drive it.
 
-use std::path::{Path, PathBuf};
+use amber_harness::generators;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn amber(args: &[&str]) -> Output {
@@ -8,17 +9,11 @@ fn amber(args: &[&str]) -> Output {
 }
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/scripts")
+    generators::default_corpus_dir()
 }
 
 fn corpus_scripts() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(corpus())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "luau"))
-        .collect();
-    v.sort();
-    v
+    generators::discover_scripts(&[corpus()]).unwrap()
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `amber persist` and `amber resume` across two processes: output before the snapshot plus
 //! output after resuming must equal a fresh run's output, for every corpus script.
 
-use std::path::{Path, PathBuf};
+use amber_harness::generators;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn amber(args: &[&str]) -> Output {
@@ -15,14 +16,7 @@ fn dir() -> PathBuf {
 }
 
 fn corpus_scripts() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/scripts");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "luau"))
-        .collect();
-    v.sort();
-    v
+    generators::discover_scripts(&[generators::default_corpus_dir()]).unwrap()
 }
 
 #[test]

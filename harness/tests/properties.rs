@@ -4,12 +4,12 @@
 //! - random persist points over corpus scripts agree with fresh runs;
 //! - random terminating programs agree fresh vs persisted at random points.
 
-use amber_harness::generators::Schedule;
+use amber_harness::generators::{self, Schedule};
 use amber_harness::oracles::first_difference;
 use amber_harness::runner::{self, Quiet};
 use amber_luau::{Budget, Outcome, Script, Vm};
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default)
@@ -148,14 +148,12 @@ proptest! {
     #[test]
     fn random_points_of_corpus_scripts_agree(which in 0usize..1000, fraction in 0.0f64..1.0) {
         // The small corpus scripts (the CPU-heavy ones are covered by `amber check`).
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/scripts");
-        let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "luau") && std::fs::metadata(p).map(|m| m.len() < 2500).unwrap_or(false)
+        let scripts: Vec<PathBuf> = generators::discover_scripts(&[generators::default_corpus_dir()]).unwrap().into_iter()
+            .filter(|p| std::fs::metadata(p).map(|m| m.len() < 2500).unwrap_or(false)
                 && !p.file_name().unwrap().to_string_lossy().starts_with("cpu_")
                 && !p.file_name().unwrap().to_string_lossy().contains("large")
                 && !p.file_name().unwrap().to_string_lossy().contains("long_loop"))
             .collect();
-        scripts.sort();
         let path = &scripts[which % scripts.len()];
         let source = std::fs::read_to_string(path).unwrap();
         agrees_when_persisted(&source, fraction)?;

@@ -103,21 +103,26 @@ pub enum ObjectSpec {
     Coroutine { stack: Vec<ValueSpec> },
 }
 
+/// A yielded thread without frames whose globals are the proxy table (object 1).
+fn yielded_thread(stack: Vec<Value>) -> Thread {
+    Thread {
+        status: ThreadStatus::Yielded,
+        stack,
+        frames: vec![],
+        open_upvalues: vec![],
+        globals: Value::Object(1),
+        namecall: None,
+        yielded: 0,
+        error: None,
+    }
+}
+
 /// Builds a valid snapshot: object 0 is the main thread (yielded, its stack referring to every
 /// top-level object so everything is reachable), object 1 the globals proxy table, then the
 /// specified objects (closures followed by their closed upvalues).
 pub fn build(specs: &[ObjectSpec]) -> Snapshot {
     let mut objects: Vec<Object> = vec![
-        Object::Thread(Thread {
-            status: ThreadStatus::Yielded,
-            stack: vec![],
-            frames: vec![],
-            open_upvalues: vec![],
-            globals: Value::Object(1),
-            namecall: None,
-            yielded: 0,
-            error: None,
-        }),
+        Object::Thread(yielded_thread(vec![])),
         Object::Table(Table { metatable: None, safeenv: true, ..Table::default() }),
     ];
     // First pass: where each spec's object lands (upvalues follow their closure).
@@ -216,16 +221,9 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 kind: UserdataKind::Codec { tag: 3, codec: "vec2".into(), payload: payload.clone() },
                 metatable: None,
             })),
-            ObjectSpec::Coroutine { stack } => objects.push(Object::Thread(Thread {
-                status: ThreadStatus::Yielded,
-                stack: stack.iter().map(resolve).collect(),
-                frames: vec![],
-                open_upvalues: vec![],
-                globals: Value::Object(1),
-                namecall: None,
-                yielded: 0,
-                error: None,
-            })),
+            ObjectSpec::Coroutine { stack } => {
+                objects.push(Object::Thread(yielded_thread(stack.iter().map(resolve).collect())))
+            }
         }
     }
     if let Object::Thread(main) = &mut objects[0] {
