@@ -301,6 +301,10 @@ fn every_preemption_site_of_the_corpus_is_in_the_yield_point_map() {
 fn a_deterministic_vm_has_a_fixed_clock_and_the_standard_registry() {
     let vm = Vm::deterministic().unwrap();
     assert_eq!(vm.permanents(), *PermanentRegistry::standard(), "same names and kinds as Vm::new");
+    // `_G` is the globals table itself: an alias of `@globals`, not a name of its own.
+    let registry = vm.permanents();
+    assert_eq!(registry.aliases, vec![("_G".to_string(), "@globals".to_string())]);
+    assert!(registry.names.iter().any(|(n, _)| n == "@globals") && !registry.names.iter().any(|(n, _)| n == "_G"));
     let mut task = vm
         .spawn(&compile("print(os.clock(), os.time(), os.date('%Y-%m-%d %H:%M:%S'), os.date('!%Y', 0), os.time({year = 2000, month = 1, day = 1, hour = 0}) > 0)"))
         .unwrap();
