@@ -1,0 +1,206 @@
+//! The object graph (petgraph): everything reachable from the roots, open upvalues owned by
+//! exactly the thread they point into, coroutine resume chains acyclic and consistent with the
+//! threads' statuses.
+
+use super::{COROUTINE_RESUME, Context, WRAPPED_COROUTINE, obj};
+use crate::diagnostics::{Code, Segment, Sink};
+use crate::snapshot::*;
+use petgraph::csr::Csr;
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{HashMap, HashSet};
+
+pub(crate) fn check(ctx: &Context<'_>, edges: Vec<(u32, u32)>, sink: &mut Sink) {
+    Graph { ctx, sink }.run(edges)
+}
+
+struct Graph<'c, 'a> {
+    ctx: &'c Context<'a>,
+    sink: &'c mut Sink,
+}
+
+impl Graph<'_, '_> {
+    fn run(&mut self, mut edges: Vec<(u32, u32)>) {
+        let s = self.ctx.s;
+        let n = s.objects.len();
+        // Edges were collected object by object, so they are grouped by source already; a
+        // compressed-sparse-row graph keeps reachability linear and cache-friendly.
+        edges.sort_unstable();
+        edges.dedup();
+        let graph: Csr<(), ()> = Csr::from_sorted_edges(&edges).unwrap_or_else(|_| Csr::new());
+        if (s.roots.main_thread as usize) < n {
+            let mut reached = vec![false; n];
+            if (s.roots.main_thread as usize) < graph.node_count() {
+                let mut bfs = petgraph::visit::Bfs::new(&graph, s.roots.main_thread);
+                while let Some(node) = bfs.next(&graph) {
+                    reached[node as usize] = true;
+                }
+            } else {
+                reached[s.roots.main_thread as usize] = true;
+            }
+            for (i, r) in reached.iter().enumerate() {
+                if !r {
+                    self.sink.error(
+                        Code::OrphanObject,
+                        obj(s.objects[i].kind(), i as u32),
+                        "not reachable from the main thread (a snapshot carries nothing the task cannot reach)",
+                    );
+                    if self.sink.is_full() {
+                        break;
+                    }
+                }
+            }
+        }
+
+        // Open upvalues: listed by exactly the thread they point into, once; one per slot.
+        // Which thread lists each open upvalue (u32::MAX: none yet), indexed by object.
+        let mut listed = vec![u32::MAX; s.objects.len()];
+        for (ti, o) in s.objects.iter().enumerate() {
+            let Object::Thread(t) = o else { continue };
+            let ti = ti as u32;
+            let mut slots: HashSet<u32> = HashSet::new();
+            for &u in &t.open_upvalues {
+                let here = || obj(ObjectKind::Thread, ti).with(Segment::Field("open upvalues"));
+                match s.objects.get(u as usize) {
+                    Some(Object::Upvalue(Upvalue::Open { thread, slot })) => {
+                        if *thread != ti {
+                            self.sink.error(
+                                Code::UpvalueOwnership,
+                                here(),
+                                format!("lists upvalue#{u}, which points into thread#{thread}"),
+                            );
+                        }
+                        if !slots.insert(*slot) {
+                            self.sink.error(
+                                Code::DuplicateOpenSlot,
+                                here(),
+                                format!("two open upvalues for stack slot {slot}"),
+                            );
+                        }
+                    }
+                    Some(Object::Upvalue(Upvalue::Closed(_))) => {
+                        self.sink.error(Code::UpvalueOwnership, here(), format!("lists upvalue#{u}, which is closed"));
+                    }
+                    _ => continue, // reported by the references family
+                }
+                let prev = std::mem::replace(&mut listed[u as usize], ti);
+                if prev != u32::MAX {
+                    self.sink.error(
+                        Code::UpvalueOwnership,
+                        obj(ObjectKind::Upvalue, u),
+                        format!("listed as open by thread#{prev} and again by thread#{ti}"),
+                    );
+                }
+            }
+        }
+        for (ui, o) in s.objects.iter().enumerate() {
+            if let Object::Upvalue(Upvalue::Open { thread, .. }) = o
+                && listed[ui] == u32::MAX
+                && matches!(s.objects.get(*thread as usize), Some(Object::Thread(_)))
+            {
+                self.sink.error(
+                    Code::UpvalueOwnership,
+                    obj(ObjectKind::Upvalue, ui as u32),
+                    format!("open upvalue into thread#{thread} is not in that thread's open-upvalue list"),
+                );
+            }
+        }
+
+        self.check_resume_chains();
+    }
+
+    /// The thread a suspended thread is resuming: its top frame is `coroutine.resume` (child in
+    /// its first argument) or a wrapped coroutine (child in the closure's first upvalue).
+    fn resumed_child(&self, t: &Thread) -> Option<u32> {
+        let top = t.frames.last()?;
+        let FrameKind::C { function, .. } = top.kind else {
+            return None;
+        };
+        let name = self.ctx.s.permanents.get(function as usize)?;
+        let candidate = if name == COROUTINE_RESUME {
+            t.stack.get(top.base as usize).copied()
+        } else if name == WRAPPED_COROUTINE {
+            match t.stack.get(top.func as usize) {
+                Some(Value::Object(c)) => match self.ctx.s.objects.get(*c as usize) {
+                    Some(Object::CClosure(cc)) => cc.upvalues.first().copied(),
+                    _ => None,
+                },
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match candidate {
+            Some(Value::Object(i)) if matches!(self.ctx.s.objects.get(i as usize), Some(Object::Thread(_))) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn check_resume_chains(&mut self) {
+        let s = self.ctx.s;
+        let mut chain: DiGraph<u32, ()> = DiGraph::new();
+        let mut node_of: HashMap<u32, NodeIndex> = HashMap::new();
+        let mut parent_of: HashMap<u32, u32> = HashMap::new();
+        let mut node = |g: &mut DiGraph<u32, ()>, i: u32| *node_of.entry(i).or_insert_with(|| g.add_node(i));
+        for (pi, o) in s.objects.iter().enumerate() {
+            let Object::Thread(t) = o else { continue };
+            let pi = pi as u32;
+            let Some(child) = self.resumed_child(t) else { continue };
+            let (a, b) = (node(&mut chain, pi), node(&mut chain, child));
+            chain.add_edge(a, b, ());
+            if let Some(other) = parent_of.insert(child, pi) {
+                self.sink.error(
+                    Code::ResumedTwice,
+                    obj(ObjectKind::Thread, child),
+                    format!("resumed by thread#{other} and by thread#{pi} at once"),
+                );
+            }
+            if t.status != ThreadStatus::Preempted {
+                self.sink.error(
+                    Code::ResumeStatus,
+                    obj(ObjectKind::Thread, pi),
+                    format!("is resuming thread#{child} but is {}, not pre-empted", t.status.name()),
+                );
+            }
+            if let Some(Object::Thread(c)) = s.objects.get(child as usize)
+                && c.status != ThreadStatus::Preempted
+            {
+                self.sink.error(
+                    Code::ResumeStatus,
+                    obj(ObjectKind::Thread, child),
+                    format!("thread#{pi} is pre-empted while resuming it, but it is {}", c.status.name()),
+                );
+            }
+        }
+        if petgraph::algo::is_cyclic_directed(&chain) {
+            let scc = petgraph::algo::tarjan_scc(&chain);
+            for component in scc.into_iter().filter(|c| c.len() > 1 || c.iter().any(|&n| chain.contains_edge(n, n))) {
+                let members: Vec<String> = component.iter().map(|&n| format!("thread#{}", chain[n])).collect();
+                self.sink.error(
+                    Code::ResumeCycle,
+                    obj(ObjectKind::Thread, chain[component[0]]),
+                    format!("resume chain forms a cycle: {}", members.join(" -> ")),
+                );
+            }
+        }
+        // A pre-empted coroutine is suspended only as part of a chain from the main thread.
+        for (ti, o) in s.objects.iter().enumerate() {
+            let ti = ti as u32;
+            let Object::Thread(t) = o else { continue };
+            if ti == s.roots.main_thread {
+                if let Some(p) = parent_of.get(&ti) {
+                    self.sink.error(
+                        Code::ResumeStatus,
+                        obj(ObjectKind::Thread, ti),
+                        format!("the main thread is resumed by thread#{p}"),
+                    );
+                }
+            } else if t.status == ThreadStatus::Preempted && !parent_of.contains_key(&ti) {
+                self.sink.error(
+                    Code::ResumeStatus,
+                    obj(ObjectKind::Thread, ti),
+                    "a pre-empted coroutine that no pre-empted thread is resuming",
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! `validate`: bytes in, `Verified<Snapshot>` or a [`Report`] out.
+//!
+//! One module per family of checks, run in data-flow order over the decoded model. Each family
+//! is a `check` function that takes the shared, read-only [`Context`], the outputs of the
+//! families before it, and the [`Sink`] findings go to:
+//!
+//! - [`limits`]: totals a model built in memory could exceed (decoding bounded the rest);
+//! - [`references`]: every edge in range and of the type its slot requires (one pass over the
+//!   objects, collecting the graph's edges and the string-equality classes);
+//! - [`scripts`]: sources, bytecode and protos, through the host's [`ScriptCatalog`];
+//! - [`graph`]: reachability, open-upvalue ownership, resume chains;
+//! - [`sandbox`]: allowlisted permanents and codecs.
+//!
+//! Independent findings are all reported, up to [`Limits::max_diagnostics`].
+
+mod graph;
+mod limits;
+mod references;
+mod sandbox;
+mod scripts;
+
+use crate::bytecode::{Module, YieldPointMap};
+use crate::diagnostics::{ObjectPath, Report, Segment, Sink};
+use crate::limits::{Limits, PermanentKind};
+use crate::snapshot::format::decode;
+use crate::snapshot::*;
+
+/// Permanent names the graph checks rely on: the C functions whose frames resume a coroutine.
+pub const COROUTINE_RESUME: &str = "coroutine.resume";
+pub const WRAPPED_COROUTINE: &str = "coroutine.wrap#resume";
+
+/// Where the validator gets a script's bytecode. The runtime implements it by compiling the
+/// source with the snapshot's compiler settings (bytecode never comes from a snapshot); tests
+/// may hand out precompiled bytes.
+pub trait ScriptCatalog {
+    /// Source and bytecode of the script `hash`. `embedded` is the snapshot's own copy of the
+    /// source, when it carries one (its hash has been checked already). An `Err` explains why
+    /// the script is unavailable.
+    fn lookup(
+        &self,
+        hash: &ScriptHash,
+        chunk_name: &str,
+        embedded: Option<&[u8]>,
+        settings: CompilerSettings,
+    ) -> Result<CatalogEntry, String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    /// The source that was compiled (its SHA-256 must be the script's hash).
+    pub source: Vec<u8>,
+    pub bytecode: Vec<u8>,
+}
+
+/// A script of a verified snapshot: its source, parsed bytecode and yield-point maps.
+#[derive(Debug, Clone)]
+pub struct VerifiedScript {
+    pub source: Vec<u8>,
+    pub bytecode: Vec<u8>,
+    pub module: Module,
+    pub yield_maps: Vec<YieldPointMap>,
+}
+
+/// A value the validator has checked. Only this crate can make one, so an API that takes a
+/// `Verified<Snapshot>` cannot be handed an unchecked model.
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    value: T,
+    scripts: Vec<VerifiedScript>,
+    warnings: Vec<crate::Diagnostic>,
+}
+
+impl Verified<Snapshot> {
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.value
+    }
+
+    /// The scripts, in the order of the snapshot's script table.
+    pub fn scripts(&self) -> &[VerifiedScript] {
+        &self.scripts
+    }
+
+    /// Findings that did not refuse the snapshot (severity warning).
+    pub fn warnings(&self) -> &[crate::Diagnostic] {
+        &self.warnings
+    }
+
+    /// Test-only: corrupts a verified snapshot by hand, to show that restore's own checks hold
+    /// when the validator misses something. Exists only with the `tamper` feature.
+    #[cfg(feature = "tamper")]
+    pub fn tamper(&mut self) -> &mut Snapshot {
+        &mut self.value
+    }
+}
+
+/// Decodes and validates a snapshot.
+pub fn validate(bytes: &[u8], limits: &Limits, catalog: &dyn ScriptCatalog) -> Result<Verified<Snapshot>, Report> {
+    let snapshot = decode(bytes, limits).map_err(|d| Report { diagnostics: vec![*d], omitted: 0 })?;
+    validate_model(snapshot, limits, catalog)
+}
+
+/// Validates a model that did not come from bytes (a capture in the same process still goes
+/// through every check before it may be restored).
+pub fn validate_model(
+    snapshot: Snapshot,
+    limits: &Limits,
+    catalog: &dyn ScriptCatalog,
+) -> Result<Verified<Snapshot>, Report> {
+    let ctx = Context::new(&snapshot, limits);
+    let mut sink = Sink::new(limits.max_diagnostics);
+    limits::check(&ctx, &mut sink);
+    let refs = references::check(&ctx, &mut sink);
+    let scripts = scripts::check(&ctx, catalog, &mut sink);
+    graph::check(&ctx, refs.edges, &mut sink);
+    sandbox::check(&ctx, &mut sink);
+    let report = sink.report;
+    if report.has_errors() {
+        return Err(report);
+    }
+    Ok(Verified { value: snapshot, scripts: scripts.into_iter().flatten().collect(), warnings: report.diagnostics })
+}
+
+/// What every family may read: the model, the intake policy, and facts looked up once.
+pub(crate) struct Context<'a> {
+    pub s: &'a Snapshot,
+    pub limits: &'a Limits,
+    /// Each object's kind, one byte apiece: reference checks look kinds up at random, and this
+    /// keeps those lookups in cache instead of touching every referenced object.
+    pub kinds: Vec<ObjectKind>,
+    /// Each permanent's kind per the host's allowlist (`None`: unknown), looked up once.
+    pub permanent_kinds: Vec<Option<PermanentKind>>,
+}
+
+impl<'a> Context<'a> {
+    fn new(s: &'a Snapshot, limits: &'a Limits) -> Context<'a> {
+        Context {
+            s,
+            limits,
+            kinds: s.objects.iter().map(Object::kind).collect(),
+            permanent_kinds: s
+                .permanents
+                .iter()
+                .map(|name| limits.permanents.as_ref().and_then(|allow| allow.get(name).copied()))
+                .collect(),
+        }
+    }
+
+    pub fn object_kind(&self, i: u32) -> Option<ObjectKind> {
+        self.kinds.get(i as usize).copied()
+    }
+
+    pub fn permanent_kind(&self, i: u32) -> Option<Option<PermanentKind>> {
+        self.permanent_kinds.get(i as usize).copied()
+    }
+}
+
+pub(crate) fn obj(kind: ObjectKind, index: u32) -> ObjectPath {
+    ObjectPath::new().with(Segment::Object { kind: kind.name(), index })
+}
+
+pub(crate) fn value_text(v: &Value) -> String {
+    match v {
+        Value::Nil => "nil".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Vector(v) => format!("vector({}, {}, {})", v[0], v[1], v[2]),
+        Value::IterPosition(p) => format!("iterator position {p}"),
+        Value::Object(i) => format!("object #{i}"),
+        Value::Permanent(i) => format!("permanent #{i}"),
+        Value::LightUserdata { tag, .. } => format!("light userdata (tag {tag})"),
+    }
+}

@@ -1,0 +1,494 @@
+//! References: every reference in range and of the type its slot requires, in one pass over
+//! the objects. It also collects what later families need: the object graph's edges and, for
+//! each string, the first string with the same bytes.
+
+use super::{Context, obj, value_text};
+use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
+use crate::limits::PermanentKind;
+use crate::snapshot::*;
+use std::collections::HashSet;
+
+/// What the references family hands on.
+pub(crate) struct References {
+    /// Object-to-object edges of valid references, grouped by source object.
+    pub edges: Vec<(u32, u32)>,
+}
+
+pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) -> References {
+    let mut w = Walker { ctx, sink, edges: Vec::new(), string_canon: Vec::new() };
+    w.run();
+    References { edges: w.edges }
+}
+
+/// What a slot may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Any value but a generic-for position.
+    Any,
+    /// Any value, generic-for positions included (thread stacks).
+    StackSlot,
+    /// A table (object or permanent).
+    Table,
+}
+
+struct Walker<'c, 'a> {
+    ctx: &'c Context<'a>,
+    sink: &'c mut Sink,
+    edges: Vec<(u32, u32)>,
+    /// For each object: the first string object with the same bytes (itself when unique or not
+    /// a string). Luau interns strings, so equal bytes are one key.
+    string_canon: Vec<u32>,
+}
+
+impl Walker<'_, '_> {
+    fn key_text(s: &Snapshot, v: &Value) -> String {
+        match v {
+            Value::Object(i) => match s.objects.get(*i as usize) {
+                Some(Object::String(bytes)) if bytes.len() <= 64 => format!("{:?}", String::from_utf8_lossy(bytes)),
+                Some(o) => format!("{}#{i}", o.kind().name()),
+                None => format!("object #{i}"),
+            },
+            other => value_text(other),
+        }
+    }
+
+    /// Checks one value in a slot; records the edge when it names an object.
+    fn value(&mut self, from: Option<u32>, v: &Value, expect: Expect, path: impl FnOnce() -> ObjectPath) {
+        match *v {
+            Value::Object(i) => match self.ctx.object_kind(i) {
+                None => self.sink.error(
+                    Code::ObjectOutOfRange,
+                    path(),
+                    format!("refers to object #{i}, but the snapshot has {} objects", self.ctx.s.objects.len()),
+                ),
+                Some(kind) => {
+                    if expect == Expect::Table && kind != ObjectKind::Table {
+                        self.sink.error(
+                            Code::WrongType,
+                            path(),
+                            format!("must be a table, but object #{i} is a {}", kind.name()),
+                        );
+                    } else if kind == ObjectKind::Upvalue {
+                        self.sink.error(
+                            Code::WrongType,
+                            path(),
+                            format!("object #{i} is an upvalue, which is not a value"),
+                        );
+                    } else if let Some(from) = from {
+                        self.edges.push((from, i));
+                    }
+                }
+            },
+            Value::Permanent(i) => match self.ctx.permanent_kind(i) {
+                None => self.sink.error(
+                    Code::PermanentOutOfRange,
+                    path(),
+                    format!(
+                        "refers to permanent #{i}, but the snapshot has {} permanents",
+                        self.ctx.s.permanents.len()
+                    ),
+                ),
+                Some(Some(kind)) if expect == Expect::Table && kind != PermanentKind::Table => self.sink.error(
+                    Code::WrongType,
+                    path(),
+                    format!(
+                        "must be a table, but permanent `{}` is a {}",
+                        self.ctx.s.permanents[i as usize],
+                        kind.name()
+                    ),
+                ),
+                Some(Some(PermanentKind::CFunction)) => self.sink.error(
+                    Code::WrongType,
+                    path(),
+                    format!("permanent `{}` is a bare C function, not a value", self.ctx.s.permanents[i as usize]),
+                ),
+                Some(_) => {}
+            },
+            Value::IterPosition(_) if expect != Expect::StackSlot => self.sink.error(
+                Code::MisplacedIterPosition,
+                path(),
+                "a generic-for position (light userdata tag 128) outside a thread's stack",
+            ),
+            Value::LightUserdata { tag, .. } => self.sink.error(
+                Code::RawLightUserdata,
+                path(),
+                format!("raw light userdata (tag {tag}) cannot be restored safely"),
+            ),
+            _ if expect == Expect::Table => {
+                self.sink.error(Code::WrongType, path(), format!("must be a table, found {}", value_text(v)))
+            }
+            _ => {}
+        }
+    }
+
+    fn run(&mut self) {
+        let s = self.ctx.s;
+        // Equal strings found by sorting, not hashing: the bytes are the attacker's, and a
+        // sort's cost cannot be inflated by crafted collisions.
+        self.string_canon = (0..s.objects.len() as u32).collect();
+        let mut strings: Vec<(&[u8], u32)> = s
+            .objects
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Object::String(b) => Some((b.as_slice(), i as u32)),
+                _ => None,
+            })
+            .collect();
+        strings.sort_unstable();
+        for pair in strings.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.0 == b.0 {
+                let canon = self.string_canon[a.1 as usize];
+                self.string_canon[b.1 as usize] = canon;
+                self.sink.error(
+                    Code::DuplicateString,
+                    obj(ObjectKind::String, b.1),
+                    format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
+                );
+            }
+        }
+        for (i, o) in s.objects.iter().enumerate() {
+            if self.sink.is_full() {
+                return;
+            }
+            let i = i as u32;
+            let here = || obj(o.kind(), i);
+            match o {
+                Object::String(_) | Object::Buffer(_) => {}
+                Object::Table(t) => self.table(i, t),
+                Object::LuaClosure(c) => {
+                    if c.script as usize >= s.scripts.len() {
+                        self.sink.error(
+                            Code::ScriptOutOfRange,
+                            here().with(Segment::Field("script")),
+                            format!("names script #{}, but the snapshot has {} scripts", c.script, s.scripts.len()),
+                        );
+                    }
+                    self.value(Some(i), &c.env, Expect::Table, || here().with(Segment::Field("environment")));
+                    for (n, &u) in c.upvalues.iter().enumerate() {
+                        self.upvalue_ref(i, u, || here().with(Segment::Index("upvalue", n as u64)));
+                    }
+                }
+                Object::CClosure(c) => {
+                    match self.ctx.permanent_kind(c.function) {
+                        None => self.sink.error(
+                            Code::PermanentOutOfRange,
+                            here().with(Segment::Field("function")),
+                            format!(
+                                "names permanent #{}, but the snapshot has {} permanents",
+                                c.function,
+                                s.permanents.len()
+                            ),
+                        ),
+                        Some(Some(kind)) if kind != PermanentKind::CFunction && kind != PermanentKind::Function => {
+                            self.sink.error(
+                                Code::WrongType,
+                                here().with(Segment::Field("function")),
+                                format!(
+                                    "permanent `{}` is a {}, not a C function",
+                                    s.permanents[c.function as usize],
+                                    kind.name()
+                                ),
+                            )
+                        }
+                        _ => {}
+                    }
+                    self.value(Some(i), &c.env, Expect::Table, || here().with(Segment::Field("environment")));
+                    for (n, v) in c.upvalues.iter().enumerate() {
+                        self.value(Some(i), v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
+                    }
+                }
+                Object::Upvalue(Upvalue::Closed(v)) => {
+                    self.value(Some(i), v, Expect::Any, || here().with(Segment::Field("value")));
+                }
+                Object::Upvalue(Upvalue::Open { thread, slot }) => {
+                    match s.objects.get(*thread as usize) {
+                        Some(Object::Thread(t)) => {
+                            self.edges.push((i, *thread));
+                            if *slot as usize >= t.stack.len() {
+                                self.sink.error(
+                                Code::BadUpvalueSlot,
+                                here().with(Segment::Field("slot")),
+                                format!("open upvalue points at slot {slot} of thread#{thread}, whose stack has {} slots", t.stack.len()),
+                            );
+                            }
+                        }
+                        Some(other) => self.sink.error(
+                            Code::BadUpvalueSlot,
+                            here().with(Segment::Field("thread")),
+                            format!("open upvalue names object #{thread}, a {}, not a thread", other.kind().name()),
+                        ),
+                        None => self.sink.error(
+                            Code::ObjectOutOfRange,
+                            here().with(Segment::Field("thread")),
+                            format!(
+                                "open upvalue names object #{thread}, but the snapshot has {} objects",
+                                s.objects.len()
+                            ),
+                        ),
+                    }
+                }
+                Object::Thread(t) => self.thread(i, t),
+                Object::Userdata(u) => {
+                    if let Some(m) = &u.metatable {
+                        self.value(Some(i), m, Expect::Table, || here().with(Segment::Field("metatable")));
+                    }
+                }
+            }
+        }
+        match s.objects.get(s.roots.main_thread as usize) {
+            Some(Object::Thread(_)) => {}
+            Some(other) => self.sink.error(
+                Code::BadRoots,
+                ObjectPath::new().with(Segment::Roots).with(Segment::Field("main thread")),
+                format!("object #{} is a {}, not a thread", s.roots.main_thread, other.kind().name()),
+            ),
+            None => self.sink.error(
+                Code::BadRoots,
+                ObjectPath::new().with(Segment::Roots).with(Segment::Field("main thread")),
+                format!("object #{} does not exist ({} objects)", s.roots.main_thread, s.objects.len()),
+            ),
+        }
+    }
+
+    fn upvalue_ref(&mut self, from: u32, u: u32, path: impl FnOnce() -> ObjectPath) {
+        match self.ctx.object_kind(u) {
+            Some(ObjectKind::Upvalue) => self.edges.push((from, u)),
+            Some(kind) => self.sink.error(
+                Code::WrongType,
+                path(),
+                format!("must be an upvalue, but object #{u} is a {}", kind.name()),
+            ),
+            None => self.sink.error(
+                Code::ObjectOutOfRange,
+                path(),
+                format!("refers to object #{u}, but the snapshot has {} objects", self.ctx.s.objects.len()),
+            ),
+        }
+    }
+
+    fn table(&mut self, i: u32, t: &Table) {
+        let here = || obj(ObjectKind::Table, i);
+        if let Some(m) = &t.metatable {
+            self.value(Some(i), m, Expect::Table, || here().with(Segment::Field("metatable")));
+        }
+        for (n, v) in t.array.iter().enumerate() {
+            self.value(Some(i), v, Expect::Any, || here().with(Segment::Index("array slot", n as u64 + 1)));
+        }
+        if !t.hash.is_empty() && !t.hash.len().is_power_of_two() {
+            self.sink.error(
+                Code::BadTableShape,
+                here().with(Segment::Field("hash part")),
+                format!("hash part has {} nodes; Luau node counts are 0 or a power of two", t.hash.len()),
+            );
+        }
+        let nodes = t.hash.len() as i64;
+        let hint = i64::from(t.insert_hint);
+        let hint_ok =
+            if nodes > 0 { (0..=nodes).contains(&hint) } else { (-(t.array.len() as i64)..=0).contains(&hint) };
+        if !hint_ok {
+            self.sink.error(
+                Code::BadTableShape,
+                here().with(Segment::Field("insert hint")),
+                format!(
+                    "insert hint {} outside {}",
+                    t.insert_hint,
+                    if nodes > 0 {
+                        format!("0..={nodes} (the hash part)")
+                    } else {
+                        format!("-{}..=0 (the array boundary)", t.array.len())
+                    }
+                ),
+            );
+        }
+        if let Some(map) = &t.node_of {
+            let n = t.hash.len();
+            let mut used = vec![false; n];
+            let mut bad = None;
+            if map.len() != n {
+                bad = Some(format!("node map has {} entries for {n} hash positions", map.len()));
+            }
+            for (p, (&node, entry)) in map.iter().zip(&t.hash).enumerate() {
+                match (node, entry) {
+                    (u32::MAX, None) => {}
+                    (u32::MAX, Some(_)) => bad = Some(format!("position {p} holds a key but maps to no node")),
+                    (_, None) => bad = Some(format!("empty position {p} maps to node {node}")),
+                    (node, Some(_)) if node as usize >= n => {
+                        bad = Some(format!("position {p} maps to node {node} of {n}"))
+                    }
+                    (node, Some(_)) if used[node as usize] => bad = Some(format!("node {node} is mapped twice")),
+                    (node, Some(_)) => used[node as usize] = true,
+                }
+            }
+            if let Some(why) = bad {
+                self.sink.error(Code::BadTableShape, here().with(Segment::Field("node map")), why);
+            }
+        }
+        // Small tables (the common case) compare keys pairwise instead of allocating a set.
+        let mut seen_small: Vec<KeyId> = Vec::new();
+        let mut seen: HashSet<KeyId> = HashSet::new();
+        let small = t.hash.len() <= 16;
+        for (n, node) in t.hash.iter().enumerate() {
+            let Some((k, v)) = node else { continue };
+            let snapshot = self.ctx.s;
+            let key_path = || here().with(Segment::Key(Self::key_text(snapshot, k)));
+            match k {
+                Value::Nil => {
+                    self.sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "nil key");
+                    continue;
+                }
+                Value::Number(x) if x.is_nan() => {
+                    self.sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "NaN key");
+                    continue;
+                }
+                _ => {}
+            }
+            let id = KeyId::of(k, &self.string_canon);
+            let fresh = if small {
+                let fresh = !seen_small.contains(&id);
+                seen_small.push(id);
+                fresh
+            } else {
+                seen.insert(id)
+            };
+            if !fresh {
+                self.sink.error(Code::BadTableShape, key_path(), "the key appears twice in the hash part");
+            }
+            self.value(Some(i), k, Expect::Any, key_path);
+            self.value(Some(i), v, Expect::Any, || key_path().with(Segment::Field("value")));
+        }
+    }
+
+    fn thread(&mut self, i: u32, t: &Thread) {
+        let here = || obj(ObjectKind::Thread, i);
+        self.value(Some(i), &t.globals, Expect::Table, || here().with(Segment::Field("globals")));
+        if let Some(n) = t.namecall {
+            match self.ctx.object_kind(n) {
+                Some(ObjectKind::String) => self.edges.push((i, n)),
+                Some(k) => self.sink.error(
+                    Code::WrongType,
+                    here().with(Segment::Field("namecall method")),
+                    format!("must be a string, but object #{n} is a {}", k.name()),
+                ),
+                None => self.sink.error(
+                    Code::ObjectOutOfRange,
+                    here().with(Segment::Field("namecall method")),
+                    format!("refers to object #{n}, but the snapshot has {} objects", self.ctx.s.objects.len()),
+                ),
+            }
+        }
+        match (&t.error, t.status) {
+            (Some(e), ThreadStatus::Errored) => {
+                self.value(Some(i), e, Expect::Any, || here().with(Segment::Field("error value")))
+            }
+            (None, ThreadStatus::Errored) => self.sink.error(
+                Code::BadThreadShape,
+                here().with(Segment::Field("error value")),
+                "an errored thread has no error value",
+            ),
+            (Some(_), status) => self.sink.error(
+                Code::BadThreadShape,
+                here().with(Segment::Field("error value")),
+                format!("a {} thread carries an error value", status.name()),
+            ),
+            (None, _) => {}
+        }
+        if t.status == ThreadStatus::Errored && (!t.frames.is_empty() || !t.stack.is_empty()) {
+            self.sink.error(
+                Code::BadThreadShape,
+                here().with(Segment::Field("frames")),
+                "an errored thread is kept as its error value only (no stack, no frames)",
+            );
+        }
+        if t.yielded > 0 && (t.status != ThreadStatus::Yielded || t.yielded as usize > t.stack.len()) {
+            self.sink.error(
+                Code::BadThreadShape,
+                here().with(Segment::Field("yielded values")),
+                format!(
+                    "{} undelivered values on a {} thread with {} stack slots",
+                    t.yielded,
+                    t.status.name(),
+                    t.stack.len()
+                ),
+            );
+        }
+        for (n, v) in t.stack.iter().enumerate() {
+            self.value(Some(i), v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
+            if let Value::IterPosition(p) = v {
+                self.iter_position(i, t, n, *p);
+            }
+        }
+        for (n, f) in t.frames.iter().enumerate() {
+            if let FrameKind::C { function, .. } = f.kind
+                && function as usize >= self.ctx.s.permanents.len()
+            {
+                self.sink.error(
+                    Code::PermanentOutOfRange,
+                    here().with(Segment::Index("frame", n as u64)).with(Segment::Field("function")),
+                    format!(
+                        "names permanent #{function}, but the snapshot has {} permanents",
+                        self.ctx.s.permanents.len()
+                    ),
+                );
+            }
+        }
+        for (n, &u) in t.open_upvalues.iter().enumerate() {
+            self.upvalue_ref(i, u, || here().with(Segment::Index("open upvalue", n as u64)));
+        }
+    }
+
+    /// A live generic-for position sits after its table ([generator, table, position]) and names
+    /// a slot of the table's array-then-hash range, end included. Out of range, the VM ends the
+    /// loop early (it bounds-checks), so this is a correctness rule: no skipped keys. Whether a
+    /// register is live is the register-type family's question (not checked yet): a stale
+    /// position after a finished loop may follow anything, so only positions after a table are
+    /// checked here.
+    fn iter_position(&mut self, thread: u32, t: &Thread, slot: usize, p: u32) {
+        let path = || obj(ObjectKind::Thread, thread).with(Segment::Index("stack slot", slot as u64));
+        if let Some(Value::Object(ti)) = slot.checked_sub(1).and_then(|s| t.stack.get(s))
+            && let Some(Object::Table(table)) = self.ctx.s.objects.get(*ti as usize)
+        {
+            // An empty hash part is Luau's single dummy node: the loop still steps over it.
+            let range = table.array.len() + table.hash.len().max(1);
+            if p as usize > range {
+                // A warning: a register that is no longer live may hold a stale position of a
+                // table that shrank since (which register is live is the register-type family's
+                // question); a live one out of range ends its loop early, it reads nothing.
+                self.sink.push(crate::diagnostics::Diagnostic {
+                    code: Code::IterPositionOutOfRange,
+                    severity: crate::diagnostics::Severity::Warning,
+                    path: path(),
+                    message: format!("generic-for position {p} is past table#{ti}'s {range} array and hash slots"),
+                });
+            }
+        }
+    }
+}
+
+/// A key's identity for duplicate detection: by bits for numbers and vectors (with -0 and 0 the
+/// same key, as in Luau), by index for references.
+#[derive(Hash, PartialEq, Eq)]
+enum KeyId {
+    Boolean(bool),
+    Number(u64),
+    Vector([u32; 3]),
+    Object(u32),
+    Permanent(u32),
+    Other(u64),
+}
+
+impl KeyId {
+    fn of(v: &Value, string_canon: &[u32]) -> KeyId {
+        match *v {
+            Value::Boolean(b) => KeyId::Boolean(b),
+            Value::Number(n) => KeyId::Number(if n == 0.0 { 0 } else { n.to_bits() }),
+            Value::Vector(v) => KeyId::Vector(v.map(|c| if c == 0.0 { 0 } else { c.to_bits() })),
+            Value::Object(i) => KeyId::Object(string_canon.get(i as usize).copied().unwrap_or(i)),
+            Value::Permanent(i) => KeyId::Permanent(i),
+            Value::IterPosition(p) => KeyId::Other(u64::from(p)),
+            Value::LightUserdata { bits, .. } => KeyId::Other(bits),
+            Value::Nil => KeyId::Other(u64::MAX),
+        }
+    }
+}

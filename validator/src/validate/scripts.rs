@@ -1,0 +1,117 @@
+//! Scripts and protos: every script's source is available and hashes to its identity, compiles
+//! (through the host's catalog) to bytecode the reader accepts, and every closure names a proto
+//! that exists with its number of upvalues.
+
+use super::{Context, ScriptCatalog, VerifiedScript, obj};
+use crate::bytecode::{self, YieldPointMap};
+use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
+use crate::snapshot::*;
+use std::collections::HashMap;
+
+pub(crate) fn check(ctx: &Context<'_>, catalog: &dyn ScriptCatalog, sink: &mut Sink) -> Vec<Option<VerifiedScript>> {
+    Scripts { ctx, sink }.run(catalog)
+}
+
+struct Scripts<'c, 'a> {
+    ctx: &'c Context<'a>,
+    sink: &'c mut Sink,
+}
+
+impl Scripts<'_, '_> {
+    fn run(&mut self, catalog: &dyn ScriptCatalog) -> Vec<Option<VerifiedScript>> {
+        let s = self.ctx.s;
+        let mut seen: HashMap<ScriptHash, usize> = HashMap::new();
+        let mut out = Vec::with_capacity(s.scripts.len());
+        for (i, entry) in s.scripts.iter().enumerate() {
+            let here = || ObjectPath::new().with(Segment::Script(i as u32));
+            if let Some(first) = seen.insert(entry.hash, i) {
+                self.sink.error(Code::DuplicateScript, here(), format!("same source hash as script#{first}"));
+            }
+            if let Some(src) = &entry.source
+                && ScriptHash::of(src) != entry.hash
+            {
+                self.sink.error(
+                    Code::HashMismatch,
+                    here().with(Segment::Field("source")),
+                    format!(
+                        "embedded source of {} hashes to {}, not the recorded {}",
+                        entry.chunk_name,
+                        ScriptHash::of(src),
+                        entry.hash
+                    ),
+                );
+                out.push(None);
+                continue;
+            }
+            let found = match catalog.lookup(&entry.hash, &entry.chunk_name, entry.source.as_deref(), s.header.compiler)
+            {
+                Ok(found) => found,
+                Err(why) => {
+                    self.sink.error(
+                        Code::SourceMissing,
+                        here(),
+                        format!("source of {} ({}) is unavailable: {why}", entry.chunk_name, entry.hash),
+                    );
+                    out.push(None);
+                    continue;
+                }
+            };
+            if ScriptHash::of(&found.source) != entry.hash {
+                self.sink.error(
+                    Code::HashMismatch,
+                    here(),
+                    format!("the supplied source of {} does not hash to the recorded {}", entry.chunk_name, entry.hash),
+                );
+                out.push(None);
+                continue;
+            }
+            match bytecode::parse(&found.bytecode) {
+                Ok(module) => {
+                    let yield_maps = module.protos.iter().map(YieldPointMap::of).collect();
+                    out.push(Some(VerifiedScript {
+                        source: found.source,
+                        bytecode: found.bytecode,
+                        module,
+                        yield_maps,
+                    }));
+                }
+                Err(e) => {
+                    self.sink.error(Code::BytecodeRefused, here(), format!("{}: {e}", entry.chunk_name));
+                    out.push(None);
+                }
+            }
+        }
+        for (i, o) in s.objects.iter().enumerate() {
+            let Object::LuaClosure(c) = o else { continue };
+            let Some(Some(script)) = out.get(c.script as usize) else {
+                continue;
+            };
+            let here = || obj(ObjectKind::LuaClosure, i as u32);
+            match script.module.proto(c.proto) {
+                None => self.sink.error(
+                    Code::ProtoOutOfRange,
+                    here().with(Segment::Field("proto")),
+                    format!(
+                        "proto {} does not exist; script#{} has {} protos",
+                        c.proto,
+                        c.script,
+                        script.module.protos.len()
+                    ),
+                ),
+                Some(p) if usize::from(p.num_upvalues) != c.upvalues.len() => self.sink.error(
+                    Code::UpvalueCountMismatch,
+                    here().with(Segment::Field("upvalues")),
+                    format!(
+                        "{} upvalues, but proto {} ({}) has {}",
+                        c.upvalues.len(),
+                        c.proto,
+                        script.module.proto_name(c.proto),
+                        p.num_upvalues
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
