@@ -1,6 +1,6 @@
 //! `amber inspect`: a readable summary of a snapshot, or its object graph in Graphviz dot.
 
-use amber_validator::snapshot::{FrameKind, Object, ObjectKind, Snapshot, ThreadStatus, Value};
+use amber_validator::snapshot::{Frame, Object, ObjectKind, Snapshot};
 use petgraph::dot::{Config, Dot};
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::BTreeMap;
@@ -56,29 +56,19 @@ pub fn summary(s: &Snapshot, bytes: usize) -> String {
             t.stack.len(),
             t.frames.len(),
             t.open_upvalues.len(),
-            if t.status == ThreadStatus::Yielded && t.yielded > 0 {
-                format!(", {} values yielded", t.yielded)
-            } else {
-                String::new()
-            }
+            ""
         );
+        // Only what is stored: where frames lie is derived by the validator (inspect decodes
+        // only, so it also shows snapshots the validator refuses).
         for (n, f) in t.frames.iter().enumerate() {
-            let what = match &f.kind {
-                FrameKind::Lua { yield_point } => {
-                    let closure = match t.stack.get(f.func as usize) {
-                        Some(Value::Object(c)) => match s.objects.get(*c as usize) {
-                            Some(Object::LuaClosure(lc)) => format!("script#{} proto {}", lc.script, lc.proto),
-                            _ => "?".into(),
-                        },
-                        _ => "?".into(),
-                    };
-                    format!("Lua {closure} at yield point {yield_point}")
+            let what = match *f {
+                Frame::Lua { yield_point, varargs: 0 } => format!("Luau, at yield point {yield_point}"),
+                Frame::Lua { yield_point, varargs } => {
+                    format!("Luau, at yield point {yield_point}, {varargs} extra arguments")
                 }
-                FrameKind::C { function, .. } => {
-                    format!("C {}", s.permanents.get(*function as usize).map_or("?", String::as_str))
-                }
+                Frame::C => "C".to_string(),
             };
-            let _ = writeln!(out, "    frame {n}: {what} (func slot {}, base {})", f.func, f.base);
+            let _ = writeln!(out, "    frame {n}: {what}");
         }
     }
 

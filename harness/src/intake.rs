@@ -2,7 +2,7 @@
 //! report writers (text for people, JSON and SARIF for CI gates).
 
 use amber_luau::PermanentRegistry;
-use amber_validator::diagnostics::{Code, Family, UNCHECKED_FAMILIES};
+use amber_validator::diagnostics::Code;
 use amber_validator::{Limits, Report};
 use serde_json::{Value as Json, json};
 use std::path::Path;
@@ -86,11 +86,6 @@ pub struct Summary {
     pub bytes: usize,
 }
 
-fn unchecked_note() -> String {
-    let names: Vec<&str> = UNCHECKED_FAMILIES.iter().map(|f| f.name()).collect();
-    format!("not yet checked by this validator: {}", names.join(", "))
-}
-
 pub fn text(verdicts: &[Verdict]) -> String {
     let mut out = String::new();
     for v in verdicts {
@@ -109,7 +104,6 @@ pub fn text(verdicts: &[Verdict]) -> String {
             }
         }
     }
-    out += &format!("note: {}\n", unchecked_note());
     out
 }
 
@@ -137,12 +131,10 @@ pub fn json(verdicts: &[Verdict]) -> String {
             }),
         })
         .collect();
-    let unchecked: Vec<&str> = UNCHECKED_FAMILIES.iter().map(|f| f.name()).collect();
     let doc = json!({
         "tool": "amber",
         "version": env!("CARGO_PKG_VERSION"),
         "valid": verdicts.iter().all(|v| v.result.is_ok()),
-        "unchecked_families": unchecked,
         "snapshots": snapshots,
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
@@ -183,7 +175,6 @@ pub fn sarif(verdicts: &[Verdict]) -> String {
         "runs": [{
             "tool": {"driver": {"name": "amber", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
             "results": results,
-            "properties": {"uncheckedFamilies": UNCHECKED_FAMILIES.iter().map(|f: &Family| f.name()).collect::<Vec<_>>()},
         }],
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using amber_detail::kIdle;
@@ -354,6 +355,29 @@ void build_registry(AmberVm* vm)
         lua_pushliteral(L, "");
         return 1;
     });
+
+    // Roles by function pointer, for the runtime's check of the validator's contract.
+    for (RegistryEntry& e : vm->registry)
+    {
+        if (e.kind == 'A' || !e.function)
+            continue;
+        std::string_view n = e.name;
+        if (e.function == vm->pcall)
+            e.role = AMBER_ROLE_PCALL;
+        else if (e.function == vm->xpcall)
+            e.role = AMBER_ROLE_XPCALL;
+        else if (e.function == vm->coroutine_resume)
+            e.role = AMBER_ROLE_RESUME;
+        else if (e.function == vm->wrapped_resume)
+            e.role = AMBER_ROLE_WRAPPED_RESUME;
+        else if (e.function == vm->coroutine_yield)
+            e.role = AMBER_ROLE_YIELD;
+        // Known only through the samples above, which name them.
+        else if (n == "string.gmatch#iterator")
+            e.role = AMBER_ROLE_GMATCH_ITERATOR;
+        else if (n == "utf8.codes#iterator")
+            e.role = AMBER_ROLE_UTF8_ITERATOR;
+    }
 }
 
 void build_traceback(lua_State* T, std::string& out)
@@ -534,7 +558,16 @@ AmberVm* amber_vm_new(int deterministic)
         lua_getglobal(L, "print"); // any function will do as the body
         lua_call(L, 1, 1);
         vm->wrapped_resume = lua_tocfunction(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "yield");
+        vm->coroutine_yield = lua_tocfunction(L, -1);
         lua_pop(L, 2);
+        lua_getglobal(L, "pcall");
+        vm->pcall = lua_tocfunction(L, -1);
+        lua_pop(L, 1);
+        lua_getglobal(L, "xpcall");
+        vm->xpcall = lua_tocfunction(L, -1);
+        lua_pop(L, 1);
 
         build_registry(vm);
         luaL_sandbox(L);

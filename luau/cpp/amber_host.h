@@ -153,7 +153,22 @@ typedef struct AmberRegistryView
     uintptr_t object;
     uintptr_t function;
     uintptr_t continuation;
+    int role; // which library C function this is, by function pointer (AMBER_ROLE_*)
 } AmberRegistryView;
+
+// The C functions the validator's contract (validator/src/contract.rs) names, identified here by
+// function pointer so the runtime can check that every name means what the validator assumes.
+enum
+{
+    AMBER_ROLE_NONE = 0,
+    AMBER_ROLE_PCALL = 1,
+    AMBER_ROLE_XPCALL = 2,
+    AMBER_ROLE_RESUME = 3,
+    AMBER_ROLE_WRAPPED_RESUME = 4,
+    AMBER_ROLE_YIELD = 5,
+    AMBER_ROLE_GMATCH_ITERATOR = 6,
+    AMBER_ROLE_UTF8_ITERATOR = 7,
+};
 
 typedef struct AmberTableInfo
 {

@@ -50,6 +50,7 @@ struct RegistryEntry
     lua_CFunction function; // C closures and identities
     lua_Continuation continuation;
     const char* debugname;
+    int role = AMBER_ROLE_NONE;
 };
 
 } // namespace amber_detail
@@ -63,6 +64,10 @@ struct AmberVm
     std::string output;
     lua_CFunction coroutine_resume = nullptr;
     lua_CFunction wrapped_resume = nullptr;
+    // The other C functions of the validator's contract, by pointer (see AMBER_ROLE_*).
+    lua_CFunction pcall = nullptr;
+    lua_CFunction xpcall = nullptr;
+    lua_CFunction coroutine_yield = nullptr;
     lua_CFunction os_time = nullptr; // the library's, called by the deterministic versions
     lua_CFunction os_date = nullptr;
     // The registry in scan order: what each permanent name stands for.

@@ -24,6 +24,7 @@
 #include "lbuffer.h"
 #include "lmem.h"
 #include "amber_tables.h"
+#include "lbytecode.h"
 
 #include <string.h>
 
@@ -91,6 +92,7 @@ int amber_registry_entry(AmberVm* vm, int index, AmberRegistryView* out)
     out->object = uintptr_t(e.object);
     out->function = uintptr_t(e.function);
     out->continuation = uintptr_t(e.continuation);
+    out->role = e.role;
     return 0;
 }
 
@@ -578,6 +580,8 @@ int amber_restore_thread(AmberVm* vm, int index, int stack_slots, int frames, ch
             luaD_reallocstack(T, stack_slots, 0);
         if (frames + 1 > T->size_ci)
             luaD_reallocCI(T, frames + 2);
+        // Frames not written yet are recognisably empty (amber_restore_thread_finish checks).
+        memset(T->base_ci + 1, 0, sizeof(CallInfo) * size_t(T->size_ci - 1));
         put(vm, index, obj2gco(T), LUA_TTHREAD);
     });
 }
@@ -923,15 +927,23 @@ int amber_restore_thread_frame(AmberVm* vm, int index, int frame, const AmberFra
         ci->func = func;
         ci->base = T->stack + f->base;
         ci->top = T->stack + f->top;
+        if (f->nresults < LUA_MULTRET || f->nresults > LUAI_MAXCSTACK)
+            fail("frame result count out of range");
         ci->nresults = f->nresults;
-        ci->flags = f->flags & (LUA_CALLINFO_RETURN | LUA_CALLINFO_HANDLE | LUA_CALLINFO_OPYIELD);
+        if (f->flags & ~unsigned(LUA_CALLINFO_RETURN | LUA_CALLINFO_HANDLE | LUA_CALLINFO_OPYIELD))
+            fail("frame flags outside RETURN, HANDLE and OPYIELD");
+        ci->flags = f->flags;
         if (f->is_lua)
         {
             if (cl->isC)
                 fail("a Luau frame's function is a C function");
             Proto* p = cl->l.p;
-            if (f->pc < 0 || f->pc > p->sizecode)
+            if (f->pc < 0 || f->pc >= p->sizecode)
                 fail("saved pc outside the proto's code");
+            if (f->flags & LUA_CALLINFO_HANDLE)
+                fail("a Luau frame cannot handle errors");
+            if ((f->flags & LUA_CALLINFO_OPYIELD) && (f->pc < 1 || LUAU_INSN_OP(p->code[f->pc - 1]) != LOP_FORGLOOP))
+                fail("an OPYIELD frame is not suspended in a FORGLOOP");
             ci->p = p;
             ci->savedpc = p->code + f->pc;
         }
@@ -939,6 +951,10 @@ int amber_restore_thread_frame(AmberVm* vm, int index, int frame, const AmberFra
         {
             if (!cl->isC)
                 fail("a C frame's function is a Luau function");
+            if (f->flags & (LUA_CALLINFO_RETURN | LUA_CALLINFO_OPYIELD))
+                fail("a C frame carries Luau frame flags");
+            if ((f->flags & LUA_CALLINFO_HANDLE) && !cl->c.cont)
+                fail("a HANDLE frame without a continuation");
             ci->p = nullptr;
             if (f->errfunc < 0 || (f->errfunc > 0 && ci->base + (f->errfunc - 1) >= ci->top))
                 fail("error-function slot outside the frame");
@@ -967,6 +983,19 @@ int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* i
         T->base = T->stack + info->base;
         if (info->frames > 0 && T->ci->top > T->stack + limit)
             fail("top frame outside the stack");
+        // What resuming relies on across frames: a Luau frame without RETURN returns into a
+        // Luau caller; every C frame but a yielded thread's top has a continuation.
+        for (int k = 1; k <= info->frames; k++)
+        {
+            CallInfo* ci = T->base_ci + k;
+            if (!ci->func || !ttisfunction(ci->func))
+                fail("a frame was not restored");
+            Closure* cl = clvalue(ci->func);
+            if (!cl->isC && !(ci->flags & LUA_CALLINFO_RETURN) && (k == 1 || !isLua(ci - 1)))
+                fail("a Luau frame without RETURN above a frame that is not Luau");
+            if (cl->isC && !cl->c.cont && !(k == info->frames && info->status == LUA_YIELD))
+                fail("a C frame without a continuation where the thread resumes through it");
+        }
         switch (info->status)
         {
         case LUA_OK:

@@ -8,7 +8,7 @@ use crate::ffi::{self, AmberTV};
 use crate::permanents::PermanentRegistry;
 use crate::vm::{Task, VmInner};
 use crate::{FeatureFlags, ScriptHash};
-use amber_validator::bytecode::YieldKind;
+use amber_validator::bytecode::{YieldKind, YieldPoint};
 use amber_validator::diagnostics::{ObjectPath, Segment};
 use amber_validator::snapshot::*;
 use std::collections::{HashMap, VecDeque};
@@ -82,6 +82,9 @@ struct Capturer<'a> {
     /// Upvalue objects captured while open, to resolve against `open_owner` at the end.
     open_pending: Vec<(u32, Value)>,
     globals_permanent: Option<usize>,
+    /// (script index, proto id) of every captured Luau closure: the protos whose yield-point
+    /// signatures the snapshot records.
+    used_protos: std::collections::BTreeSet<(u32, u32)>,
 }
 
 fn tv() -> AmberTV {
@@ -243,6 +246,7 @@ impl<'a> Capturer<'a> {
             hash,
             chunk_name: script.chunk_name().to_string(),
             source: self.embed.then(|| script.source().to_vec()),
+            signatures: Vec::new(),
         });
         self.script_index.insert(hash, i);
         Ok(i)
@@ -371,6 +375,7 @@ impl<'a> Capturer<'a> {
             .get(&info.proto)
             .ok_or_else(|| self.error(i, None, "closure of a proto this VM did not load"))?;
         let script = self.script_of(hash, i)?;
+        self.used_protos.insert((script, proto));
         let mut upvalues = Vec::with_capacity(info.upvalues as usize);
         for k in 0..info.upvalues {
             let mut t = tv();
@@ -438,7 +443,6 @@ impl<'a> Capturer<'a> {
                 open_upvalues: vec![],
                 globals,
                 namecall,
-                yielded: 0,
                 error: Some(error),
             }));
         }
@@ -449,17 +453,16 @@ impl<'a> Capturer<'a> {
             (ffi::LUA_YIELD, _) => ThreadStatus::Yielded,
             _ => ThreadStatus::Preempted,
         };
-        let mut stack = Vec::with_capacity(info.top as usize);
-        for k in 0..info.top {
-            stack.push(slot(self, k)?);
-        }
         let mut frames = Vec::with_capacity(info.frames as usize);
+        // Per Luau frame: its base and yield point, to canonicalise the stack below.
+        let mut lua_frames: Vec<(u32, YieldPoint)> = Vec::new();
+        let mut top_len = info.top;
         for f in 1..=info.frames {
             let mut fi = ffi::AmberFrameInfo::default();
             // SAFETY: `f` is within the thread's call-info array.
             unsafe { ffi::amber_thread_frame(h, f, &mut fi) };
             let top_frame = f == info.frames;
-            let kind =
+            let frame =
                 if fi.is_lua != 0 {
                     let mut ci = ffi::AmberClosureInfo::default();
                     // SAFETY: the frame's function slot holds a live Luau closure.
@@ -476,22 +479,32 @@ impl<'a> Capturer<'a> {
                         YieldKind::CallReturn
                     };
                     let loaded = self.vm.loaded.borrow();
-                    let script = &loaded.get(&hash).map(|l| &l.script);
-                    let yield_point = script
-                        .and_then(|s| s.yield_map(proto))
-                        .and_then(|m| m.find(fi.pc.max(0) as u32, role))
-                        .ok_or_else(|| {
-                            self.error(
-                                i,
-                                None,
-                                format!(
-                                    "frame {f} is suspended at pc {} of proto {proto}, not a {} yield point",
-                                    fi.pc,
-                                    role.name()
-                                ),
-                            )
-                        })?;
-                    FrameKind::Lua { yield_point }
+                    let script = loaded.get(&hash).map(|l| &l.script);
+                    let map = script.and_then(|s| s.yield_map(proto));
+                    let found = map.and_then(|m| m.find(fi.pc.max(0) as u32, role).map(|k| (k, m.points[k as usize])));
+                    let Some((yield_point, point)) = found else {
+                        return Err(self.error(
+                            i,
+                            None,
+                            format!(
+                                "frame {f} is suspended at pc {} of proto {proto}, not a {} yield point",
+                                fi.pc,
+                                role.name()
+                            ),
+                        ));
+                    };
+                    let p = script.and_then(|s| s.module().proto(proto));
+                    let (fixed, vararg, max_stack) =
+                        p.map_or((0, false, 0), |p| (p.num_params, p.is_vararg, p.max_stack_size));
+                    // A vararg function keeps its extra arguments between its function slot and its
+                    // base; everything else of the frame is derived by the validator.
+                    let varargs = if vararg { (fi.base - fi.func - 1 - c_int::from(fixed)).max(0) as u32 } else { 0 };
+                    if top_frame && point.open_top_from().is_none() {
+                        // Above the frame's registers the stack holds nothing the frame can read.
+                        top_len = fi.base + c_int::from(max_stack);
+                    }
+                    lua_frames.push((fi.base as u32, point));
+                    Frame::Lua { yield_point, varargs }
                 } else {
                     let mut ci = ffi::AmberClosureInfo::default();
                     // SAFETY: the frame's function slot holds a live C closure.
@@ -503,19 +516,32 @@ impl<'a> Capturer<'a> {
                             format!("frame {f} is a C function without a continuation, which cannot be resumed"),
                         ));
                     }
-                    let function = *self.c_functions.get(&(ci.function, ci.continuation)).ok_or_else(|| {
-                        self.error(i, None, format!("frame {f} runs a C function outside the base image"))
-                    })?;
-                    let function = self.permanent(function);
-                    FrameKind::C { function, errfunc: u32::try_from(fi.errfunc).ok().and_then(|e| e.checked_sub(1)) }
+                    if !self.c_functions.contains_key(&(ci.function, ci.continuation)) {
+                        return Err(self.error(i, None, format!("frame {f} runs a C function outside the base image")));
+                    }
+                    Frame::C
                 };
-            frames.push(Frame {
-                func: fi.func as u32,
-                base: fi.base as u32,
-                nresults: fi.nresults,
-                flags: (fi.flags & 0xff) as u8,
-                kind,
-            });
+            frames.push(frame);
+        }
+        let mut stack = Vec::with_capacity(top_len.max(0) as usize);
+        for k in 0..top_len {
+            stack.push(if k < info.top { slot(self, k)? } else { Value::Nil });
+        }
+        // A generic-for position is only ever read from the position register of a live loop
+        // over a table; one left anywhere else by a finished loop is unobservable: drop it.
+        let mut live_positions = std::collections::HashSet::new();
+        for (base, point) in &lua_frames {
+            for a in point.needs.loops.iter() {
+                let at = |r: u32| stack.get((base + r) as usize).copied().unwrap_or(Value::Nil);
+                if at(a) == Value::Nil && matches!(at(a + 2), Value::IterPosition(_)) {
+                    live_positions.insert((base + a + 2) as usize);
+                }
+            }
+        }
+        for (k, v) in stack.iter_mut().enumerate() {
+            if matches!(v, Value::IterPosition(_)) && !live_positions.contains(&k) {
+                *v = Value::Nil;
+            }
         }
         let mut open_upvalues = Vec::new();
         let n = {
@@ -532,8 +558,7 @@ impl<'a> Capturer<'a> {
                 open_upvalues.push(self.object(uh, i, Edge::OpenUpvalue));
             }
         }
-        let yielded = if status == ThreadStatus::Yielded { (info.top - info.base).max(0) as u32 } else { 0 };
-        Ok(Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, yielded, error: None }))
+        Ok(Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, error: None }))
     }
 
     fn userdata(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
@@ -618,6 +643,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         open_owner: HashMap::new(),
         open_pending: Vec::new(),
         globals_permanent,
+        used_protos: Default::default(),
     };
     c.object(main, 0, Edge::Root);
     c.run()?;
@@ -625,6 +651,13 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     let mut global_names = visible_global_names(&c, main);
     global_names.sort();
     global_names.dedup();
+    for &(script, proto) in &c.used_protos {
+        let entry = &mut c.scripts[script as usize];
+        let loaded = vm.loaded.borrow();
+        if let Some(map) = loaded.get(&entry.hash).and_then(|l| l.script.yield_map(proto)) {
+            entry.signatures.push(ProtoSignature { proto, signature: map.signature.0 });
+        }
+    }
     let objects: Vec<Object> = c.objects.into_iter().map(|o| o.unwrap_or(Object::String(Vec::new()))).collect();
     let flags = FeatureFlags::pinned();
     Ok(Snapshot {

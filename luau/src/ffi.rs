@@ -182,6 +182,7 @@ pub struct AmberRegistryView {
     pub object: usize,
     pub function: usize,
     pub continuation: usize,
+    pub role: c_int,
 }
 
 #[repr(C)]

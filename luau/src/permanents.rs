@@ -6,6 +6,7 @@
 use crate::Vm;
 use crate::vm::RegistryHandle;
 use amber_validator::PermanentKind;
+use amber_validator::contract;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -65,5 +66,31 @@ impl PermanentRegistry {
             h.update([0, *kind as u8, b'\n']);
         }
         h.finalize().into()
+    }
+}
+
+/// Every name the validator's contract gives a role ([`amber_validator::contract`]).
+pub(crate) const CONTRACT_NAMES: &[&str] = &[
+    contract::PCALL,
+    contract::XPCALL,
+    contract::COROUTINE_RESUME,
+    contract::WRAPPED_RESUME,
+    contract::COROUTINE_YIELD,
+    contract::GMATCH_ITERATOR,
+    contract::UTF8_CODES_ITERATOR,
+];
+
+/// The role (`AMBER_ROLE_*` in cpp/amber_host.h) the contract gives a permanent name; the
+/// registry scan finds each entry's role by function pointer and the two must agree.
+pub(crate) fn contract_role(name: &str) -> std::ffi::c_int {
+    match name {
+        contract::PCALL => 1,
+        contract::XPCALL => 2,
+        contract::COROUTINE_RESUME => 3,
+        contract::WRAPPED_RESUME => 4,
+        contract::COROUTINE_YIELD => 5,
+        contract::GMATCH_ITERATOR => 6,
+        contract::UTF8_CODES_ITERATOR => 7,
+        _ => 0,
     }
 }

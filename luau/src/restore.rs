@@ -8,9 +8,8 @@ use crate::ffi::{self, AmberTV};
 use crate::script::Script;
 use crate::vm::{ProtoIdentity, SpawnOptions, Task, Vm, c_buffer_text};
 use crate::{FeatureFlags, PermanentRegistry, capture::LUAU_VERSION};
-use amber_validator::bytecode::YieldPointMap;
 use amber_validator::snapshot::*;
-use amber_validator::validate::Verified;
+use amber_validator::validate::{CallFrameKind, ThreadLayout, Verified};
 use std::ffi::{c_char, c_int};
 use std::rc::Rc;
 use thiserror::Error;
@@ -48,18 +47,16 @@ impl Default for RestoreOptions {
 
 struct Builder<'a> {
     vm: &'a Vm,
+    verified: &'a Verified<Snapshot>,
     snapshot: &'a Snapshot,
     /// Snapshot permanent index -> registry index.
     permanents: Vec<usize>,
     /// Script index -> proto handles by bytecode id.
     protos: Vec<Vec<usize>>,
-    /// Script index -> proto -> max stack size, and -> yield point -> saved PC.
-    max_stacks: Vec<Vec<u8>>,
-    yield_pcs: Vec<Vec<Vec<u32>>>,
     err: Vec<c_char>,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn ptr(&self) -> *mut ffi::AmberVm {
         self.vm.inner().ptr()
     }
@@ -114,14 +111,6 @@ impl Builder<'_> {
         }
     }
 
-    /// The proto a Lua closure object runs, if it is one.
-    fn proto_of(&self, object: u32) -> Option<(u32, u32)> {
-        match self.snapshot.objects.get(object as usize)? {
-            Object::LuaClosure(c) => Some((c.script, c.proto)),
-            _ => None,
-        }
-    }
-
     fn build(&mut self, memcat: u8) -> Result<c_int, RestoreError> {
         let s = self.snapshot;
         let n = c_int::try_from(s.objects.len())
@@ -170,7 +159,7 @@ impl Builder<'_> {
                     }
                 }
                 Object::Thread(t) => {
-                    let slots = self.stack_slots(t);
+                    let slots = self.stack_slots(i)?;
                     // SAFETY: plain integers; the shim checks them.
                     unsafe {
                         ffi::amber_restore_thread(self.ptr(), idx, slots as c_int, t.frames.len() as c_int, e, cap)
@@ -362,48 +351,28 @@ impl Builder<'_> {
         Ok(thread_ref)
     }
 
-    /// The frame tops a restored thread will have: a Luau frame's is its base plus its proto's
-    /// stack size (derived, never read); a C frame's reaches LUA_MINSTACK past what follows it.
-    fn frame_tops(&self, t: &Thread) -> Vec<u32> {
-        let mut tops = Vec::with_capacity(t.frames.len());
-        for (k, f) in t.frames.iter().enumerate() {
-            let top = match f.kind {
-                FrameKind::Lua { .. } => {
-                    let max_stack = match t.stack.get(f.func as usize) {
-                        Some(Value::Object(c)) => {
-                            self.proto_of(*c).and_then(|(script, proto)| self.proto_stack(script, proto)).unwrap_or(0)
-                        }
-                        _ => 0,
-                    };
-                    f.base + u32::from(max_stack)
-                }
-                FrameKind::C { .. } => {
-                    let after = t.frames.get(k + 1).map_or(t.stack.len() as u32, |next| next.func);
-                    after.max(f.base) + ffi::LUA_MINSTACK as u32
-                }
-            };
-            tops.push(top);
-        }
-        tops
+    fn layout(&self, i: usize) -> Result<&'a ThreadLayout, RestoreError> {
+        self.verified.layout(i as u32).ok_or_else(|| RestoreError::Build {
+            path: format!("thread#{i}"),
+            message: "the verified snapshot has no layout for this thread".into(),
+        })
     }
 
-    fn proto_stack(&self, script: u32, proto: u32) -> Option<u8> {
-        self.max_stacks.get(script as usize)?.get(proto as usize).copied()
-    }
-
-    fn stack_slots(&self, t: &Thread) -> u32 {
-        let tops = self.frame_tops(t);
-        tops.into_iter().chain([t.stack.len() as u32, 2]).max().unwrap_or(2)
+    /// Stack slots a restored thread needs: every frame's top and its own top.
+    fn stack_slots(&self, i: usize) -> Result<u32, RestoreError> {
+        let l = self.layout(i)?;
+        Ok(l.frames.iter().map(|f| f.top).chain([l.top, 2]).max().unwrap_or(2))
     }
 
     fn fill_thread(&mut self, i: usize, t: &Thread) -> Result<(), RestoreError> {
         let cap = self.err.len();
         let idx = i as c_int;
+        let layout = self.layout(i)?;
         // An errored thread is its error value, where coroutine.close finds it (stack top).
-        let (stack, frames): (Vec<Value>, &[Frame]) = if t.status == ThreadStatus::Errored {
-            (vec![Value::Nil, t.error.unwrap_or(Value::Nil)], &[])
+        let stack: Vec<Value> = if t.status == ThreadStatus::Errored {
+            vec![Value::Nil, t.error.unwrap_or(Value::Nil)]
         } else {
-            (t.stack.clone(), &t.frames)
+            t.stack.clone()
         };
         for (k, v) in stack.iter().enumerate() {
             let v = self.tv(v)?;
@@ -413,28 +382,15 @@ impl Builder<'_> {
                 unsafe { ffi::amber_restore_thread_slot(self.ptr(), idx, k as c_int, &v, self.err.as_mut_ptr(), cap) };
             self.check(rc, || format!("thread#{i} > stack slot {k}"))?;
         }
-        let tops = self.frame_tops(t);
-        for (k, f) in frames.iter().enumerate() {
+        for (k, f) in layout.frames.iter().enumerate() {
             let (is_lua, pc, errfunc) = match f.kind {
-                FrameKind::Lua { yield_point } => {
-                    let pc = match t.stack.get(f.func as usize) {
-                        Some(Value::Object(c)) => self.proto_of(*c).and_then(|(script, proto)| {
-                            self.yield_pcs.get(script as usize)?.get(proto as usize)?.get(yield_point as usize).copied()
-                        }),
-                        _ => None,
-                    }
-                    .ok_or_else(|| RestoreError::Build {
-                        path: format!("thread#{i} > frame {k}"),
-                        message: format!("yield point {yield_point} does not exist"),
-                    })?;
-                    (1, pc as c_int, 0)
-                }
-                FrameKind::C { errfunc, .. } => (0, 0, errfunc.map_or(0, |e| e as c_int + 1)),
+                CallFrameKind::Lua { saved_pc, .. } => (1, saved_pc as c_int, 0),
+                CallFrameKind::C { errfunc, .. } => (0, 0, errfunc as c_int),
             };
             let info = ffi::AmberFrameInfo {
                 func: f.func as c_int,
                 base: f.base as c_int,
-                top: tops[k] as c_int,
+                top: f.top as c_int,
                 nresults: f.nresults,
                 flags: u32::from(f.flags),
                 is_lua,
@@ -449,12 +405,6 @@ impl Builder<'_> {
             };
             self.check(rc, || format!("thread#{i} > frame {k}"))?;
         }
-        let top = stack.len() as c_int;
-        let base = match t.status {
-            ThreadStatus::Yielded => top - t.yielded as c_int,
-            _ if !frames.is_empty() => frames[frames.len() - 1].base as c_int,
-            _ => 1,
-        };
         let status = match t.status {
             ThreadStatus::NotStarted | ThreadStatus::Dead => ffi::LUA_OK,
             ThreadStatus::Yielded => ffi::LUA_YIELD,
@@ -463,9 +413,9 @@ impl Builder<'_> {
         };
         let info = ffi::AmberThreadInfo {
             status,
-            top: top.max(1),
-            base: base.max(1),
-            frames: frames.len() as c_int,
+            top: layout.top as c_int,
+            base: layout.base as c_int,
+            frames: layout.frames.len() as c_int,
             globals: 0,
             namecall: 0,
             stack_size: 0,
@@ -509,8 +459,6 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
 
     let mut scripts = Vec::with_capacity(s.scripts.len());
     let mut protos = Vec::with_capacity(s.scripts.len());
-    let mut max_stacks = Vec::with_capacity(s.scripts.len());
-    let mut yield_pcs = Vec::with_capacity(s.scripts.len());
     for (entry, v) in s.scripts.iter().zip(verified.scripts()) {
         let script = Script::from_verified(&entry.chunk_name, v, s.header.compiler);
         vm.load(&script)
@@ -526,9 +474,6 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
             });
         }
         protos.push(l.protos.clone());
-        max_stacks.push(v.module.protos.iter().map(|p| p.max_stack_size).collect());
-        yield_pcs
-            .push(v.yield_maps.iter().map(|m: &YieldPointMap| m.points.iter().map(|p| p.saved_pc).collect()).collect());
         drop(loaded);
         scripts.push(script);
     }
@@ -537,7 +482,7 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
         message: "a snapshot without scripts has no code to resume".into(),
     })?;
 
-    let mut b = Builder { vm, snapshot: s, permanents, protos, max_stacks, yield_pcs, err: vec![0; 512] };
+    let mut b = Builder { vm, verified, snapshot: s, permanents, protos, err: vec![0; 512] };
     match b.build(options.memory_category) {
         Ok(thread_ref) => {
             let mut task =

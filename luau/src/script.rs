@@ -48,7 +48,7 @@ impl Script {
             line: 0,
             message: "the compiler failed".into(),
         })?;
-        let module = match bytecode::parse(&bytecode) {
+        let (module, yield_maps) = match bytecode::parse_with_maps(&bytecode) {
             Ok(m) => m,
             Err(e) => {
                 return Err(match e.kind {
@@ -61,7 +61,6 @@ impl Script {
                 });
             }
         };
-        let yield_maps = module.protos.iter().map(YieldPointMap::of).collect();
         Ok(Script(Arc::new(ScriptInner {
             chunk_name: chunk_name.into(),
             source: source.to_vec(),

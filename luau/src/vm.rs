@@ -24,6 +24,8 @@ pub enum VmError {
     NotResumable(String),
     #[error("chunk name contains a NUL byte: {0:?}")]
     BadChunkName(String),
+    #[error("the base image's `{0}` is not the C function the validator's contract says it is")]
+    Contract(String),
 }
 
 /// How long a task may run before it is pre-empted.
@@ -241,6 +243,7 @@ impl Vm {
                 object: 0,
                 function: 0,
                 continuation: 0,
+                role: 0,
             };
             // SAFETY: `i` is below the count; `view` is a valid out-pointer.
             if unsafe { ffi::amber_registry_entry(raw.as_ptr(), i, &mut view) } != 0 || view.name.is_null() {
@@ -255,6 +258,21 @@ impl Vm {
                 function: view.function,
                 continuation: view.continuation,
             });
+            if view.kind != c_int::from(b'A') {
+                let name = &registry.last().map(|h| h.name.clone()).unwrap_or_default();
+                if view.role != crate::permanents::contract_role(name) {
+                    // SAFETY: `raw` is live and owned here; nothing else refers to it yet.
+                    unsafe { ffi::amber_vm_free(raw.as_ptr()) };
+                    return Err(VmError::Contract(name.clone()));
+                }
+            }
+        }
+        for name in crate::permanents::CONTRACT_NAMES {
+            if !registry.iter().any(|h| h.kind != b'A' && h.name == *name) {
+                // SAFETY: `raw` is live and owned here; nothing else refers to it yet.
+                unsafe { ffi::amber_vm_free(raw.as_ptr()) };
+                return Err(VmError::Contract((*name).to_string()));
+            }
         }
         Ok(Vm {
             inner: Rc::new(VmInner {

@@ -25,7 +25,7 @@ fn compiler_output_parses_at_every_setting() {
             assert_eq!(module.version, 13, "the pinned compiler emits LBC_VERSION_TARGET");
             assert!(module.protos.len() >= 2);
             let generator = module.protos.iter().find(|p| p.num_params == 1).expect("gen");
-            let map = generator.yield_points();
+            let map = generator.yield_points().unwrap();
             // gen has a generic for (FORGLOOP: interrupt + iterator return), a numeric for
             // (FORNLOOP), calls (interrupt + call return) and a RETURN.
             let kinds = |k: YieldKind, op: Opcode| map.points.iter().filter(|p| p.kind == k && p.op == op).count();
@@ -45,7 +45,7 @@ fn compiler_output_parses_at_every_setting() {
 fn same_source_same_signatures_and_shape_changes_show() {
     let sigs = |src: &str| {
         let s = Script::compile(src, "=s").unwrap();
-        s.module().protos.iter().map(|p| p.yield_points().signature).collect::<Vec<_>>()
+        s.module().protos.iter().map(|p| p.yield_points().unwrap().signature).collect::<Vec<_>>()
     };
     assert_eq!(sigs(SAMPLE), sigs(SAMPLE));
     // Constants differ, shapes do not.

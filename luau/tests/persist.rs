@@ -417,7 +417,8 @@ fn restored_tasks_are_charged_to_the_hosts_memory_category() {
 
 #[test]
 fn a_corrupted_verified_snapshot_fails_to_restore_and_the_vm_stays_usable() {
-    use amber_validator::snapshot::{FrameKind, Object, Value};
+    use amber_validator::snapshot::{Object, Value};
+    use amber_validator::validate::CallFrameKind;
     let src = "local t = {1, 2, 3} local s = 'x' for i = 1, 10 do t[#t + 1] = s .. i end print(#t)";
     let vm = Vm::new().unwrap();
     let mut task = vm.spawn(&Script::compile(src, "=c").unwrap()).unwrap();
@@ -426,24 +427,27 @@ fn a_corrupted_verified_snapshot_fails_to_restore_and_the_vm_stays_usable() {
     }
     let bytes = encode(&capture(&task).unwrap());
     let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
-    type Corruption = fn(&mut amber_validator::Snapshot);
+    type Corruption = fn(&mut amber_validator::Verified<amber_validator::Snapshot>);
+    fn frame0(v: &mut amber_validator::Verified<amber_validator::Snapshot>) -> &mut amber_validator::CallFrame {
+        &mut v.tamper_layout(0).expect("the main thread's layout").frames[0]
+    }
     let corruptions: Vec<(&str, Corruption)> = vec![
-        ("yield point out of range", |s| {
-            if let Object::Thread(t) = &mut s.objects[0] {
-                t.frames[0].kind = FrameKind::Lua { yield_point: 99_999 };
+        ("saved pc past the code", |v| {
+            if let CallFrameKind::Lua { saved_pc, .. } = &mut frame0(v).kind {
+                *saved_pc = 99_999;
             }
         }),
-        ("object reference out of range", |s| {
-            if let Object::Thread(t) = &mut s.objects[0] {
+        ("object reference out of range", |v| {
+            if let Object::Thread(t) = &mut v.tamper().objects[0] {
                 t.stack[1] = Value::Object(1_000_000);
             }
         }),
-        ("frame base outside the stack", |s| {
-            if let Object::Thread(t) = &mut s.objects[0] {
-                t.frames[0].base = 1_000_000;
-            }
-        }),
-        ("a string where a table is required", |s| {
+        ("frame base outside the stack", |v| frame0(v).base = 1_000_000),
+        ("HANDLE on a Luau frame", |v| frame0(v).flags |= 2),
+        ("the outermost frame without RETURN", |v| frame0(v).flags = 0),
+        ("a result count no CALL can ask for", |v| frame0(v).nresults = 1 << 20),
+        ("a string where a table is required", |v| {
+            let s = v.tamper();
             let string = s.objects.iter().position(|o| matches!(o, Object::String(_))).unwrap() as u32;
             if let Object::Thread(t) = &mut s.objects[0] {
                 t.globals = Value::Object(string);
@@ -453,7 +457,7 @@ fn a_corrupted_verified_snapshot_fails_to_restore_and_the_vm_stays_usable() {
     let vm2 = Vm::new().unwrap();
     for (name, corrupt) in corruptions {
         let mut bad = verified.clone();
-        corrupt(bad.tamper());
+        corrupt(&mut bad);
         let err = restore(&vm2, &bad, RestoreOptions::default());
         assert!(err.is_err(), "{name}: restore accepted a corrupted snapshot");
         // The VM still runs other tasks and restores good snapshots.

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bytecode;
+pub mod contract;
 pub mod diagnostics;
 pub mod limits;
 pub mod reader;
@@ -17,4 +18,7 @@ pub use diagnostics::{Code, Diagnostic, Family, ObjectPath, Report, Severity};
 pub use limits::{Limits, PermanentKind};
 pub use snapshot::format::{decode, encode};
 pub use snapshot::{Snapshot, Value};
-pub use validate::{CatalogEntry, ScriptCatalog, Verified, VerifiedScript, validate, validate_model};
+pub use validate::{
+    CallFrame, CallFrameKind, CatalogEntry, ScriptCatalog, ThreadLayout, Verified, VerifiedScript, validate,
+    validate_model,
+};

@@ -95,7 +95,7 @@ fn every_kind() -> Vec<u32> {
 fn yield_point_map_of_every_kind_matches_hand_derivation() {
     let bytes = module(&[], &[spec(every_kind())], 0);
     let m = bytecode::parse(&bytes).expect("valid module");
-    let map = m.protos[0].yield_points();
+    let map = m.protos[0].yield_points().unwrap();
     let got: Vec<(u32, YieldKind, Opcode)> = map.points.iter().map(|p| (p.saved_pc, p.kind, p.op)).collect();
     use YieldKind::*;
     let want = vec![
@@ -120,8 +120,9 @@ fn yield_point_map_of_every_kind_matches_hand_derivation() {
 #[test]
 fn signature_ignores_pcs_but_not_shapes() {
     let base = every_kind();
-    let sig =
-        |code: Vec<u32>| bytecode::parse(&module(&[], &[spec(code)], 0)).unwrap().protos[0].yield_points().signature;
+    let sig = |code: Vec<u32>| {
+        bytecode::parse(&module(&[], &[spec(code)], 0)).unwrap().protos[0].yield_points().unwrap().signature
+    };
     // A NOP inserted at the front moves every pc; jumps are relative, so they still land.
     let mut shifted = vec![abc(Opcode::NOP, 0, 0, 0)];
     shifted.extend(base.iter().copied());

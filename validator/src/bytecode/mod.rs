@@ -6,6 +6,7 @@
 //! any malformed input ends in a [`BytecodeError`], never a panic.
 
 mod opcode;
+pub mod registers;
 mod yield_points;
 
 pub use opcode::{JumpForm, Opcode};
@@ -214,7 +215,7 @@ impl Proto {
     }
 
     /// The yield-point map of this proto (see ARCHITECTURE.md, "Pre-emption and yield points").
-    pub fn yield_points(&self) -> YieldPointMap {
+    pub fn yield_points(&self) -> Result<YieldPointMap, BytecodeErrorKind> {
         YieldPointMap::of(self)
     }
 }
@@ -329,6 +330,16 @@ pub fn parse(bytes: &[u8]) -> Result<Module, BytecodeError> {
         return Err(p.err(BytecodeErrorKind::TrailingBytes(p.r.remaining())));
     }
     Ok(Module { version, types_version, strings, userdata_types, protos, main })
+}
+
+/// Parses a module and computes every proto's yield-point map with its register dataflow.
+pub fn parse_with_maps(bytes: &[u8]) -> Result<(Module, Vec<YieldPointMap>), BytecodeError> {
+    let module = parse(bytes)?;
+    let mut maps = Vec::with_capacity(module.protos.len());
+    for p in &module.protos {
+        maps.push(YieldPointMap::of(p).map_err(|kind| BytecodeError { offset: 0, kind })?);
+    }
+    Ok((module, maps))
 }
 
 fn parse_proto(
@@ -627,6 +638,31 @@ fn decode_instructions(proto: &Proto) -> Result<Vec<Instruction>, BytecodeErrorK
     for insn in &instructions {
         check_operands(proto, insn, &is_start)?;
     }
+    // The frame layout of a vararg function (fixed parameters moved above the variable ones)
+    // is made by PREPVARARGS, which must run before anything can suspend the frame.
+    if proto.is_vararg && instructions.first().map(|i| i.op) != Some(Opcode::PREPVARARGS) {
+        return Err(BytecodeErrorKind::Malformed {
+            proto: id,
+            what: "a vararg function that does not start with PREPVARARGS".into(),
+        });
+    }
+    // A fast call's skip lands on the CALL it guards (the VM asserts it; its successor past the
+    // CALL depends on it).
+    for insn in &instructions {
+        if insn.op.jump_form() == JumpForm::FastcallC {
+            let target = insn.pc + 1 + u32::from(insn.c);
+            let lands_on_call =
+                instructions.binary_search_by_key(&target, |i| i.pc).is_ok_and(|k| instructions[k].op == Opcode::CALL);
+            if !lands_on_call {
+                return Err(BytecodeErrorKind::BadJump {
+                    proto: id,
+                    pc: insn.pc,
+                    op: insn.op.name(),
+                    target: i64::from(target),
+                });
+            }
+        }
+    }
     Ok(instructions)
 }
 
@@ -660,8 +696,10 @@ fn check_operands(proto: &Proto, insn: &Instruction, is_start: &[bool]) -> Resul
             }
         }
         JumpForm::FastcallC => {
-            // The skip lands on the CALL the fast call guards.
-            let target = next + i64::from(insn.c);
+            // The skip lands on the CALL the fast call guards: the VM skips C words after the
+            // instruction's first word for one-word fast calls, C - 1 after the AUX word for
+            // two-word ones, so the CALL is at pc + 1 + C either way.
+            let target = i64::from(pc) + 1 + i64::from(insn.c);
             if !lands(target) {
                 return Err(jump_err(target));
             }

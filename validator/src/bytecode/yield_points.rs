@@ -14,7 +14,8 @@
 //! - [`YieldKind::IteratorReturn`]: a frame whose generic-for iterator call yielded. FORGLOOP
 //!   saves the PC of its AUX word (and the frame is flagged OPYIELD; `luau_finishop` completes it).
 
-use super::{Opcode, Proto};
+use super::registers::{self, Needs, RegSet};
+use super::{BytecodeErrorKind, Opcode, Proto};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,10 +56,39 @@ pub struct YieldPoint {
     pub b: u8,
     pub c: u8,
     pub aux: Option<u32>,
+    /// What the frame's registers must hold for the VM to resume here (see
+    /// [`registers`]): registers at and above a pending call's function slot are the
+    /// callee's and carry no needs of this frame.
+    pub needs: Needs,
+    /// Every path from here to a RETURN closes the open upvalues at or above this register
+    /// (256: none): an open upvalue of a frame suspended here may only point at a captured
+    /// register at or above it.
+    pub closed_from: u16,
+    /// An iterator return: the generator register R(A) of the FORGLOOP, which must not be
+    /// nil (the loop's next step would otherwise take the fast path with a position register
+    /// the iterator call overwrote).
+    pub generator: Option<u8>,
 }
 
-/// A 64-bit digest of a proto's yield points: their count, kinds and register shapes, plus the
-/// frame shape (parameters, vararg, stack size). PCs are left out: a compiler that moves code
+impl YieldPoint {
+    /// For an interrupt at an instruction that consumes values up to the stack top (CALL or
+    /// CALLFB with B = 0, RETURN with B = 0): the lowest register the top may be at. `None`:
+    /// the thread's top is the frame's top.
+    pub fn open_top_from(&self) -> Option<u32> {
+        if self.kind != YieldKind::Interrupt || self.b != 0 {
+            return None;
+        }
+        match self.op {
+            Opcode::CALL | Opcode::CALLFB => Some(u32::from(self.a) + 1),
+            Opcode::RETURN => Some(u32::from(self.a)),
+            _ => None,
+        }
+    }
+}
+
+/// A 64-bit digest of a proto's yield points: their count, kinds, operands and the register
+/// needs the dataflow gives at each, plus the frame shape (parameters, vararg, stack size,
+/// upvalues, registers captured by reference). PCs are left out: a compiler that moves code
 /// but keeps every suspension point's shape keeps the signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct YieldSignature(pub u64);
@@ -74,13 +104,21 @@ pub struct YieldPointMap {
     /// Ordered by saved PC, then kind; the position in this list is the yield-point index.
     pub points: Vec<YieldPoint>,
     pub signature: YieldSignature,
+    /// Registers the proto's closures capture by reference.
+    pub captured: RegSet,
+    /// Worklist steps of the register dataflow (for the benchmark).
+    pub dataflow_steps: usize,
 }
 
 impl YieldPointMap {
-    pub fn of(proto: &Proto) -> YieldPointMap {
+    /// The map of one proto, with the register dataflow's needs at every point. Fails only
+    /// when the dataflow exceeds its step budget (hostile bytecode).
+    pub fn of(proto: &Proto) -> Result<YieldPointMap, BytecodeErrorKind> {
+        let flow = registers::analyze(proto)?;
         let mut points = Vec::new();
-        for insn in &proto.instructions {
-            let point = |saved_pc: u32, kind: YieldKind| YieldPoint {
+        let mut succ = Vec::new();
+        for (k, insn) in proto.instructions.iter().enumerate() {
+            let point = |saved_pc: u32, kind: YieldKind, needs: Needs, closed_from: u16| YieldPoint {
                 saved_pc,
                 kind,
                 op: insn.op,
@@ -89,20 +127,44 @@ impl YieldPointMap {
                 b: insn.b,
                 c: insn.c,
                 aux: insn.aux,
+                needs,
+                closed_from,
+                generator: None,
             };
+            let here = (flow.needs[k], flow.closed_from[k]);
+            let a = u32::from(insn.a);
             match insn.op {
                 Opcode::CALL | Opcode::CALLFB => {
-                    points.push(point(insn.pc, YieldKind::Interrupt));
-                    points.push(point(insn.pc + insn.length(), YieldKind::CallReturn));
+                    points.push(point(insn.pc, YieldKind::Interrupt, here.0, here.1));
+                    // Resumes at the next instruction once the callee at R(A) returns.
+                    let (needs, closed) = match flow.needs.get(k + 1) {
+                        Some(n) => (n.below(a), flow.closed_from[k + 1]),
+                        None => (Needs::default(), 256),
+                    };
+                    points.push(point(insn.pc + insn.length(), YieldKind::CallReturn, needs, closed));
                 }
                 Opcode::FORGLOOP => {
-                    points.push(point(insn.pc, YieldKind::Interrupt));
-                    points.push(point(insn.pc + 1, YieldKind::IteratorReturn));
+                    points.push(point(insn.pc, YieldKind::Interrupt, here.0, here.1));
+                    // luau_finishop copies R(A+3) to R(A+2), then goes to the body or out.
+                    registers::successors(proto, k, &mut succ);
+                    let mut needs = Needs::default();
+                    let mut closed = 0u16;
+                    for &s in &succ {
+                        needs = needs.union(flow.needs[s]);
+                        closed = closed.max(flow.closed_from[s]);
+                    }
+                    if succ.is_empty() {
+                        closed = 256;
+                    }
+                    let needs = needs.without(RegSet::range(a + 2, a + 3)).below(a + 3);
+                    let mut p = point(insn.pc + 1, YieldKind::IteratorReturn, needs, closed);
+                    p.generator = Some(insn.a);
+                    points.push(p);
                 }
                 Opcode::RETURN | Opcode::FORNLOOP | Opcode::JUMPBACK | Opcode::JUMPX => {
-                    points.push(point(insn.pc, YieldKind::Interrupt));
+                    points.push(point(insn.pc, YieldKind::Interrupt, here.0, here.1));
                 }
-                Opcode::FASTPCALL => points.push(point(insn.pc + 1, YieldKind::Interrupt)),
+                Opcode::FASTPCALL => points.push(point(insn.pc + 1, YieldKind::Interrupt, here.0, here.1)),
                 _ => {}
             }
         }
@@ -110,6 +172,7 @@ impl YieldPointMap {
 
         let mut h = Sha256::new();
         h.update([proto.num_params, u8::from(proto.is_vararg), proto.max_stack_size, proto.num_upvalues]);
+        h.update(flow.captured.0.map(u64::to_le_bytes).concat());
         h.update((points.len() as u32).to_le_bytes());
         for p in &points {
             h.update([p.kind.code(), p.op as u8, p.a, p.b, p.c]);
@@ -117,11 +180,21 @@ impl YieldPointMap {
             // constant indices or feedback slots that do not shape registers.
             let shape_aux = if p.op == Opcode::FORGLOOP { p.aux.unwrap_or(0) } else { 0 };
             h.update(shape_aux.to_le_bytes());
+            for set in [p.needs.numbers, p.needs.tables, p.needs.loops] {
+                h.update(set.0.map(u64::to_le_bytes).concat());
+            }
+            h.update(p.closed_from.to_le_bytes());
+            h.update([u8::from(p.generator.is_some()), p.generator.unwrap_or(0)]);
         }
         let digest = h.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
-        YieldPointMap { points, signature: YieldSignature(u64::from_le_bytes(first)) }
+        Ok(YieldPointMap {
+            points,
+            signature: YieldSignature(u64::from_le_bytes(first)),
+            captured: flow.captured,
+            dataflow_steps: flow.steps,
+        })
     }
 
     pub fn len(&self) -> usize {

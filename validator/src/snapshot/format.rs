@@ -11,7 +11,7 @@ use crate::diagnostics::{Code, Diagnostic, ObjectPath, Segment, Severity};
 use crate::limits::Limits;
 
 pub const MAGIC: &[u8; 8] = b"AMBRSNAP";
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 const SECTION_HEADER: u8 = 1;
 const SECTION_SCRIPTS: u8 = 2;
@@ -154,6 +154,11 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
                     w.bytes(src);
                 }
             }
+            w.len(script.signatures.len());
+            for p in &script.signatures {
+                w.varint(u64::from(p.proto));
+                w.out.extend_from_slice(&p.signature.to_le_bytes());
+            }
         }
     });
     w.section(SECTION_PERMANENTS, |w| {
@@ -277,7 +282,6 @@ fn encode_object(w: &mut Writer, o: &Object) {
                     w.varint(u64::from(n));
                 }
             }
-            w.varint(u64::from(t.yielded));
             w.opt_value(&t.error);
             w.len(t.stack.len());
             for v in &t.stack {
@@ -285,21 +289,13 @@ fn encode_object(w: &mut Writer, o: &Object) {
             }
             w.len(t.frames.len());
             for f in &t.frames {
-                match &f.kind {
-                    FrameKind::Lua { .. } => w.u8(0),
-                    FrameKind::C { .. } => w.u8(1),
-                }
-                w.varint(u64::from(f.func));
-                w.varint(u64::from(f.base));
-                // nresults is -1 (all) or a count: stored plus one.
-                w.varint((i64::from(f.nresults) + 1) as u64);
-                w.u8(f.flags);
-                match &f.kind {
-                    FrameKind::Lua { yield_point } => w.varint(u64::from(*yield_point)),
-                    FrameKind::C { function, errfunc } => {
-                        w.varint(u64::from(*function));
-                        w.varint(errfunc.map_or(0, |e| u64::from(e) + 1));
+                match *f {
+                    Frame::Lua { yield_point, varargs } => {
+                        w.u8(0);
+                        w.varint(u64::from(yield_point));
+                        w.varint(u64::from(varargs));
                     }
+                    Frame::C => w.u8(1),
                 }
             }
             w.len(t.open_upvalues.len());
@@ -345,9 +341,10 @@ struct Decoder<'a> {
 /// Minimum encoded sizes, used to refuse counts the remaining input cannot hold.
 const MIN_VALUE: usize = 1;
 const MIN_OBJECT: usize = 2;
-const MIN_SCRIPT: usize = 32 + 1 + 1;
+const MIN_SCRIPT: usize = 32 + 1 + 1 + 1;
 const MIN_NAME: usize = 1;
-const MIN_FRAME: usize = 6;
+const MIN_FRAME: usize = 1;
+const MIN_SIGNATURE: usize = 1 + 8;
 const MIN_NODE: usize = 1;
 
 impl<'a> Decoder<'a> {
@@ -599,7 +596,17 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
             } else {
                 None
             };
-            scripts.push(ScriptEntry { hash, chunk_name, source });
+            let n = d.count("signature count", MIN_SIGNATURE, d.limits.max_objects, Code::TooManyEntries)?;
+            let mut signatures: Vec<ProtoSignature> = Vec::with_capacity(n);
+            for _ in 0..n {
+                let proto = d.u32v("signature proto")?;
+                if signatures.last().is_some_and(|p| p.proto >= proto) {
+                    return Err(d.fail(Code::NonCanonical, "proto signatures are not in ascending proto order"));
+                }
+                let signature = u64::from_le_bytes(d.array("proto signature")?);
+                signatures.push(ProtoSignature { proto, signature });
+            }
+            scripts.push(ScriptEntry { hash, chunk_name, source, signatures });
         }
         Ok(scripts)
     })?;
@@ -629,7 +636,11 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
         let n = d.count("global name count", MIN_NAME, d.limits.max_global_names, Code::TooManyEntries)?;
         let mut global_names = Vec::with_capacity(n);
         for _ in 0..n {
-            global_names.push(d.bytes("global name", d.limits.max_string_bytes, Code::StringTooLong)?);
+            let name = d.bytes("global name", d.limits.max_string_bytes, Code::StringTooLong)?;
+            if global_names.last().is_some_and(|prev: &Vec<u8>| *prev >= name) {
+                return Err(d.fail(Code::NonCanonical, "global names are not in strictly ascending byte order"));
+            }
+            global_names.push(name);
         }
         Ok(Roots { main_thread, random_state, global_names })
     })?;
@@ -751,7 +762,6 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             };
             let globals = d.value("globals")?;
             let namecall = if d.bool("namecall flag")? { Some(d.u32v("namecall method")?) } else { None };
-            let yielded = d.u32v("yielded value count")?;
             let error = d.opt_value("error value")?;
             let n = d.count("stack size", MIN_VALUE, limits.max_stack_slots, Code::StackTooLarge)?;
             let mut stack = Vec::with_capacity(n);
@@ -761,28 +771,18 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             let n = d.count("frame count", MIN_FRAME, limits.max_frames, Code::TooManyFrames)?;
             let mut frames = Vec::with_capacity(n);
             for _ in 0..n {
-                let is_c = d.bool("frame kind")?;
-                let func = d.u32v("frame function slot")?;
-                let base = d.u32v("frame base")?;
-                let nresults = d.u32v("frame result count")?;
-                let nresults = i32::try_from(i64::from(nresults) - 1)
-                    .map_err(|_| d.fail(Code::BadVarint, "frame result count does not fit in 32 bits"))?;
-                let flags = d.u8("frame flags")?;
-                let kind = if is_c {
-                    let function = d.u32v("frame C function")?;
-                    let errfunc = d.u32v("frame error function slot")?;
-                    FrameKind::C { function, errfunc: errfunc.checked_sub(1) }
+                frames.push(if d.bool("frame kind")? {
+                    Frame::C
                 } else {
-                    FrameKind::Lua { yield_point: d.u32v("frame yield point")? }
-                };
-                frames.push(Frame { func, base, nresults, flags, kind });
+                    Frame::Lua { yield_point: d.u32v("frame yield point")?, varargs: d.u32v("frame vararg count")? }
+                });
             }
             let n = d.count("open upvalue count", 1, limits.max_stack_slots, Code::StackTooLarge)?;
             let mut open_upvalues = Vec::with_capacity(n);
             for _ in 0..n {
                 open_upvalues.push(d.u32v("open upvalue")?);
             }
-            Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, yielded, error })
+            Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, error })
         }
         tag::O_USERDATA => {
             let kind = match d.u8("userdata kind")? {

@@ -75,6 +75,17 @@ pub struct ScriptEntry {
     pub chunk_name: String,
     /// The source, when embedded; otherwise a loader supplies it by hash.
     pub source: Option<Vec<u8>>,
+    /// The yield-point signature of every proto a closure of this snapshot runs, by proto id
+    /// (ascending): the loader compares each with the freshly compiled bytecode's, so a frame's
+    /// yield-point index never names a point of other code.
+    pub signatures: Vec<ProtoSignature>,
+}
+
+/// A proto's yield-point signature as the capturing runtime computed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtoSignature {
+    pub proto: u32,
+    pub signature: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -274,31 +285,20 @@ pub struct Thread {
     pub globals: Value,
     /// Method name a NAMECALL left for the following CALL (a string object).
     pub namecall: Option<u32>,
-    /// For a yielded thread: values at the top of the stack not yet handed to the resumer.
-    pub yielded: u32,
     /// For an errored thread: the error value.
     pub error: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Frame {
-    /// Stack slot holding the called function.
-    pub func: u32,
-    /// First register (stack slot) of the frame.
-    pub base: u32,
-    /// Results the caller expects (-1: all).
-    pub nresults: i32,
-    /// CallInfo flags (RETURN, HANDLE, OPYIELD, ...).
-    pub flags: u8,
-    pub kind: FrameKind,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum FrameKind {
-    /// A Luau frame suspended at yield point `yield_point` of its closure's proto.
-    Lua { yield_point: u32 },
-    /// A C frame of a permanent function with a continuation (pcall, coroutine.resume, ...).
-    C { function: u32, errfunc: Option<u32> },
+/// A call frame. Only what cannot be derived is stored: where each frame's function slot and
+/// base are, how many results its caller expects and its CallInfo flags all follow from the
+/// frames below it and their yield points (see `docs/FORMAT.md`, "Frames").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// A Luau frame suspended at yield point `yield_point` of its closure's proto. `varargs`:
+    /// the extra arguments a vararg function keeps below its base (0 for any other proto).
+    Lua { yield_point: u32, varargs: u32 },
+    /// A C frame; its function is the value in its function slot.
+    C,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,15 +2,17 @@
 //! exactly the thread they point into, coroutine resume chains acyclic and consistent with the
 //! threads' statuses.
 
-use super::{COROUTINE_RESUME, Context, WRAPPED_COROUTINE, obj};
+use super::frames::{CallFrameKind, ThreadLayout};
+use super::{Context, obj};
+use crate::contract::{CRole, vm};
 use crate::diagnostics::{Code, Segment, Sink};
 use crate::snapshot::*;
 use petgraph::csr::Csr;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{HashMap, HashSet};
 
-pub(crate) fn check(ctx: &Context<'_>, edges: Vec<(u32, u32)>, sink: &mut Sink) {
-    Graph { ctx, sink }.run(edges)
+pub(crate) fn check(ctx: &Context<'_>, edges: Vec<(u32, u32)>, layouts: &[Option<ThreadLayout>], sink: &mut Sink) {
+    Graph { ctx, sink }.run(edges, layouts)
 }
 
 struct Graph<'c, 'a> {
@@ -19,7 +21,7 @@ struct Graph<'c, 'a> {
 }
 
 impl Graph<'_, '_> {
-    fn run(&mut self, mut edges: Vec<(u32, u32)>) {
+    fn run(&mut self, mut edges: Vec<(u32, u32)>, layouts: &[Option<ThreadLayout>]) {
         let s = self.ctx.s;
         let n = s.objects.len();
         // Edges were collected object by object, so they are grouped by source already; a
@@ -105,29 +107,25 @@ impl Graph<'_, '_> {
             }
         }
 
-        self.check_resume_chains();
+        self.check_resume_chains(layouts);
     }
 
-    /// The thread a suspended thread is resuming: its top frame is `coroutine.resume` (child in
-    /// its first argument) or a wrapped coroutine (child in the closure's first upvalue).
-    fn resumed_child(&self, t: &Thread) -> Option<u32> {
-        let top = t.frames.last()?;
-        let FrameKind::C { function, .. } = top.kind else {
-            return None;
-        };
-        let name = self.ctx.s.permanents.get(function as usize)?;
-        let candidate = if name == COROUTINE_RESUME {
-            t.stack.get(top.base as usize).copied()
-        } else if name == WRAPPED_COROUTINE {
-            match t.stack.get(top.func as usize) {
+    /// The thread a suspended thread is resuming: its top frame (as derived) is
+    /// `coroutine.resume` (child in its first slot) or a wrapped coroutine (child in the
+    /// closure's first upvalue). The host's chain walk reads exactly these places.
+    fn resumed_child(&self, t: &Thread, layout: &ThreadLayout) -> Option<u32> {
+        let top = layout.frames.last()?;
+        let CallFrameKind::C { role, .. } = top.kind else { return None };
+        let candidate = match role {
+            CRole::Resume => t.stack.get(top.base as usize).copied(),
+            CRole::WrappedResume => match t.stack.get(top.func as usize) {
                 Some(Value::Object(c)) => match self.ctx.s.objects.get(*c as usize) {
                     Some(Object::CClosure(cc)) => cc.upvalues.first().copied(),
                     _ => None,
                 },
                 _ => None,
-            }
-        } else {
-            None
+            },
+            _ => None,
         };
         match candidate {
             Some(Value::Object(i)) if matches!(self.ctx.s.objects.get(i as usize), Some(Object::Thread(_))) => Some(i),
@@ -135,16 +133,34 @@ impl Graph<'_, '_> {
         }
     }
 
-    fn check_resume_chains(&mut self) {
+    fn check_resume_chains(&mut self, layouts: &[Option<ThreadLayout>]) {
         let s = self.ctx.s;
         let mut chain: DiGraph<u32, ()> = DiGraph::new();
         let mut node_of: HashMap<u32, NodeIndex> = HashMap::new();
         let mut parent_of: HashMap<u32, u32> = HashMap::new();
+        let mut child_of: HashMap<u32, u32> = HashMap::new();
         let mut node = |g: &mut DiGraph<u32, ()>, i: u32| *node_of.entry(i).or_insert_with(|| g.add_node(i));
         for (pi, o) in s.objects.iter().enumerate() {
             let Object::Thread(t) = o else { continue };
             let pi = pi as u32;
-            let Some(child) = self.resumed_child(t) else { continue };
+            let Some(Some(layout)) = layouts.get(pi as usize) else { continue };
+            let Some(child) = self.resumed_child(t, layout) else {
+                if let Some(CallFrameKind::C { role: role @ (CRole::Resume | CRole::WrappedResume), .. }) =
+                    layout.frames.last().map(|f| f.kind)
+                {
+                    self.sink.error(
+                        Code::ResumeStatus,
+                        obj(ObjectKind::Thread, pi),
+                        format!(
+                            "its top frame is {} but {} holds no thread to resume",
+                            role.name(),
+                            if role == CRole::Resume { "its first slot" } else { "the closure's first upvalue" }
+                        ),
+                    );
+                }
+                continue;
+            };
+            child_of.insert(pi, child);
             let (a, b) = (node(&mut chain, pi), node(&mut chain, child));
             chain.add_edge(a, b, ());
             if let Some(other) = parent_of.insert(child, pi) {
@@ -171,7 +187,27 @@ impl Graph<'_, '_> {
                 );
             }
         }
-        if petgraph::algo::is_cyclic_directed(&chain) {
+        if !petgraph::algo::is_cyclic_directed(&chain) {
+            // The host resumes a chain from its innermost thread; the VM nests resumes at most
+            // LUAI_MAXCCALLS deep, and so does the host's walk.
+            let mut depth = 1;
+            let mut at = s.roots.main_thread;
+            while let Some(&next) = child_of.get(&at) {
+                depth += 1;
+                at = next;
+                if depth > vm::MAX_RESUME_DEPTH {
+                    self.sink.error(
+                        Code::ResumeChainTooDeep,
+                        obj(ObjectKind::Thread, s.roots.main_thread),
+                        format!(
+                            "the resume chain from the main thread is deeper than {} threads",
+                            vm::MAX_RESUME_DEPTH
+                        ),
+                    );
+                    break;
+                }
+            }
+        } else {
             let scc = petgraph::algo::tarjan_scc(&chain);
             for component in scc.into_iter().filter(|c| c.len() > 1 || c.iter().any(|&n| chain.contains_edge(n, n))) {
                 let members: Vec<String> = component.iter().map(|&n| format!("thread#{}", chain[n])).collect();

@@ -8,26 +8,32 @@
 //! - [`references`]: every edge in range and of the type its slot requires (one pass over the
 //!   objects, collecting the graph's edges and the string-equality classes);
 //! - [`scripts`]: sources, bytecode and protos, through the host's [`ScriptCatalog`];
+//! - [`yield_points`]: every used proto's recorded signature matches the compiled bytecode;
+//! - [`frames`]: every thread's call-info, derived from its yield points (the layout restore
+//!   writes);
+//! - [`registers`]: at each suspended frame, registers hold what the VM reads unchecked;
+//!   generic-for positions only in live loops; open upvalues only on registers that get closed;
 //! - [`graph`]: reachability, open-upvalue ownership, resume chains;
 //! - [`sandbox`]: allowlisted permanents and codecs.
 //!
 //! Independent findings are all reported, up to [`Limits::max_diagnostics`].
 
+mod frames;
 mod graph;
 mod limits;
 mod references;
+mod registers;
 mod sandbox;
 mod scripts;
+mod yield_points;
+
+pub use frames::{CallFrame, CallFrameKind, ThreadLayout};
 
 use crate::bytecode::{Module, YieldPointMap};
 use crate::diagnostics::{ObjectPath, Report, Segment, Sink};
 use crate::limits::{Limits, PermanentKind};
 use crate::snapshot::format::decode;
 use crate::snapshot::*;
-
-/// Permanent names the graph checks rely on: the C functions whose frames resume a coroutine.
-pub const COROUTINE_RESUME: &str = "coroutine.resume";
-pub const WRAPPED_COROUTINE: &str = "coroutine.wrap#resume";
 
 /// Where the validator gets a script's bytecode. The runtime implements it by compiling the
 /// source with the snapshot's compiler settings (bytecode never comes from a snapshot); tests
@@ -67,6 +73,8 @@ pub struct VerifiedScript {
 pub struct Verified<T> {
     value: T,
     scripts: Vec<VerifiedScript>,
+    /// Per object: the derived layout of each thread (`None` for other objects).
+    layouts: Vec<Option<ThreadLayout>>,
     warnings: Vec<crate::Diagnostic>,
 }
 
@@ -80,6 +88,11 @@ impl Verified<Snapshot> {
         &self.scripts
     }
 
+    /// The derived call-info of thread object `index`: what restore writes into the VM.
+    pub fn layout(&self, index: u32) -> Option<&ThreadLayout> {
+        self.layouts.get(index as usize)?.as_ref()
+    }
+
     /// Findings that did not refuse the snapshot (severity warning).
     pub fn warnings(&self) -> &[crate::Diagnostic] {
         &self.warnings
@@ -90,6 +103,12 @@ impl Verified<Snapshot> {
     #[cfg(feature = "tamper")]
     pub fn tamper(&mut self) -> &mut Snapshot {
         &mut self.value
+    }
+
+    /// Test-only, like [`Verified::tamper`]: corrupts a thread's derived layout.
+    #[cfg(feature = "tamper")]
+    pub fn tamper_layout(&mut self, index: u32) -> Option<&mut ThreadLayout> {
+        self.layouts.get_mut(index as usize)?.as_mut()
     }
 }
 
@@ -111,13 +130,18 @@ pub fn validate_model(
     limits::check(&ctx, &mut sink);
     let refs = references::check(&ctx, &mut sink);
     let scripts = scripts::check(&ctx, catalog, &mut sink);
-    graph::check(&ctx, refs.edges, &mut sink);
+    yield_points::check(&ctx, &scripts, &mut sink);
+    let layouts = frames::check(&ctx, &scripts, &mut sink);
+    registers::check(&ctx, &scripts, &layouts, &mut sink);
+    graph::check(&ctx, refs.edges, &layouts, &mut sink);
     sandbox::check(&ctx, &mut sink);
     let report = sink.report;
     if report.has_errors() {
         return Err(report);
     }
-    Ok(Verified { value: snapshot, scripts: scripts.into_iter().flatten().collect(), warnings: report.diagnostics })
+    // Every script verified (a missing one is an error), so the list lines up with the table.
+    let scripts = scripts.into_iter().flatten().collect();
+    Ok(Verified { value: snapshot, scripts, layouts, warnings: report.diagnostics })
 }
 
 /// What every family may read: the model, the intake policy, and facts looked up once.

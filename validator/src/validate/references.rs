@@ -3,6 +3,7 @@
 //! each string, the first string with the same bytes.
 
 use super::{Context, obj, value_text};
+use crate::contract::{self, UpvalueRule};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::limits::PermanentKind;
 use crate::snapshot::*;
@@ -102,6 +103,14 @@ impl Walker<'_, '_> {
                     path(),
                     format!("permanent `{}` is a bare C function, not a value", self.ctx.s.permanents[i as usize]),
                 ),
+                Some(_) if contract::is_identity(&self.ctx.s.permanents[i as usize]) => self.sink.error(
+                    Code::WrongType,
+                    path(),
+                    format!(
+                        "permanent `{}` names the function of run-time C closures, not a value",
+                        self.ctx.s.permanents[i as usize]
+                    ),
+                ),
                 Some(_) => {}
             },
             Value::IterPosition(_) if expect != Expect::StackSlot => self.sink.error(
@@ -145,6 +154,18 @@ impl Walker<'_, '_> {
                     Code::DuplicateString,
                     obj(ObjectKind::String, b.1),
                     format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
+                );
+            }
+        }
+        let mut names: Vec<(&str, u32)> =
+            s.permanents.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
+        names.sort_unstable();
+        for pair in names.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                self.sink.error(
+                    Code::DuplicatePermanent,
+                    ObjectPath::new().with(Segment::Permanent(pair[1].1)),
+                    format!("`{}` is also permanent #{}: each permanent is named once", pair[1].0, pair[0].1),
                 );
             }
         }
@@ -198,6 +219,7 @@ impl Walker<'_, '_> {
                     for (n, v) in c.upvalues.iter().enumerate() {
                         self.value(Some(i), v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
                     }
+                    self.c_closure_upvalues(i, c);
                 }
                 Object::Upvalue(Upvalue::Closed(v)) => {
                     self.value(Some(i), v, Expect::Any, || here().with(Segment::Field("value")));
@@ -249,6 +271,63 @@ impl Walker<'_, '_> {
                 ObjectPath::new().with(Segment::Roots).with(Segment::Field("main thread")),
                 format!("object #{} does not exist ({} objects)", s.roots.main_thread, s.objects.len()),
             ),
+        }
+    }
+
+    /// A C closure is one the libraries make at run time, with the upvalues its function reads
+    /// unchecked (`contract::run_time_closure`).
+    fn c_closure_upvalues(&mut self, i: u32, c: &CClosure) {
+        let s = self.ctx.s;
+        let Some(name) = s.permanents.get(c.function as usize) else { return };
+        let here = || obj(ObjectKind::CClosure, i);
+        let Some(rules) = contract::run_time_closure(name) else {
+            self.sink.error(
+                Code::CClosureUpvalues,
+                here().with(Segment::Field("function")),
+                format!("no library makes C closures of `{name}` at run time (library functions are permanents)"),
+            );
+            return;
+        };
+        if rules.len() != c.upvalues.len() {
+            self.sink.error(
+                Code::CClosureUpvalues,
+                here().with(Segment::Field("upvalues")),
+                format!("a closure of `{name}` has {} upvalues, not {}", rules.len(), c.upvalues.len()),
+            );
+            return;
+        }
+        let string_len = |v: &Value| match v {
+            Value::Object(o) => match s.objects.get(*o as usize) {
+                Some(Object::String(b)) => Some(b.len()),
+                _ => None,
+            },
+            _ => None,
+        };
+        for (n, (rule, v)) in rules.iter().zip(&c.upvalues).enumerate() {
+            let ok = match rule {
+                UpvalueRule::Thread => {
+                    matches!(v, Value::Object(o) if matches!(s.objects.get(*o as usize), Some(Object::Thread(_))))
+                }
+                UpvalueRule::String => string_len(v).is_some(),
+                UpvalueRule::PositionInFirst => match (v, c.upvalues.first().and_then(string_len)) {
+                    (Value::Number(p), Some(len)) => p.fract() == 0.0 && *p >= 0.0 && *p <= len as f64 + 1.0,
+                    _ => false,
+                },
+            };
+            if !ok {
+                let want = match rule {
+                    UpvalueRule::Thread => "a thread".to_string(),
+                    UpvalueRule::String => "a string".to_string(),
+                    UpvalueRule::PositionInFirst => {
+                        "an integer position from 0 to one past the end of the string in upvalue 0".to_string()
+                    }
+                };
+                self.sink.error(
+                    Code::CClosureUpvalues,
+                    here().with(Segment::Index("upvalue", n as u64)),
+                    format!("upvalue {n} of a `{name}` closure must be {want}; it is {}", value_text(v)),
+                );
+            }
         }
     }
 
@@ -394,74 +473,11 @@ impl Walker<'_, '_> {
             ),
             (None, _) => {}
         }
-        if t.status == ThreadStatus::Errored && (!t.frames.is_empty() || !t.stack.is_empty()) {
-            self.sink.error(
-                Code::BadThreadShape,
-                here().with(Segment::Field("frames")),
-                "an errored thread is kept as its error value only (no stack, no frames)",
-            );
-        }
-        if t.yielded > 0 && (t.status != ThreadStatus::Yielded || t.yielded as usize > t.stack.len()) {
-            self.sink.error(
-                Code::BadThreadShape,
-                here().with(Segment::Field("yielded values")),
-                format!(
-                    "{} undelivered values on a {} thread with {} stack slots",
-                    t.yielded,
-                    t.status.name(),
-                    t.stack.len()
-                ),
-            );
-        }
         for (n, v) in t.stack.iter().enumerate() {
             self.value(Some(i), v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
-            if let Value::IterPosition(p) = v {
-                self.iter_position(i, t, n, *p);
-            }
-        }
-        for (n, f) in t.frames.iter().enumerate() {
-            if let FrameKind::C { function, .. } = f.kind
-                && function as usize >= self.ctx.s.permanents.len()
-            {
-                self.sink.error(
-                    Code::PermanentOutOfRange,
-                    here().with(Segment::Index("frame", n as u64)).with(Segment::Field("function")),
-                    format!(
-                        "names permanent #{function}, but the snapshot has {} permanents",
-                        self.ctx.s.permanents.len()
-                    ),
-                );
-            }
         }
         for (n, &u) in t.open_upvalues.iter().enumerate() {
             self.upvalue_ref(i, u, || here().with(Segment::Index("open upvalue", n as u64)));
-        }
-    }
-
-    /// A live generic-for position sits after its table ([generator, table, position]) and names
-    /// a slot of the table's array-then-hash range, end included. Out of range, the VM ends the
-    /// loop early (it bounds-checks), so this is a correctness rule: no skipped keys. Whether a
-    /// register is live is the register-type family's question (not checked yet): a stale
-    /// position after a finished loop may follow anything, so only positions after a table are
-    /// checked here.
-    fn iter_position(&mut self, thread: u32, t: &Thread, slot: usize, p: u32) {
-        let path = || obj(ObjectKind::Thread, thread).with(Segment::Index("stack slot", slot as u64));
-        if let Some(Value::Object(ti)) = slot.checked_sub(1).and_then(|s| t.stack.get(s))
-            && let Some(Object::Table(table)) = self.ctx.s.objects.get(*ti as usize)
-        {
-            // An empty hash part is Luau's single dummy node: the loop still steps over it.
-            let range = table.array.len() + table.hash.len().max(1);
-            if p as usize > range {
-                // A warning: a register that is no longer live may hold a stale position of a
-                // table that shrank since (which register is live is the register-type family's
-                // question); a live one out of range ends its loop early, it reads nothing.
-                self.sink.push(crate::diagnostics::Diagnostic {
-                    code: Code::IterPositionOutOfRange,
-                    severity: crate::diagnostics::Severity::Warning,
-                    path: path(),
-                    message: format!("generic-for position {p} is past table#{ti}'s {range} array and hash slots"),
-                });
-            }
         }
     }
 }

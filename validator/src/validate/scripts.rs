@@ -3,7 +3,7 @@
 //! that exists with its number of upvalues.
 
 use super::{Context, ScriptCatalog, VerifiedScript, obj};
-use crate::bytecode::{self, YieldPointMap};
+use crate::bytecode;
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::snapshot::*;
 use std::collections::HashMap;
@@ -65,9 +65,8 @@ impl Scripts<'_, '_> {
                 out.push(None);
                 continue;
             }
-            match bytecode::parse(&found.bytecode) {
-                Ok(module) => {
-                    let yield_maps = module.protos.iter().map(YieldPointMap::of).collect();
+            match bytecode::parse_with_maps(&found.bytecode) {
+                Ok((module, yield_maps)) => {
                     out.push(Some(VerifiedScript {
                         source: found.source,
                         bytecode: found.bytecode,

@@ -65,6 +65,7 @@ pub const PERMANENTS: &[(&str, PermanentKind)] = &[
     ("coroutine.resume", PermanentKind::Function),
     ("coroutine.wrap#resume", PermanentKind::CFunction),
     ("print", PermanentKind::Function),
+    ("coroutine.yield", PermanentKind::Function),
 ];
 
 pub fn permanent(name: &str) -> u32 {
@@ -94,36 +95,57 @@ pub enum ValueSpec {
 #[derive(Debug, Clone)]
 pub enum ObjectSpec {
     String(Vec<u8>),
-    Table { array: Vec<ValueSpec>, hash: Vec<(ValueSpec, ValueSpec)>, metatable: Option<usize>, readonly: bool },
-    Closure { upvalues: Vec<ValueSpec> },
-    CClosure { upvalues: Vec<ValueSpec> },
+    Table {
+        array: Vec<ValueSpec>,
+        hash: Vec<(ValueSpec, ValueSpec)>,
+        metatable: Option<usize>,
+        readonly: bool,
+    },
+    Closure {
+        upvalues: Vec<ValueSpec>,
+    },
+    /// A `coroutine.wrap` function, with the (dead) coroutine it wraps.
+    WrappedCoroutine,
     Buffer(Vec<u8>),
-    Proxy { metatable: Option<usize> },
-    Codec { payload: Vec<u8> },
-    Coroutine { stack: Vec<ValueSpec> },
+    Proxy {
+        metatable: Option<usize>,
+    },
+    Codec {
+        payload: Vec<u8>,
+    },
+    Coroutine {
+        stack: Vec<ValueSpec>,
+    },
 }
 
-/// A yielded thread without frames whose globals are the proxy table (object 1).
-fn yielded_thread(stack: Vec<Value>) -> Thread {
-    Thread {
-        status: ThreadStatus::Yielded,
-        stack,
-        frames: vec![],
-        open_upvalues: vec![],
-        globals: Value::Object(1),
-        namecall: None,
-        yielded: 0,
-        error: None,
-    }
+/// A thread whose globals are the proxy table (object 1).
+fn thread(status: ThreadStatus, stack: Vec<Value>, frames: Vec<Frame>) -> Thread {
+    Thread { status, stack, frames, open_upvalues: vec![], globals: Value::Object(1), namecall: None, error: None }
 }
 
-/// Builds a valid snapshot: object 0 is the main thread (yielded, its stack referring to every
-/// top-level object so everything is reachable), object 1 the globals proxy table, then the
-/// specified objects (closures followed by their closed upvalues).
+/// A coroutine suspended in `coroutine.yield`, `values` not yet handed to its resumer: what
+/// `coroutine.create(coroutine.yield)` resumed with those values leaves.
+pub fn yielded_coroutine(values: Vec<Value>) -> Thread {
+    let mut stack = vec![Value::Nil, Value::Permanent(permanent("coroutine.yield"))];
+    stack.extend(values);
+    thread(ThreadStatus::Yielded, stack, vec![Frame::C])
+}
+
+/// The yield-point signatures of the test script's protos.
+pub fn signature(proto: u32) -> u64 {
+    let (_, maps) = amber_validator::bytecode::parse_with_maps(&bytecode()).expect("the test bytecode");
+    maps[proto as usize].signature.0
+}
+
+/// Builds a valid snapshot: object 0 is the main thread (not started, its function object 2),
+/// object 1 the globals proxy table (its array refers to every top-level object so everything
+/// is reachable), object 2 the main function (proto 0), then the specified objects (closures
+/// followed by their closed upvalues, wrapped coroutines by their coroutine).
 pub fn build(specs: &[ObjectSpec]) -> Snapshot {
     let mut objects: Vec<Object> = vec![
-        Object::Thread(yielded_thread(vec![])),
+        Object::Thread(thread(ThreadStatus::NotStarted, vec![Value::Nil, Value::Object(2)], vec![])),
         Object::Table(Table { metatable: None, safeenv: true, ..Table::default() }),
+        Object::LuaClosure(LuaClosure { script: 0, proto: 0, env: Value::Object(1), upvalues: vec![] }),
     ];
     // First pass: where each spec's object lands (upvalues follow their closure).
     let mut index_of = Vec::with_capacity(specs.len());
@@ -132,6 +154,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
         index_of.push(next);
         next += 1 + match s {
             ObjectSpec::Closure { upvalues } => upvalues.len() as u32,
+            ObjectSpec::WrappedCoroutine => 1,
             _ => 0,
         };
     }
@@ -209,11 +232,15 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                     objects.push(Object::Upvalue(Upvalue::Closed(resolve(u))));
                 }
             }
-            ObjectSpec::CClosure { upvalues } => objects.push(Object::CClosure(CClosure {
-                function: permanent("coroutine.wrap#resume"),
-                env: Value::Permanent(0),
-                upvalues: upvalues.iter().map(resolve).collect(),
-            })),
+            ObjectSpec::WrappedCoroutine => {
+                let me = objects.len() as u32;
+                objects.push(Object::CClosure(CClosure {
+                    function: permanent("coroutine.wrap#resume"),
+                    env: Value::Permanent(0),
+                    upvalues: vec![Value::Object(me + 1)],
+                }));
+                objects.push(Object::Thread(thread(ThreadStatus::Dead, vec![Value::Nil], vec![])));
+            }
             ObjectSpec::Buffer(b) => objects.push(Object::Buffer(b.clone())),
             ObjectSpec::Proxy { metatable } => objects
                 .push(Object::Userdata(Userdata { kind: UserdataKind::Proxy, metatable: metatable.map(table_ref) })),
@@ -222,13 +249,23 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 metatable: None,
             })),
             ObjectSpec::Coroutine { stack } => {
-                objects.push(Object::Thread(yielded_thread(stack.iter().map(resolve).collect())))
+                objects.push(Object::Thread(yielded_coroutine(stack.iter().map(resolve).collect())))
             }
         }
     }
-    if let Object::Thread(main) = &mut objects[0] {
-        main.stack = index_of.iter().map(|&i| Value::Object(i)).collect();
+    if let Object::Table(globals) = &mut objects[1] {
+        globals.array = index_of.iter().map(|&i| Value::Object(i)).collect();
+        globals.insert_hint = -(globals.array.len() as i32);
     }
+    let mut used: Vec<u32> = objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::LuaClosure(c) => Some(c.proto),
+            _ => None,
+        })
+        .collect();
+    used.sort_unstable();
+    used.dedup();
     Snapshot {
         header: Header {
             luau_version: "0.745".into(),
@@ -241,6 +278,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
             hash: ScriptHash::of(SOURCE),
             chunk_name: "=test".into(),
             source: Some(SOURCE.to_vec()),
+            signatures: used.into_iter().map(|proto| ProtoSignature { proto, signature: signature(proto) }).collect(),
         }],
         permanents: PERMANENTS.iter().map(|(n, _)| n.to_string()).collect(),
         objects,
@@ -264,7 +302,7 @@ pub fn sample() -> Snapshot {
             readonly: false,
         },
         ObjectSpec::Closure { upvalues: vec![Number(f64::NAN), Ref(2)] },
-        ObjectSpec::CClosure { upvalues: vec![Ref(0)] },
+        ObjectSpec::WrappedCoroutine,
         ObjectSpec::Buffer(vec![1, 2, 3]),
         ObjectSpec::Proxy { metatable: Some(0) },
         ObjectSpec::Codec { payload: vec![0, 0, 128, 63] },
