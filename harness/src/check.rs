@@ -59,14 +59,21 @@ pub struct Options {
     pub amber: PathBuf,
 }
 
-pub fn run(opts: &Options) -> Vec<Row> {
-    let total = (opts.scripts.len() * opts.schedules.len()) as u64;
-    let bar = indicatif::ProgressBar::new(total);
+/// The progress bar of long runs (hidden when stderr is not a terminal).
+pub fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
+    bar
+}
+
+pub fn run(opts: &Options) -> Vec<Row> {
+    let total = (opts.scripts.len() * opts.schedules.len()) as u64;
+    let bar = progress_bar();
+    bar.set_length(total);
     let next = AtomicUsize::new(0);
     let rows = Mutex::new(Vec::new());
     std::thread::scope(|scope| {

@@ -1,9 +1,11 @@
 //! amber-harness: the `amber` command line and the runners behind it.
 //!
 //! Kept apart as in wasmtime's `crates/fuzzing`:
-//! - [`generators`]: what to run (corpus discovery, schedules);
+//! - [`generators`]: what to run (corpus discovery, schedules) and what to mutate
+//!   ([`generators::mutations`]);
 //! - [`oracles`]: what must agree (the observable trace of a run and its comparison);
-//! - drivers: the CLI (`main.rs`) and the tests, which combine the two.
+//! - drivers: the CLI (`main.rs`), the differential [`check`], the hostile-mutation [`sweep`]
+//!   and the tests, which combine the two.
 
 pub mod check;
 pub mod generators;
@@ -11,3 +13,4 @@ pub mod inspect;
 pub mod intake;
 pub mod oracles;
 pub mod runner;
+pub mod sweep;

@@ -132,6 +132,63 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 1)]
         seed: u64,
     },
+    /// Hostile-mutation sweep: capture every script at several points, apply every targeted
+    /// mutation class to each capture, validate every mutant as untrusted bytes, and resume every
+    /// accepted one to its end in a child process under a tick budget.
+    ///
+    /// A capture the validator refuses, a mutant refused without the code its class must
+    /// produce, and an accepted mutant that crashes, traps (a Luau assertion), hangs, panics or
+    /// that restore refuses are findings, saved under the report directory. Exit 0 with no
+    /// findings, 1 otherwise.
+    Sweep {
+        /// Scripts or directories (default: the bundled corpus, corpus/scripts).
+        paths: Vec<PathBuf>,
+        /// Captures per script at evenly spaced pre-emption points (plus two after yields).
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        points: u32,
+        /// Tick budget of each resumed mutant.
+        #[arg(long, value_name = "N", default_value_t = 200_000)]
+        max_ticks: u64,
+        /// Seconds without progress after which a mutant counts as a hang.
+        #[arg(long, value_name = "S", default_value_t = 20)]
+        hang_seconds: u64,
+        /// Keep every N-th mutant only (1: all of them).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        stride: usize,
+        /// Worker processes (default: the number of CPUs).
+        #[arg(long, value_name = "J")]
+        jobs: Option<usize>,
+        /// Report directory (summary.md, findings/).
+        #[arg(long, value_name = "DIR", default_value = "reports/sweep")]
+        report: PathBuf,
+    },
+    /// The sweep's child process: resumes the snapshots listed in a file, one per line.
+    #[command(hide = true)]
+    SweepWorker {
+        list: PathBuf,
+        #[arg(long, default_value_t = 200_000)]
+        max_ticks: u64,
+    },
+    /// Apply one named targeted mutation to a snapshot's model and write it re-encoded
+    /// canonically (the mutant then reaches the validator's semantic checks). Without
+    /// `--mutation`, lists every mutant the snapshot has: index, class, field and the code its
+    /// class expects.
+    Mutate {
+        snapshot: PathBuf,
+        /// Mutation class (see --list-classes), optionally with `:INDEX` to pick one of its
+        /// mutants (default 0).
+        #[arg(long, value_name = "CLASS[:INDEX]")]
+        mutation: Option<String>,
+        /// Where to write the mutant.
+        #[arg(short, long, value_name = "OUT", requires = "mutation")]
+        output: Option<PathBuf>,
+        /// Directory of sources for snapshots that do not embed them.
+        #[arg(long, value_name = "DIR")]
+        source_dir: Option<PathBuf>,
+        /// List the mutation classes and exit.
+        #[arg(long)]
+        list_classes: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -154,6 +211,15 @@ fn main() -> ExitCode {
             resume(&snapshot, source_dir, preempt_every, limits, digest)
         }
         Command::Check { paths, schedules, jobs, report, seed } => check(paths, schedules, jobs, report, seed),
+        Command::Sweep { paths, points, max_ticks, hang_seconds, stride, jobs, report } => {
+            sweep(paths, points, max_ticks, hang_seconds, stride, jobs, report)
+        }
+        Command::SweepWorker { list, max_ticks } => {
+            amber_harness::sweep::worker(&list, max_ticks).map(|()| ExitCode::SUCCESS).map_err(Stop::usage)
+        }
+        Command::Mutate { snapshot, mutation, output, source_dir, list_classes } => {
+            mutate(&snapshot, mutation, output, source_dir, list_classes)
+        }
     };
     result.unwrap_or_else(|stop| {
         eprintln!("amber: {}", stop.message.trim_end());
@@ -268,14 +334,7 @@ fn check(
     report: PathBuf,
     seed: u64,
 ) -> Result<ExitCode, Stop> {
-    let paths = if paths.is_empty() { vec![generators::default_corpus_dir()] } else { paths };
-    let scripts = generators::discover_scripts(&paths).map_err(Stop::usage)?;
-    if scripts.is_empty() {
-        return Err(Stop::usage(format!(
-            "no .luau scripts under {}",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        )));
-    }
+    let scripts = scripts_or_corpus(paths)?;
     let schedules = if schedules.is_empty() { generators::default_schedules(seed) } else { schedules };
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let amber = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("amber"));
@@ -306,6 +365,100 @@ fn check(
         Err(e) => eprintln!("amber: cannot write the report to {}: {e}", opts.report_dir.display()),
     }
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn scripts_or_corpus(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, Stop> {
+    let paths = if paths.is_empty() { vec![generators::default_corpus_dir()] } else { paths };
+    let scripts = generators::discover_scripts(&paths).map_err(Stop::usage)?;
+    if scripts.is_empty() {
+        return Err(Stop::usage(format!(
+            "no .luau scripts under {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(scripts)
+}
+
+fn sweep(
+    paths: Vec<PathBuf>,
+    points: u32,
+    max_ticks: u64,
+    hang_seconds: u64,
+    stride: usize,
+    jobs: Option<usize>,
+    report: PathBuf,
+) -> Result<ExitCode, Stop> {
+    let scripts = scripts_or_corpus(paths)?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let amber = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("amber"));
+    let opts = amber_harness::sweep::Options {
+        scripts,
+        points,
+        max_ticks,
+        hang_seconds: hang_seconds.max(1),
+        jobs,
+        report: report.clone(),
+        amber,
+        stride,
+    };
+    let bar = check::progress_bar();
+    let summary = amber_harness::sweep::run(&opts, &mut |what, done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(what.to_string());
+    })
+    .map_err(Stop::usage)?;
+    bar.finish_and_clear();
+    let md = amber_harness::sweep::write_report(&opts, &summary)
+        .map_err(|e| Stop::usage(format!("cannot write the report to {}: {e}", report.display())))?;
+    print!("{md}");
+    Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn mutate(
+    path: &Path,
+    mutation: Option<String>,
+    output: Option<PathBuf>,
+    source_dir: Option<PathBuf>,
+    list_classes: bool,
+) -> Result<ExitCode, Stop> {
+    use amber_harness::generators::mutations;
+    if list_classes {
+        for (name, what) in mutations::CLASSES {
+            println!("{name:22} {what}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let catalog = load_catalog(source_dir.as_deref())?;
+    let bytes = read_file(path)?;
+    let verified = amber_validator::validate(&bytes, &intake::default_limits(), &catalog).map_err(|report| {
+        Stop::failed(format!("{} is refused (mutate takes a valid capture):\n{report}", path.display()))
+    })?;
+    let Some(mutation) = mutation else {
+        for (k, m) in mutations::mutants_of(&verified, None).iter().enumerate() {
+            let expect = m.expect.map_or("-".to_string(), |c| c.to_string());
+            println!("{k:6}  {:20} {expect:5} {}", m.class, m.detail);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (class, index) = match mutation.split_once(':') {
+        Some((c, i)) => (c.to_string(), i.parse::<usize>().map_err(|_| Stop::usage(format!("`{i}` is not an index")))?),
+        None => (mutation.clone(), 0),
+    };
+    if !mutations::CLASSES.iter().any(|(n, _)| *n == class) {
+        return Err(Stop::usage(format!("unknown mutation class `{class}` (see amber mutate --list-classes)")));
+    }
+    let of_class = mutations::mutants_of(&verified, Some(&class));
+    let count = of_class.len();
+    let m = of_class.into_iter().nth(index).ok_or_else(|| {
+        Stop::failed(format!("{} has {count} `{class}` mutants; there is no index {index}", path.display()))
+    })?;
+    let out = output.ok_or_else(|| Stop::usage("--output is required with --mutation"))?;
+    std::fs::write(&out, amber_validator::encode(&m.snapshot))
+        .map_err(|e| Stop::usage(format!("cannot write {}: {e}", out.display())))?;
+    let expect = m.expect.map_or("no particular code".to_string(), |c| format!("expects {c}"));
+    println!("{}: {} ({expect})", out.display(), m.detail);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_limits(limits: Option<PathBuf>) -> Result<amber_validator::Limits, Stop> {

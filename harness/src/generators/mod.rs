@@ -1,5 +1,7 @@
-//! Generators: what to run. Corpus discovery and schedules (where a run is pre-empted and
-//! where it is persisted and restored).
+//! Generators: what to run and what to mutate. Corpus discovery, schedules (where a run is
+//! pre-empted and where it is persisted and restored) and hostile mutations of snapshots.
+
+pub mod mutations;
 
 use amber_luau::Budget;
 use std::path::{Path, PathBuf};
