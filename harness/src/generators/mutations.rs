@@ -450,21 +450,7 @@ impl<'a> Mutator<'a, '_> {
     fn registers(&mut self, ti: u32, t: &'a Thread, k: usize, layout: &'a ThreadLayout, p: &Proto, saved_pc: u32) {
         let f = layout.frames[k];
         let end = layout.frames.get(k + 1).map_or(f.top, |callee| callee.func.min(f.top)).min(t.stack.len() as u32);
-        // Numeric-for loops bracketing the saved pc: FORNPREP A .. FORNLOOP A (read off the code).
-        let mut control = Vec::new();
-        for prep in p.instructions.iter().filter(|i| i.op == Opcode::FORNPREP) {
-            let exit = i64::from(prep.pc) + 1 + i64::from(prep.d());
-            let looped = p
-                .instructions
-                .iter()
-                .find(|i| i.op == Opcode::FORNLOOP && i.a == prep.a && i64::from(i.pc) < exit && i.pc > prep.pc);
-            if let Some(l) = looped
-                && prep.pc < saved_pc
-                && saved_pc <= l.pc
-            {
-                control.extend(u32::from(prep.a)..u32::from(prep.a) + 3);
-            }
-        }
+        let control = numeric_for_controls(p, saved_pc);
         let has_generic_for = p.instructions.iter().any(|i| i.op == Opcode::FORGLOOP);
         for r in 0..end.saturating_sub(f.base).min(REGISTERS_PER_FRAME) {
             let slot = (f.base + r) as usize;
@@ -718,6 +704,26 @@ impl<'a> Mutator<'a, '_> {
                 self.push("upvalue.slot", format!("upvalue#{u} slot {slot} -> {to}"), None, move |s| set(s, to));
             }
         }
+        // Onto the numeric-for counters of the frame whose register it is: a closure could then
+        // overwrite a register FORNLOOP reads unchecked.
+        if let Some(layout) = self.v.layout(thread)
+            && let Some(k) = layout.register_owner(slot)
+            && let CallFrameKind::Lua { script, proto, saved_pc, .. } = layout.frames[k].kind
+            && let Some(p) = self.proto(script, proto)
+        {
+            let base = layout.frames[k].base;
+            for r in numeric_for_controls(p, saved_pc) {
+                let to = base + r;
+                if to != slot {
+                    self.push(
+                        "upvalue.slot",
+                        format!("upvalue#{u} slot {slot} -> {to} (a numeric-for control register)"),
+                        Some(Code::OpenUpvalueRegister),
+                        move |s| set(s, to),
+                    );
+                }
+            }
+        }
         let other =
             self.s.objects.iter().enumerate().position(|(i, o)| i as u32 != thread && matches!(o, Object::Thread(_)));
         if let Some(other) = other {
@@ -824,6 +830,26 @@ impl<'a> Mutator<'a, '_> {
             }
         }
     }
+}
+
+/// The control registers (limit, step, index) of the numeric-for loops whose body holds
+/// `saved_pc`, read off the code: FORNPREP A .. FORNLOOP A.
+fn numeric_for_controls(p: &Proto, saved_pc: u32) -> Vec<u32> {
+    let mut control = Vec::new();
+    for prep in p.instructions.iter().filter(|i| i.op == Opcode::FORNPREP) {
+        let exit = i64::from(prep.pc) + 1 + i64::from(prep.d());
+        let looped = p
+            .instructions
+            .iter()
+            .find(|i| i.op == Opcode::FORNLOOP && i.a == prep.a && i64::from(i.pc) < exit && i.pc > prep.pc);
+        if let Some(l) = looped
+            && prep.pc < saved_pc
+            && saved_pc <= l.pc
+        {
+            control.extend(u32::from(prep.a)..u32::from(prep.a) + 3);
+        }
+    }
+    control
 }
 
 /// Objects a mutation left unreachable are appended to the array part of the main thread's

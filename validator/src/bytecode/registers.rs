@@ -11,9 +11,11 @@
 //!
 //! A backward "may be read unchecked before written" analysis over the control-flow graph gives,
 //! at every instruction, which registers must be numbers, which must be tables and which
-//! generic-for loops are live (their FORGLOOP may run before their FORGPREP does). A second,
-//! backward "must close" analysis gives the lowest register every path to a RETURN closes
-//! (CLOSEUPVALS) first: an open upvalue may only point at a captured register at or above it.
+//! generic-for loops are live (their FORGLOOP may run before their FORGPREP does). A backward
+//! "must close" analysis gives the lowest register every path to a RETURN closes (CLOSEUPVALS)
+//! first, and a forward "may be open" analysis the registers a closure may have captured by
+//! reference and not closed yet: an open upvalue may only point at a register in both, which
+//! holds a captured local (never, say, a numeric-for counter a closure could then overwrite).
 //!
 //! Both are monotone over finite lattices, so a worklist reaches the fixpoint; the worklist
 //! still has a hard cap (hostile input never runs away), after which the proto is refused.
@@ -115,9 +117,9 @@ pub struct RegisterFlow {
     /// Indexed like `Proto::instructions`: every path from before this instruction to a RETURN
     /// closes every open upvalue at or above this register first (256: none is closed).
     pub closed_from: Vec<u16>,
-    /// Registers some closure of this proto captures by reference (CAPTURE REF): the only
-    /// registers an open upvalue of this proto's frames can point at.
-    pub captured: RegSet,
+    /// Indexed like `Proto::instructions`: registers a closure may have captured by reference
+    /// (CAPTURE REF) and no CLOSEUPVALS closed yet on some path to this instruction.
+    pub open: Vec<RegSet>,
     /// Worklist steps the analysis took (for the benchmark).
     pub steps: usize,
 }
@@ -282,11 +284,33 @@ pub fn analyze(proto: &Proto) -> Result<RegisterFlow, BytecodeErrorKind> {
         }
     }
 
-    let mut captured = RegSet::EMPTY;
-    for insn in &proto.instructions {
-        if insn.op == Opcode::CAPTURE && insn.a == CAPTURE_REF {
-            captured.insert(u32::from(insn.b));
+    // May-analysis, forwards: open sets grow from empty; the entry has none open.
+    let mut open = vec![RegSet::EMPTY; n];
+    let mut queued = vec![true; n];
+    let mut work: Vec<usize> = (0..n).rev().collect();
+    while let Some(i) = work.pop() {
+        queued[i] = false;
+        steps += 1;
+        if steps > cap.saturating_mul(3) {
+            return Err(refuse("open-upvalue dataflow did not settle within its step budget"));
+        }
+        let insn = &proto.instructions[i];
+        let mut after = open[i];
+        match insn.op {
+            Opcode::CAPTURE if insn.a == CAPTURE_REF => after.insert(u32::from(insn.b)),
+            Opcode::CLOSEUPVALS => after = after.below(u32::from(insn.a)),
+            _ => {}
+        }
+        for &t in &succ[i] {
+            let joined = open[t].union(after);
+            if joined != open[t] {
+                open[t] = joined;
+                if !queued[t] {
+                    queued[t] = true;
+                    work.push(t);
+                }
+            }
         }
     }
-    Ok(RegisterFlow { needs, closed_from, captured, steps })
+    Ok(RegisterFlow { needs, closed_from, open, steps })
 }

@@ -61,9 +61,12 @@ pub struct YieldPoint {
     /// callee's and carry no needs of this frame.
     pub needs: Needs,
     /// Every path from here to a RETURN closes the open upvalues at or above this register
-    /// (256: none): an open upvalue of a frame suspended here may only point at a captured
-    /// register at or above it.
+    /// (256: none).
     pub closed_from: u16,
+    /// Registers a closure may have captured by reference and not closed yet when a frame is
+    /// suspended here: an open upvalue of such a frame may only point at one of these, at or
+    /// above `closed_from`.
+    pub open: RegSet,
     /// An iterator return: the generator register R(A) of the FORGLOOP, which must not be
     /// nil (the loop's next step would otherwise take the fast path with a position register
     /// the iterator call overwrote).
@@ -87,8 +90,8 @@ impl YieldPoint {
 }
 
 /// A 64-bit digest of a proto's yield points: their count, kinds, operands and the register
-/// needs the dataflow gives at each, plus the frame shape (parameters, vararg, stack size,
-/// upvalues, registers captured by reference). PCs are left out: a compiler that moves code
+/// needs and open registers the dataflow gives at each, plus the frame shape (parameters,
+/// vararg, stack size, upvalues). PCs are left out: a compiler that moves code
 /// but keeps every suspension point's shape keeps the signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct YieldSignature(pub u64);
@@ -104,8 +107,6 @@ pub struct YieldPointMap {
     /// Ordered by saved PC, then kind; the position in this list is the yield-point index.
     pub points: Vec<YieldPoint>,
     pub signature: YieldSignature,
-    /// Registers the proto's closures capture by reference.
-    pub captured: RegSet,
     /// Worklist steps of the register dataflow (for the benchmark).
     pub dataflow_steps: usize,
 }
@@ -118,7 +119,7 @@ impl YieldPointMap {
         let mut points = Vec::new();
         let mut succ = Vec::new();
         for (k, insn) in proto.instructions.iter().enumerate() {
-            let point = |saved_pc: u32, kind: YieldKind, needs: Needs, closed_from: u16| YieldPoint {
+            let point = |saved_pc: u32, kind: YieldKind, (needs, closed_from, open): (Needs, u16, RegSet)| YieldPoint {
                 saved_pc,
                 kind,
                 op: insn.op,
@@ -129,42 +130,46 @@ impl YieldPointMap {
                 aux: insn.aux,
                 needs,
                 closed_from,
+                open,
                 generator: None,
             };
-            let here = (flow.needs[k], flow.closed_from[k]);
+            let here = (flow.needs[k], flow.closed_from[k], flow.open[k]);
             let a = u32::from(insn.a);
             match insn.op {
                 Opcode::CALL | Opcode::CALLFB => {
-                    points.push(point(insn.pc, YieldKind::Interrupt, here.0, here.1));
+                    points.push(point(insn.pc, YieldKind::Interrupt, here));
                     // Resumes at the next instruction once the callee at R(A) returns.
-                    let (needs, closed) = match flow.needs.get(k + 1) {
-                        Some(n) => (n.below(a), flow.closed_from[k + 1]),
-                        None => (Needs::default(), 256),
+                    let after = match flow.needs.get(k + 1) {
+                        Some(n) => (n.below(a), flow.closed_from[k + 1], flow.open[k + 1].below(a)),
+                        None => (Needs::default(), 256, RegSet::EMPTY),
                     };
-                    points.push(point(insn.pc + insn.length(), YieldKind::CallReturn, needs, closed));
+                    points.push(point(insn.pc + insn.length(), YieldKind::CallReturn, after));
                 }
                 Opcode::FORGLOOP => {
-                    points.push(point(insn.pc, YieldKind::Interrupt, here.0, here.1));
+                    points.push(point(insn.pc, YieldKind::Interrupt, here));
                     // luau_finishop copies R(A+3) to R(A+2), then goes to the body or out.
                     registers::successors(proto, k, &mut succ);
                     let mut needs = Needs::default();
                     let mut closed = 0u16;
+                    let mut open = RegSet::EMPTY;
                     for &s in &succ {
                         needs = needs.union(flow.needs[s]);
                         closed = closed.max(flow.closed_from[s]);
+                        open = open.union(flow.open[s]);
                     }
                     if succ.is_empty() {
                         closed = 256;
                     }
                     let needs = needs.without(RegSet::range(a + 2, a + 3)).below(a + 3);
-                    let mut p = point(insn.pc + 1, YieldKind::IteratorReturn, needs, closed);
+                    let after = (needs, closed, open.below(a + 3));
+                    let mut p = point(insn.pc + 1, YieldKind::IteratorReturn, after);
                     p.generator = Some(insn.a);
                     points.push(p);
                 }
                 Opcode::RETURN | Opcode::FORNLOOP | Opcode::JUMPBACK | Opcode::JUMPX => {
-                    points.push(point(insn.pc, YieldKind::Interrupt, here.0, here.1));
+                    points.push(point(insn.pc, YieldKind::Interrupt, here));
                 }
-                Opcode::FASTPCALL => points.push(point(insn.pc + 1, YieldKind::Interrupt, here.0, here.1)),
+                Opcode::FASTPCALL => points.push(point(insn.pc + 1, YieldKind::Interrupt, here)),
                 _ => {}
             }
         }
@@ -172,7 +177,6 @@ impl YieldPointMap {
 
         let mut h = Sha256::new();
         h.update([proto.num_params, u8::from(proto.is_vararg), proto.max_stack_size, proto.num_upvalues]);
-        h.update(flow.captured.0.map(u64::to_le_bytes).concat());
         h.update((points.len() as u32).to_le_bytes());
         for p in &points {
             h.update([p.kind.code(), p.op as u8, p.a, p.b, p.c]);
@@ -180,7 +184,7 @@ impl YieldPointMap {
             // constant indices or feedback slots that do not shape registers.
             let shape_aux = if p.op == Opcode::FORGLOOP { p.aux.unwrap_or(0) } else { 0 };
             h.update(shape_aux.to_le_bytes());
-            for set in [p.needs.numbers, p.needs.tables, p.needs.loops] {
+            for set in [p.needs.numbers, p.needs.tables, p.needs.loops, p.open] {
                 h.update(set.0.map(u64::to_le_bytes).concat());
             }
             h.update(p.closed_from.to_le_bytes());
@@ -189,12 +193,7 @@ impl YieldPointMap {
         let digest = h.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
-        Ok(YieldPointMap {
-            points,
-            signature: YieldSignature(u64::from_le_bytes(first)),
-            captured: flow.captured,
-            dataflow_steps: flow.steps,
-        })
+        Ok(YieldPointMap { points, signature: YieldSignature(u64::from_le_bytes(first)), dataflow_steps: flow.steps })
     }
 
     pub fn len(&self) -> usize {

@@ -196,11 +196,16 @@ impl Frames<'_, '_> {
             };
             let Some(point) = map.get(yield_point) else { continue };
             let r = slot - f.base;
-            if !map.captured.contains(r) {
+            if !point.open.contains(r) {
                 self.sink.error(
                     Code::OpenUpvalueRegister,
                     path,
-                    format!("open upvalue at register {r} of frame {k}, which no closure of proto {proto} captures"),
+                    format!(
+                        "open upvalue at register {r} of frame {k}, which no closure of proto {proto} can have captured and left open where the frame is suspended ({} of {} at pc {})",
+                        point.kind.name(),
+                        point.op.name(),
+                        point.instruction_pc
+                    ),
                 );
             } else if r < u32::from(point.closed_from) {
                 self.sink.error(
