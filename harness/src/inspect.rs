@@ -51,12 +51,11 @@ pub fn summary(s: &Snapshot, bytes: usize) -> String {
         let main = if i as u32 == s.roots.main_thread { " (main)" } else { "" };
         let _ = writeln!(
             out,
-            "  thread#{i}{main}: {}, {} stack slots, {} frames, {} open upvalues{}",
+            "  thread#{i}{main}: {}, {} stack slots, {} frames, {} open upvalues",
             t.status.name(),
             t.stack.len(),
             t.frames.len(),
             t.open_upvalues.len(),
-            ""
         );
         // Only what is stored: where frames lie is derived by the validator (inspect decodes
         // only, so it also shows snapshots the validator refuses).

@@ -67,8 +67,8 @@ pub struct Options {
 /// A mutant that broke a promise.
 #[derive(Debug, Clone)]
 pub struct Finding {
-    /// crash (a signal), trap (a Luau assertion), hang, panic, restore-refused, false-positive
-    /// or expectation.
+    /// crash (a signal), trap (a Luau assertion), asan (an AddressSanitizer report), hang,
+    /// panic, restore-refused, false-positive or expectation.
     pub kind: &'static str,
     pub script: String,
     pub class: &'static str,
@@ -171,7 +171,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str, usize, usize)) -> Resu
             let mut failed: Option<String> = None;
             mutations::for_each_mutant(&verified, &mut |m| {
                 seen += 1;
-                if failed.is_some() || (seen - 1) % opts.stride.max(1) != 0 {
+                if failed.is_some() || !(seen - 1).is_multiple_of(opts.stride.max(1)) {
                     return;
                 }
                 if let Err(e) = judge(opts, &stage, &catalog, &limits, &name, m, &mut summary, &mut staged) {
@@ -399,7 +399,9 @@ fn worker_loop(opts: &Options, first: usize, share: &[Staged], tx: &mpsc::Sender
                         .rev()
                         .collect::<Vec<_>>()
                         .join("\n");
-                    let kind = if tail.contains("Assertion") || how.contains("SIGILL") || how.contains("SIGABRT") {
+                    let kind = if stderr.contains("AddressSanitizer") {
+                        "asan"
+                    } else if tail.contains("Assertion") || how.contains("SIGILL") || how.contains("SIGABRT") {
                         "trap"
                     } else {
                         "crash"

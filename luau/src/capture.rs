@@ -8,7 +8,8 @@ use crate::ffi::{self, AmberTV};
 use crate::permanents::PermanentRegistry;
 use crate::vm::{Task, VmInner};
 use crate::{FeatureFlags, ScriptHash};
-use amber_validator::bytecode::{YieldKind, YieldPoint};
+use amber_validator::bytecode::YieldKind;
+use amber_validator::bytecode::registers::RegSet;
 use amber_validator::diagnostics::{ObjectPath, Segment};
 use amber_validator::snapshot::*;
 use std::collections::{HashMap, VecDeque};
@@ -454,8 +455,8 @@ impl<'a> Capturer<'a> {
             _ => ThreadStatus::Preempted,
         };
         let mut frames = Vec::with_capacity(info.frames as usize);
-        // Per Luau frame: its base and yield point, to canonicalise the stack below.
-        let mut lua_frames: Vec<(u32, YieldPoint)> = Vec::new();
+        // Per Luau frame: its base and live generic-for loops, to canonicalise the stack below.
+        let mut lua_frames: Vec<(u32, RegSet)> = Vec::new();
         let mut top_len = info.top;
         for f in 1..=info.frames {
             let mut fi = ffi::AmberFrameInfo::default();
@@ -481,7 +482,7 @@ impl<'a> Capturer<'a> {
                     let loaded = self.vm.loaded.borrow();
                     let script = loaded.get(&hash).map(|l| &l.script);
                     let map = script.and_then(|s| s.yield_map(proto));
-                    let found = map.and_then(|m| m.find(fi.pc.max(0) as u32, role).map(|k| (k, m.points[k as usize])));
+                    let found = map.and_then(|m| m.find(fi.pc.max(0) as u32, role).map(|k| (k, &m.points[k as usize])));
                     let Some((yield_point, point)) = found else {
                         return Err(self.error(
                             i,
@@ -503,7 +504,7 @@ impl<'a> Capturer<'a> {
                         // Above the frame's registers the stack holds nothing the frame can read.
                         top_len = fi.base + c_int::from(max_stack);
                     }
-                    lua_frames.push((fi.base as u32, point));
+                    lua_frames.push((fi.base as u32, point.needs.loops));
                     Frame::Lua { yield_point, varargs }
                 } else {
                     let mut ci = ffi::AmberClosureInfo::default();
@@ -530,8 +531,8 @@ impl<'a> Capturer<'a> {
         // A generic-for position is only ever read from the position register of a live loop
         // over a table; one left anywhere else by a finished loop is unobservable: drop it.
         let mut live_positions = std::collections::HashSet::new();
-        for (base, point) in &lua_frames {
-            for a in point.needs.loops.iter() {
+        for (base, loops) in &lua_frames {
+            for a in loops.iter() {
                 let at = |r: u32| stack.get((base + r) as usize).copied().unwrap_or(Value::Nil);
                 if at(a) == Value::Nil && matches!(at(a + 2), Value::IterPosition(_)) {
                     live_positions.insert((base + a + 2) as usize);

@@ -39,7 +39,7 @@ fn specs(n: usize) -> Vec<ObjectSpec> {
             4 => ObjectSpec::Closure { upvalues: vec![v(next()), v(next())] },
             5 => ObjectSpec::Buffer(vec![0; 16]),
             6 => ObjectSpec::Proxy { metatable: None },
-            _ => ObjectSpec::CClosure { upvalues: vec![v(next())] },
+            _ => ObjectSpec::WrappedCoroutine,
         });
     }
     out

@@ -55,11 +55,21 @@ impl RegSet {
 
     /// Registers `from..to` (clamped to 0..256).
     pub fn range(from: u32, to: u32) -> RegSet {
-        let mut s = RegSet::EMPTY;
-        for r in from.min(256)..to.min(256) {
-            s.insert(r);
-        }
-        s
+        RegSet::from_up(from).minus(RegSet::from_up(to))
+    }
+
+    /// Registers `from..256`.
+    fn from_up(from: u32) -> RegSet {
+        RegSet(std::array::from_fn(|w| {
+            let lo = w as u32 * 64;
+            if from <= lo {
+                u64::MAX
+            } else if from >= lo + 64 {
+                0
+            } else {
+                u64::MAX << (from - lo)
+            }
+        }))
     }
 
     /// Only the registers below `limit`.
@@ -71,8 +81,19 @@ impl RegSet {
         self.0 == [0; 4]
     }
 
+    /// The registers in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..256u32).filter(|&r| self.contains(r))
+        self.0.iter().enumerate().flat_map(|(w, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let b = bits.trailing_zeros();
+                bits &= bits - 1;
+                Some(w as u32 * 64 + b)
+            })
+        })
     }
 }
 
@@ -212,19 +233,36 @@ pub fn analyze(proto: &Proto) -> Result<RegisterFlow, BytecodeErrorKind> {
     let cap = n.saturating_mul(STEPS_PER_INSTRUCTION).max(STEPS_PER_INSTRUCTION);
     let refuse = |what: &str| BytecodeErrorKind::Malformed { proto: proto.id, what: what.into() };
 
-    // Predecessor lists, built once (the analyses run backwards).
-    let mut succ: Vec<Vec<usize>> = Vec::with_capacity(n);
+    // Successor and predecessor lists, built once, flat (at most two successors each).
+    let mut succ: Vec<[u32; 2]> = Vec::with_capacity(n);
+    let mut succ_len: Vec<u8> = Vec::with_capacity(n);
     let mut buf = Vec::new();
+    let mut pred_count = vec![0u32; n + 1];
     for i in 0..n {
         successors(proto, i, &mut buf);
-        succ.push(buf.clone());
+        let mut pair = [0u32; 2];
+        for (k, &t) in buf.iter().take(2).enumerate() {
+            pair[k] = t as u32;
+            pred_count[t] += 1;
+        }
+        succ.push(pair);
+        succ_len.push(buf.len().min(2) as u8);
     }
-    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, s) in succ.iter().enumerate() {
-        for &t in s {
-            preds[t].push(i);
+    // Prefix sums give each instruction its slice of the predecessor array.
+    let mut pred_start = vec![0u32; n + 1];
+    for i in 0..n {
+        pred_start[i + 1] = pred_start[i] + pred_count[i];
+    }
+    let mut pred_fill = pred_start.clone();
+    let mut pred_flat = vec![0u32; pred_start[n] as usize];
+    for i in 0..n {
+        for &t in &succ[i][..succ_len[i] as usize] {
+            pred_flat[pred_fill[t as usize] as usize] = i as u32;
+            pred_fill[t as usize] += 1;
         }
     }
+    let succ_of = |i: usize| succ[i][..succ_len[i] as usize].iter().map(|&t| t as usize);
+    let preds_of = |i: usize| pred_flat[pred_start[i] as usize..pred_start[i + 1] as usize].iter().map(|&p| p as usize);
 
     let mut steps = 0usize;
 
@@ -240,7 +278,7 @@ pub fn analyze(proto: &Proto) -> Result<RegisterFlow, BytecodeErrorKind> {
         }
         let insn = &proto.instructions[i];
         let mut after = Needs::default();
-        for &s in &succ[i] {
+        for s in succ_of(i) {
             after = after.union(needs[s]);
         }
         let mut new = after.without(must_write(insn)).union(reads_unchecked(insn));
@@ -250,7 +288,7 @@ pub fn analyze(proto: &Proto) -> Result<RegisterFlow, BytecodeErrorKind> {
         }
         if new != needs[i] {
             needs[i] = new;
-            for &p in &preds[i] {
+            for p in preds_of(i) {
                 if !queued[p] {
                     queued[p] = true;
                     work.push(p);
@@ -271,11 +309,11 @@ pub fn analyze(proto: &Proto) -> Result<RegisterFlow, BytecodeErrorKind> {
             return Err(refuse("upvalue-closing dataflow did not settle within its step budget"));
         }
         let insn = &proto.instructions[i];
-        let after = if succ[i].is_empty() { 256 } else { succ[i].iter().map(|&s| closed_from[s]).max().unwrap_or(256) };
+        let after = succ_of(i).map(|s| closed_from[s]).max().unwrap_or(256);
         let new = if insn.op == Opcode::CLOSEUPVALS { after.min(u16::from(insn.a)) } else { after };
         if new != closed_from[i] {
             closed_from[i] = new;
-            for &p in &preds[i] {
+            for p in preds_of(i) {
                 if !queued[p] {
                     queued[p] = true;
                     work.push(p);
@@ -301,7 +339,7 @@ pub fn analyze(proto: &Proto) -> Result<RegisterFlow, BytecodeErrorKind> {
             Opcode::CLOSEUPVALS => after = after.below(u32::from(insn.a)),
             _ => {}
         }
-        for &t in &succ[i] {
+        for t in succ_of(i) {
             let joined = open[t].union(after);
             if joined != open[t] {
                 open[t] = joined;

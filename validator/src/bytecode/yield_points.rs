@@ -206,7 +206,8 @@ impl YieldPointMap {
 
     /// The index of the point a frame with this saved PC and role is suspended at.
     pub fn find(&self, saved_pc: u32, kind: YieldKind) -> Option<u32> {
-        self.points.iter().position(|p| p.saved_pc == saved_pc && p.kind == kind).map(|i| i as u32)
+        // Points are sorted by (saved PC, kind).
+        self.points.binary_search_by_key(&(saved_pc, kind), |p| (p.saved_pc, p.kind)).ok().map(|i| i as u32)
     }
 
     pub fn get(&self, index: u32) -> Option<&YieldPoint> {

@@ -120,16 +120,11 @@ fn is_function(ctx: &Context<'_>, v: Option<&Value>) -> bool {
 
 /// Derives every thread's layout; `None` for objects that are not threads and for threads whose
 /// frames are refused (the findings say why).
-pub(crate) fn check(
-    ctx: &Context<'_>,
-    scripts: &[Option<VerifiedScript>],
-    sink: &mut Sink,
-) -> Vec<Option<ThreadLayout>> {
-    let mut out = vec![None; ctx.s.objects.len()];
-    for (i, o) in ctx.s.objects.iter().enumerate() {
-        if let Object::Thread(t) = o {
-            out[i] = Deriver { ctx, scripts, sink: &mut *sink, thread: i as u32, t }.run();
-        }
+pub(crate) fn check(ctx: &Context<'_>, scripts: &[Option<VerifiedScript>], sink: &mut Sink) -> super::Layouts {
+    let mut out = Vec::with_capacity(ctx.threads.len());
+    for &i in &ctx.threads {
+        let Some(t) = ctx.thread(i) else { continue };
+        out.push((i, Deriver { ctx, scripts, sink: &mut *sink, thread: i, t }.run()));
     }
     out
 }
@@ -150,7 +145,7 @@ struct Deriver<'c, 'a> {
     t: &'c Thread,
 }
 
-impl Deriver<'_, '_> {
+impl<'c> Deriver<'c, '_> {
     fn here(&self) -> ObjectPath {
         obj(ObjectKind::Thread, self.thread)
     }
@@ -232,7 +227,7 @@ impl Deriver<'_, '_> {
 
         let mut frames: Vec<CallFrame> = Vec::with_capacity(n);
         let mut call = Call { func: 1, nresults: -1, from_call_opcode: false };
-        let mut top_point: Option<YieldPoint> = None;
+        let mut top_point: Option<&YieldPoint> = None;
         for k in 0..n {
             let is_top = k + 1 == n;
             let (frame, next) = self.frame(k, is_top, &call, &mut top_point)?;
@@ -297,7 +292,7 @@ impl Deriver<'_, '_> {
         k: usize,
         is_top: bool,
         call: &Call,
-        top_point: &mut Option<YieldPoint>,
+        top_point: &mut Option<&'c YieldPoint>,
     ) -> Option<(CallFrame, Option<Call>)> {
         let t = self.t;
         let ctx = self.ctx;
@@ -310,7 +305,7 @@ impl Deriver<'_, '_> {
                 let vs = self.scripts.get(script as usize)?.as_ref()?;
                 let p = vs.module.protos.get(proto as usize)?;
                 let map = vs.yield_maps.get(proto as usize)?;
-                let Some(point) = map.get(yield_point).copied() else {
+                let Some(point) = map.get(yield_point) else {
                     return self.refuse(
                         Code::YieldPointOutOfRange,
                         self.frame_path(k).with(Segment::Field("yield point")),
@@ -321,11 +316,11 @@ impl Deriver<'_, '_> {
                         ),
                     );
                 };
-                let fits = match (is_top, t.status, point.kind) {
-                    (true, ThreadStatus::Preempted, YieldKind::Interrupt) => true,
-                    (false, _, YieldKind::CallReturn | YieldKind::IteratorReturn) => true,
-                    _ => false,
-                };
+                let fits = matches!(
+                    (is_top, t.status, point.kind),
+                    (true, ThreadStatus::Preempted, YieldKind::Interrupt)
+                        | (false, _, YieldKind::CallReturn | YieldKind::IteratorReturn)
+                );
                 if !fits {
                     let role = if !is_top {
                         "a frame below the top is suspended where it called the frame above it (call-return or iterator-return)"

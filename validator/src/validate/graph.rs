@@ -11,7 +11,7 @@ use petgraph::csr::Csr;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{HashMap, HashSet};
 
-pub(crate) fn check(ctx: &Context<'_>, edges: Vec<(u32, u32)>, layouts: &[Option<ThreadLayout>], sink: &mut Sink) {
+pub(crate) fn check(ctx: &Context<'_>, edges: Vec<(u32, u32)>, layouts: &super::Layouts, sink: &mut Sink) {
     Graph { ctx, sink }.run(edges, layouts)
 }
 
@@ -21,12 +21,22 @@ struct Graph<'c, 'a> {
 }
 
 impl Graph<'_, '_> {
-    fn run(&mut self, mut edges: Vec<(u32, u32)>, layouts: &[Option<ThreadLayout>]) {
+    fn run(&mut self, mut edges: Vec<(u32, u32)>, layouts: &super::Layouts) {
         let s = self.ctx.s;
         let n = s.objects.len();
-        // Edges were collected object by object, so they are grouped by source already; a
-        // compressed-sparse-row graph keeps reachability linear and cache-friendly.
-        edges.sort_unstable();
+        // Edges were collected object by object, so they are grouped by source already (in
+        // ascending order): sorting each object's few edges sorts them all. A compressed-sparse-
+        // row graph keeps reachability linear and cache-friendly.
+        let mut start = 0;
+        while start < edges.len() {
+            let source = edges[start].0;
+            let end = start + edges[start..].iter().take_while(|e| e.0 == source).count();
+            edges[start..end].sort_unstable();
+            start = end;
+        }
+        if !edges.is_sorted() {
+            edges.sort_unstable(); // not grouped after all (a model built by hand): sort them all
+        }
         edges.dedup();
         let graph: Csr<(), ()> = Csr::from_sorted_edges(&edges).unwrap_or_else(|_| Csr::new());
         if (s.roots.main_thread as usize) < n {
@@ -56,9 +66,8 @@ impl Graph<'_, '_> {
         // Open upvalues: listed by exactly the thread they point into, once; one per slot.
         // Which thread lists each open upvalue (u32::MAX: none yet), indexed by object.
         let mut listed = vec![u32::MAX; s.objects.len()];
-        for (ti, o) in s.objects.iter().enumerate() {
-            let Object::Thread(t) = o else { continue };
-            let ti = ti as u32;
+        for &ti in &self.ctx.threads {
+            let Some(t) = self.ctx.thread(ti) else { continue };
             let mut slots: HashSet<u32> = HashSet::new();
             for &u in &t.open_upvalues {
                 let here = || obj(ObjectKind::Thread, ti).with(Segment::Field("open upvalues"));
@@ -133,17 +142,16 @@ impl Graph<'_, '_> {
         }
     }
 
-    fn check_resume_chains(&mut self, layouts: &[Option<ThreadLayout>]) {
+    fn check_resume_chains(&mut self, layouts: &super::Layouts) {
         let s = self.ctx.s;
         let mut chain: DiGraph<u32, ()> = DiGraph::new();
         let mut node_of: HashMap<u32, NodeIndex> = HashMap::new();
         let mut parent_of: HashMap<u32, u32> = HashMap::new();
         let mut child_of: HashMap<u32, u32> = HashMap::new();
         let mut node = |g: &mut DiGraph<u32, ()>, i: u32| *node_of.entry(i).or_insert_with(|| g.add_node(i));
-        for (pi, o) in s.objects.iter().enumerate() {
-            let Object::Thread(t) = o else { continue };
-            let pi = pi as u32;
-            let Some(Some(layout)) = layouts.get(pi as usize) else { continue };
+        for &pi in &self.ctx.threads {
+            let Some(t) = self.ctx.thread(pi) else { continue };
+            let Some(layout) = self.ctx.layout(layouts, pi) else { continue };
             let Some(child) = self.resumed_child(t, layout) else {
                 if let Some(CallFrameKind::C { role: role @ (CRole::Resume | CRole::WrappedResume), .. }) =
                     layout.frames.last().map(|f| f.kind)
@@ -219,9 +227,8 @@ impl Graph<'_, '_> {
             }
         }
         // A pre-empted coroutine is suspended only as part of a chain from the main thread.
-        for (ti, o) in s.objects.iter().enumerate() {
-            let ti = ti as u32;
-            let Object::Thread(t) = o else { continue };
+        for &ti in &self.ctx.threads {
+            let Some(t) = self.ctx.thread(ti) else { continue };
             if ti == s.roots.main_thread {
                 if let Some(p) = parent_of.get(&ti) {
                     self.sink.error(

@@ -29,6 +29,15 @@ mod yield_points;
 
 pub use frames::{CallFrame, CallFrameKind, ThreadLayout};
 
+/// The derived layout of every thread, by object index (ascending); `None` for a thread whose
+/// frames were refused.
+pub(crate) type Layouts = Vec<(u32, Option<ThreadLayout>)>;
+
+fn layout_of(layouts: &Layouts, index: u32) -> Option<&ThreadLayout> {
+    let at = layouts.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+    layouts[at].1.as_ref()
+}
+
 use crate::bytecode::{Module, YieldPointMap};
 use crate::diagnostics::{ObjectPath, Report, Segment, Sink};
 use crate::limits::{Limits, PermanentKind};
@@ -73,8 +82,8 @@ pub struct VerifiedScript {
 pub struct Verified<T> {
     value: T,
     scripts: Vec<VerifiedScript>,
-    /// Per object: the derived layout of each thread (`None` for other objects).
-    layouts: Vec<Option<ThreadLayout>>,
+    /// The derived layout of each thread.
+    layouts: Layouts,
     warnings: Vec<crate::Diagnostic>,
 }
 
@@ -90,7 +99,7 @@ impl Verified<Snapshot> {
 
     /// The derived call-info of thread object `index`: what restore writes into the VM.
     pub fn layout(&self, index: u32) -> Option<&ThreadLayout> {
-        self.layouts.get(index as usize)?.as_ref()
+        layout_of(&self.layouts, index)
     }
 
     /// Findings that did not refuse the snapshot (severity warning).
@@ -108,7 +117,8 @@ impl Verified<Snapshot> {
     /// Test-only, like [`Verified::tamper`]: corrupts a thread's derived layout.
     #[cfg(feature = "tamper")]
     pub fn tamper_layout(&mut self, index: u32) -> Option<&mut ThreadLayout> {
-        self.layouts.get_mut(index as usize)?.as_mut()
+        let at = self.layouts.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        self.layouts[at].1.as_mut()
     }
 }
 
@@ -153,14 +163,20 @@ pub(crate) struct Context<'a> {
     pub kinds: Vec<ObjectKind>,
     /// Each permanent's kind per the host's allowlist (`None`: unknown), looked up once.
     pub permanent_kinds: Vec<Option<PermanentKind>>,
+    /// Object indices of the threads, ascending (the families about frames visit only these).
+    pub threads: Vec<u32>,
 }
 
 impl<'a> Context<'a> {
     fn new(s: &'a Snapshot, limits: &'a Limits) -> Context<'a> {
+        let kinds: Vec<ObjectKind> = s.objects.iter().map(Object::kind).collect();
+        let threads =
+            kinds.iter().enumerate().filter(|(_, k)| **k == ObjectKind::Thread).map(|(i, _)| i as u32).collect();
         Context {
             s,
             limits,
-            kinds: s.objects.iter().map(Object::kind).collect(),
+            kinds,
+            threads,
             permanent_kinds: s
                 .permanents
                 .iter()
@@ -171,6 +187,17 @@ impl<'a> Context<'a> {
 
     pub fn object_kind(&self, i: u32) -> Option<ObjectKind> {
         self.kinds.get(i as usize).copied()
+    }
+
+    pub fn thread(&self, i: u32) -> Option<&'a Thread> {
+        match self.s.objects.get(i as usize) {
+            Some(Object::Thread(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn layout<'l>(&self, layouts: &'l Layouts, i: u32) -> Option<&'l ThreadLayout> {
+        layout_of(layouts, i)
     }
 
     pub fn permanent_kind(&self, i: u32) -> Option<Option<PermanentKind>> {

@@ -7,7 +7,6 @@ use crate::contract::{self, UpvalueRule};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::limits::PermanentKind;
 use crate::snapshot::*;
-use std::collections::HashSet;
 
 /// What the references family hands on.
 pub(crate) struct References {
@@ -135,24 +134,31 @@ impl Walker<'_, '_> {
         // Equal strings found by sorting, not hashing: the bytes are the attacker's, and a
         // sort's cost cannot be inflated by crafted collisions.
         self.string_canon = (0..s.objects.len() as u32).collect();
-        let mut strings: Vec<(&[u8], u32)> = s
+        // Sorted by their first eight bytes first (one integer compare settles most pairs), then
+        // by all bytes, then by index, so equal strings are adjacent with the first one leading.
+        let mut strings: Vec<(u64, &[u8], u32)> = s
             .objects
             .iter()
             .enumerate()
             .filter_map(|(i, o)| match o {
-                Object::String(b) => Some((b.as_slice(), i as u32)),
+                Object::String(b) => {
+                    let mut head = [0u8; 8];
+                    let n = b.len().min(8);
+                    head[..n].copy_from_slice(&b[..n]);
+                    Some((u64::from_be_bytes(head), b.as_slice(), i as u32))
+                }
                 _ => None,
             })
             .collect();
         strings.sort_unstable();
         for pair in strings.windows(2) {
             let (a, b) = (pair[0], pair[1]);
-            if a.0 == b.0 {
-                let canon = self.string_canon[a.1 as usize];
-                self.string_canon[b.1 as usize] = canon;
+            if a.1 == b.1 {
+                let canon = self.string_canon[a.2 as usize];
+                self.string_canon[b.2 as usize] = canon;
                 self.sink.error(
                     Code::DuplicateString,
-                    obj(ObjectKind::String, b.1),
+                    obj(ObjectKind::String, b.2),
                     format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
                 );
             }
@@ -404,9 +410,10 @@ impl Walker<'_, '_> {
                 self.sink.error(Code::BadTableShape, here().with(Segment::Field("node map")), why);
             }
         }
-        // Small tables (the common case) compare keys pairwise instead of allocating a set.
+        // Small tables (the common case) compare keys pairwise; larger ones sort their keys
+        // afterwards (no hashing: the keys are the attacker's, and a sort's cost is bounded).
         let mut seen_small: Vec<KeyId> = Vec::new();
-        let mut seen: HashSet<KeyId> = HashSet::new();
+        let mut keys: Vec<(KeyId, u32)> = Vec::new();
         let small = t.hash.len() <= 16;
         for (n, node) in t.hash.iter().enumerate() {
             let Some((k, v)) = node else { continue };
@@ -424,18 +431,25 @@ impl Walker<'_, '_> {
                 _ => {}
             }
             let id = KeyId::of(k, &self.string_canon);
-            let fresh = if small {
-                let fresh = !seen_small.contains(&id);
+            if small {
+                if seen_small.contains(&id) {
+                    self.sink.error(Code::BadTableShape, key_path(), "the key appears twice in the hash part");
+                }
                 seen_small.push(id);
-                fresh
             } else {
-                seen.insert(id)
-            };
-            if !fresh {
-                self.sink.error(Code::BadTableShape, key_path(), "the key appears twice in the hash part");
+                keys.push((id, n as u32));
             }
             self.value(Some(i), k, Expect::Any, key_path);
             self.value(Some(i), v, Expect::Any, || key_path().with(Segment::Field("value")));
+        }
+        keys.sort_unstable();
+        for pair in keys.windows(2) {
+            if pair[0].0 == pair[1].0
+                && let Some(Some((k, _))) = t.hash.get(pair[1].1 as usize)
+            {
+                let path = here().with(Segment::Key(Self::key_text(self.ctx.s, k)));
+                self.sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
+            }
         }
     }
 
@@ -484,7 +498,7 @@ impl Walker<'_, '_> {
 
 /// A key's identity for duplicate detection: by bits for numbers and vectors (with -0 and 0 the
 /// same key, as in Luau), by index for references.
-#[derive(Hash, PartialEq, Eq)]
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 enum KeyId {
     Boolean(bool),
     Number(u64),

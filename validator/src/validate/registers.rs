@@ -11,15 +11,10 @@ use crate::limits::PermanentKind;
 use crate::snapshot::*;
 use std::collections::HashSet;
 
-pub(crate) fn check(
-    ctx: &Context<'_>,
-    scripts: &[Option<VerifiedScript>],
-    layouts: &[Option<ThreadLayout>],
-    sink: &mut Sink,
-) {
-    for (i, o) in ctx.s.objects.iter().enumerate() {
-        let (Object::Thread(t), Some(Some(layout))) = (o, layouts.get(i)) else { continue };
-        Frames { ctx, scripts, sink: &mut *sink, thread: i as u32, t, layout }.run();
+pub(crate) fn check(ctx: &Context<'_>, scripts: &[Option<VerifiedScript>], layouts: &super::Layouts, sink: &mut Sink) {
+    for (i, layout) in layouts {
+        let (Some(t), Some(layout)) = (ctx.thread(*i), layout) else { continue };
+        Frames { ctx, scripts, sink: &mut *sink, thread: *i, t, layout }.run();
     }
 }
 
@@ -66,11 +61,11 @@ impl Frames<'_, '_> {
                 .and_then(Option::as_ref)
                 .and_then(|s| s.yield_maps.get(proto as usize))
                 .and_then(|m| m.get(yield_point))
-                .copied()
             else {
                 continue;
             };
-            let at = format!("suspended at {} of {} (pc {})", point.kind.name(), point.op.name(), point.instruction_pc);
+            let at =
+                || format!("suspended at {} of {} (pc {})", point.kind.name(), point.op.name(), point.instruction_pc);
             let base = f.base;
             for r in point.needs.numbers.iter() {
                 let v = self.value(base + r);
@@ -78,7 +73,7 @@ impl Frames<'_, '_> {
                     self.wrong(
                         base + r,
                         k,
-                        format!("register {r} is a numeric-for control register here ({at}), which FORNLOOP reads as a number unchecked; it holds {}", super::value_text(&v)),
+                        format!("register {r} is a numeric-for control register here ({}), which FORNLOOP reads as a number unchecked; it holds {}", at(), super::value_text(&v)),
                     );
                 }
             }
@@ -94,7 +89,7 @@ impl Frames<'_, '_> {
                     self.wrong(
                         base + r,
                         k,
-                        format!("register {r} is the target of a pending SETLIST ({at}), which writes into it as a table unchecked; it must be a table of the snapshot that is not read-only, and holds {}", super::value_text(&v)),
+                        format!("register {r} is the target of a pending SETLIST ({}), which writes into it as a table unchecked; it must be a table of the snapshot that is not read-only, and holds {}", at(), super::value_text(&v)),
                     );
                 }
             }
@@ -108,7 +103,7 @@ impl Frames<'_, '_> {
                     self.wrong(
                         base + a + 1,
                         k,
-                        format!("register {} is the state of a generic-for loop whose generator is nil ({at}), so FORGLOOP iterates it as a table; it holds {}", a + 1, super::value_text(&state)),
+                        format!("register {} is the state of a generic-for loop whose generator is nil ({}), so FORGLOOP iterates it as a table; it holds {}", a + 1, at(), super::value_text(&state)),
                     );
                     continue;
                 }
@@ -120,7 +115,7 @@ impl Frames<'_, '_> {
                     other => self.wrong(
                         base + a + 2,
                         k,
-                        format!("register {} is the position of a generic-for loop over a table ({at}), which FORGLOOP reads as a position unchecked; it holds {}", a + 2, super::value_text(&other)),
+                        format!("register {} is the position of a generic-for loop over a table ({}), which FORGLOOP reads as a position unchecked; it holds {}", a + 2, at(), super::value_text(&other)),
                     ),
                 }
             }
@@ -130,7 +125,7 @@ impl Frames<'_, '_> {
                     self.wrong(
                         base + a,
                         k,
-                        format!("register {a} is the generator of a generic-for loop whose iterator call is suspended ({at}); it cannot be nil (the loop would read the overwritten position register as a table position)"),
+                        format!("register {a} is the generator of a generic-for loop whose iterator call is suspended ({}); it cannot be nil (the loop would read the overwritten position register as a table position)", at()),
                     );
                 }
             }

@@ -12,12 +12,21 @@ use std::collections::BTreeSet;
 
 pub(crate) fn check(ctx: &Context<'_>, scripts: &[Option<VerifiedScript>], sink: &mut Sink) {
     let s = ctx.s;
+    // (script, proto) of every closure, sorted and deduplicated (closures are many, protos few).
+    let mut pairs: Vec<(u32, u32)> = s
+        .objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::LuaClosure(c) => Some((c.script, c.proto)),
+            _ => None,
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
     let mut used: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); s.scripts.len()];
-    for o in &s.objects {
-        if let Object::LuaClosure(c) = o
-            && let Some(set) = used.get_mut(c.script as usize)
-        {
-            set.insert(c.proto);
+    for (script, proto) in pairs {
+        if let Some(set) = used.get_mut(script as usize) {
+            set.insert(proto);
         }
     }
     for (i, entry) in s.scripts.iter().enumerate() {
