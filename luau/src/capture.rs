@@ -704,3 +704,45 @@ fn visible_global_names(c: &Capturer<'_>, main: usize) -> Vec<Vec<u8>> {
     }
     names
 }
+
+/// A call frame as the VM holds it right now (for tests comparing it with the validator's
+/// derivation, and for debugging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveFrame {
+    pub func: u32,
+    pub base: u32,
+    pub top: u32,
+    pub nresults: i32,
+    pub flags: u8,
+    /// A Luau frame's saved instruction index.
+    pub saved_pc: Option<u32>,
+}
+
+/// The call frames of a suspended task's main thread, outermost first (`None` if it has no
+/// thread). Reads only.
+pub fn live_frames(task: &Task) -> Option<Vec<LiveFrame>> {
+    let vm = task.vm();
+    let mut main = 0usize;
+    // SAFETY: the task's thread anchor is live.
+    if unsafe { ffi::amber_task_thread(vm.ptr(), task.thread_ref(), &mut main) } != 0 {
+        return None;
+    }
+    let mut info = ffi::AmberThreadInfo::default();
+    // SAFETY: `main` is the task's live thread.
+    unsafe { ffi::amber_thread_info(main, &mut info) };
+    let mut out = Vec::with_capacity(info.frames.max(0) as usize);
+    for f in 1..=info.frames {
+        let mut fi = ffi::AmberFrameInfo::default();
+        // SAFETY: `f` is within the thread's call-info array.
+        unsafe { ffi::amber_thread_frame(main, f, &mut fi) };
+        out.push(LiveFrame {
+            func: fi.func as u32,
+            base: fi.base as u32,
+            top: fi.top as u32,
+            nresults: fi.nresults,
+            flags: (fi.flags & 0xff) as u8,
+            saved_pc: (fi.is_lua != 0).then_some(fi.pc.max(0) as u32),
+        });
+    }
+    Some(out)
+}

@@ -17,7 +17,7 @@ mod restore;
 mod script;
 mod vm;
 
-pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, capture, capture_with};
+pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, LiveFrame, capture, capture_with, live_frames};
 pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
 pub use permanents::PermanentRegistry;
