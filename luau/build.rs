@@ -74,7 +74,9 @@ fn main() {
     }
     // Our own C++ reads VM internals (lstate.h, lobject.h, ...), which live next to the sources.
     build.include(out.join("VM").join("src"));
-    if env("PROFILE") == "debug" {
+    let assertions = env("PROFILE") == "debug";
+    println!("cargo:rustc-env=AMBER_LUAU_ASSERTIONS={}", if assertions { "on" } else { "off" });
+    if assertions {
         build.define("LUAU_ENABLE_ASSERT", None);
     } else {
         build.flag_if_supported("-fno-math-errno");

@@ -37,4 +37,7 @@ amber="$CARGO_TARGET_DIR/$target/release/amber"
 # mutant saved; leaks are not memory errors of a resumed snapshot.
 export ASAN_OPTIONS="abort_on_error=1:detect_leaks=0:halt_on_error=1:symbolize=1"
 echo "asan-check: sweeping with $amber"
-"$amber" sweep --report reports/asan "$@"
+status=0
+"$amber" sweep --report reports/asan "$@" || status=$?
+printf '\nInstrumented with AddressSanitizer: Rust (nightly -Zsanitizer=address) and the Luau C++ (%s -fsanitize=address).\n' "$CXX" >> reports/asan/summary.md
+exit $status

@@ -521,6 +521,12 @@ pub fn write_report(opts: &Options, s: &Summary) -> std::io::Result<String> {
     let resumed: usize = s.outcomes.values().sum();
     let _ = writeln!(
         md,
+        "Build: {} profile, Luau assertions {}.\n",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        if amber_luau::LUAU_ASSERTIONS { "on" } else { "off" }
+    );
+    let _ = writeln!(
+        md,
         "{} scripts, {} captures, {} mutants: {} refused, {} accepted, {} resumed in child processes ({} ticks each at most); {} findings; {:.1} s.\n",
         s.scripts,
         s.captures,

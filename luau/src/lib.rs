@@ -17,6 +17,10 @@ mod restore;
 mod script;
 mod vm;
 
+/// Whether this build's Luau checks its own assertions (`LUAU_ENABLE_ASSERT`: debug builds, so
+/// every test; a violated one traps, which the hostile-mutation sweep counts as a finding).
+pub const LUAU_ASSERTIONS: bool = matches!(env!("AMBER_LUAU_ASSERTIONS").as_bytes(), b"on");
+
 pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, LiveFrame, capture, capture_with, live_frames};
 pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
