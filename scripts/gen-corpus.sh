@@ -14,14 +14,17 @@ amber=target/release/amber
 snapshots=corpus/snapshots
 hostile=corpus/hostile
 max_bytes=262144          # larger captures stay out of the repository
-per_snapshot=3            # further hostile mutants taken from each snapshot, rotating over (class, code)
+per_snapshot=1            # further hostile mutants taken from each snapshot, rotating over (class, code)
 
 rm -rf "$snapshots" "$hostile"
 mkdir -p "$snapshots" "$hostile"
 
 for script in corpus/scripts/*.luau; do
     name=$(basename "$script" .luau)
-    for at in 1 40 400 4000; do
+    # The script's pre-emption points: one line each with --trace-yields.
+    total=$("$amber" run "$script" --preempt-every 1 --trace-yields 2>&1 >/dev/null | grep -c '^preempt' || true)
+    points=$(printf '%s\n' 1 40 400 $((total / 3)) $((2 * total / 3)) | awk -v t="$total" '$1 >= 1 && $1 <= t' | sort -nu)
+    for at in $points; do
         out="$snapshots/$name.at$at.snap"
         # The script may end before pre-emption N: then there is nothing to persist.
         "$amber" persist "$script" --at "$at" -o "$out" >/dev/null 2>&1 || rm -f "$out"
