@@ -83,9 +83,6 @@ struct Capturer<'a> {
     /// Upvalue objects captured while open, to resolve against `open_owner` at the end.
     open_pending: Vec<(u32, Value)>,
     globals_permanent: Option<usize>,
-    /// (script index, proto id) of every captured Luau closure: the protos whose yield-point
-    /// signatures the snapshot records.
-    used_protos: std::collections::BTreeSet<(u32, u32)>,
 }
 
 fn tv() -> AmberTV {
@@ -376,7 +373,6 @@ impl<'a> Capturer<'a> {
             .get(&info.proto)
             .ok_or_else(|| self.error(i, None, "closure of a proto this VM did not load"))?;
         let script = self.script_of(hash, i)?;
-        self.used_protos.insert((script, proto));
         let mut upvalues = Vec::with_capacity(info.upvalues as usize);
         for k in 0..info.upvalues {
             let mut t = tv();
@@ -644,7 +640,6 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         open_owner: HashMap::new(),
         open_pending: Vec::new(),
         globals_permanent,
-        used_protos: Default::default(),
     };
     c.object(main, 0, Edge::Root);
     c.run()?;
@@ -652,16 +647,9 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     let mut global_names = visible_global_names(&c, main);
     global_names.sort();
     global_names.dedup();
-    for &(script, proto) in &c.used_protos {
-        let entry = &mut c.scripts[script as usize];
-        let loaded = vm.loaded.borrow();
-        if let Some(map) = loaded.get(&entry.hash).and_then(|l| l.script.yield_map(proto)) {
-            entry.signatures.push(ProtoSignature { proto, signature: map.signature.0 });
-        }
-    }
     let objects: Vec<Object> = c.objects.into_iter().map(|o| o.unwrap_or(Object::String(Vec::new()))).collect();
     let flags = FeatureFlags::pinned();
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         header: Header {
             luau_version: LUAU_VERSION.into(),
             compiler: c.settings.unwrap_or_else(|| task.script().settings()),
@@ -673,7 +661,17 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         permanents: c.permanents,
         objects,
         roots: Roots { main_thread: 0, random_state: task.random_state(), global_names },
-    })
+    };
+    // Every proto a closure runs carries its signature (the loader compares them).
+    let loaded = vm.loaded.borrow();
+    for (script, proto) in snapshot.used_protos() {
+        let entry = &mut snapshot.scripts[script as usize];
+        if let Some(map) = loaded.get(&entry.hash).and_then(|l| l.script.yield_map(proto)) {
+            entry.signatures.push(ProtoSignature { proto, signature: map.signature.0 });
+        }
+    }
+    drop(loaded);
+    Ok(snapshot)
 }
 
 /// Global names the task could read: the string keys of its own globals table and of the base

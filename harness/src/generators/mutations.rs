@@ -142,16 +142,7 @@ impl<'a> Mutator<'a, '_> {
     }
 
     fn fix_signatures(&self, s: &mut Snapshot) {
-        let mut used: Vec<(u32, u32)> = s
-            .objects
-            .iter()
-            .filter_map(|o| match o {
-                Object::LuaClosure(c) => Some((c.script, c.proto)),
-                _ => None,
-            })
-            .collect();
-        used.sort_unstable();
-        used.dedup();
+        let used = s.used_protos();
         for (si, entry) in s.scripts.iter_mut().enumerate() {
             let Some(script) = self.v.scripts().get(si) else { continue };
             entry.signatures = used

@@ -315,6 +315,24 @@ pub enum UserdataKind {
     Codec { tag: u8, codec: String, payload: Vec<u8> },
 }
 
+impl Snapshot {
+    /// (script index, proto id) of every proto a Luau closure of the snapshot runs, sorted and
+    /// without repeats: the protos whose yield-point signatures a snapshot records.
+    pub fn used_protos(&self) -> Vec<(u32, u32)> {
+        let mut used: Vec<(u32, u32)> = self
+            .objects
+            .iter()
+            .filter_map(|o| match o {
+                Object::LuaClosure(c) => Some((c.script, c.proto)),
+                _ => None,
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used
+    }
+}
+
 impl Object {
     /// Calls `f` with every object this object refers to (values, upvalue objects, the thread
     /// an open upvalue points into, a thread's open upvalues and namecall string).

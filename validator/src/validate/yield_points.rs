@@ -7,22 +7,11 @@
 
 use super::{Context, VerifiedScript};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
-use crate::snapshot::*;
 use std::collections::BTreeSet;
 
 pub(crate) fn check(ctx: &Context<'_>, scripts: &[Option<VerifiedScript>], sink: &mut Sink) {
     let s = ctx.s;
-    // (script, proto) of every closure, sorted and deduplicated (closures are many, protos few).
-    let mut pairs: Vec<(u32, u32)> = s
-        .objects
-        .iter()
-        .filter_map(|o| match o {
-            Object::LuaClosure(c) => Some((c.script, c.proto)),
-            _ => None,
-        })
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
+    let pairs = s.used_protos();
     let mut used: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); s.scripts.len()];
     for (script, proto) in pairs {
         if let Some(set) = used.get_mut(script as usize) {
