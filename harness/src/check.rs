@@ -1,7 +1,7 @@
 //! The `amber check` driver: every script under every schedule against its fresh run, with a
 //! progress bar, a final table, and a report directory (summary.md, results.json, divergences).
 
-use crate::generators::{EXHAUSTIVE_LIMIT, Schedule};
+use crate::generators::Schedule;
 use crate::oracles::{Trace, first_difference};
 use crate::runner::{self, Quiet, RunReport};
 use serde_json::json;
@@ -128,8 +128,10 @@ fn check_script(path: &Path, opts: &Options, bar: &indicatif::ProgressBar) -> Ve
         bar.set_message(format!("{} {}", short_name(path), schedule.name()));
         let mut r = row(&schedule.name(), Verdict::Agrees);
         r.points = points;
-        if schedule == Schedule::Exhaustive && points > EXHAUSTIVE_LIMIT {
-            r.verdict = Verdict::Skipped(format!("{points} points > {EXHAUSTIVE_LIMIT}"));
+        if let Schedule::Exhaustive { max } = schedule
+            && points > max
+        {
+            r.verdict = Verdict::Skipped(format!("{points} points > {max} (see --exhaustive-max)"));
             out.push(r);
             bar.inc(1);
             continue;

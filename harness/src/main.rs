@@ -131,6 +131,10 @@ enum Command {
         /// Seed of the random schedules.
         #[arg(long, value_name = "N", default_value_t = 1)]
         seed: u64,
+        /// Scripts with more pre-emption points than this are skipped by the exhaustive
+        /// schedule (one run per point); raise it for nightly runs.
+        #[arg(long, value_name = "N", default_value_t = generators::EXHAUSTIVE_LIMIT)]
+        exhaustive_max: u64,
     },
     /// Hostile-mutation sweep: capture every script at several points, apply every targeted
     /// mutation class to each capture, validate every mutant as untrusted bytes, and resume every
@@ -210,7 +214,9 @@ fn main() -> ExitCode {
         Command::Resume { snapshot, source_dir, preempt_every, limits, digest } => {
             resume(&snapshot, source_dir, preempt_every, limits, digest)
         }
-        Command::Check { paths, schedules, jobs, report, seed } => check(paths, schedules, jobs, report, seed),
+        Command::Check { paths, schedules, jobs, report, seed, exhaustive_max } => {
+            check(paths, schedules, jobs, report, seed, exhaustive_max)
+        }
         Command::Sweep { paths, points, max_ticks, hang_seconds, stride, jobs, report } => {
             sweep(paths, points, max_ticks, hang_seconds, stride, jobs, report)
         }
@@ -333,9 +339,14 @@ fn check(
     jobs: Option<usize>,
     report: PathBuf,
     seed: u64,
+    exhaustive_max: u64,
 ) -> Result<ExitCode, Stop> {
     let scripts = scripts_or_corpus(paths)?;
     let schedules = if schedules.is_empty() { generators::default_schedules(seed) } else { schedules };
+    let schedules = schedules
+        .into_iter()
+        .map(|s| if let Schedule::Exhaustive { .. } = s { Schedule::Exhaustive { max: exhaustive_max } } else { s })
+        .collect();
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let amber = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("amber"));
     let opts = check::Options { scripts, schedules, jobs, report_dir: report, seed, amber };

@@ -105,12 +105,31 @@ pub fn state_digest(s: &Snapshot) -> String {
         queue.push_back(g);
     }
     while let Some(i) = queue.pop_front() {
-        s.objects[i as usize].for_each_reference(|r| {
+        let mut visit = |r: u32| {
             if (r as usize) < n && !reachable[r as usize] {
                 reachable[r as usize] = true;
                 queue.push_back(r);
             }
-        });
+        };
+        match &s.objects[i as usize] {
+            // A key whose value is nil is invisible to the script (`next` and `pairs` skip it,
+            // a lookup gives nil) and the collector may or may not have turned it into a dead
+            // key yet, depending on when it last ran: it is not part of the observable state.
+            Object::Table(t) => {
+                let mut value = |v: &Value| {
+                    if let Value::Object(r) = v {
+                        visit(*r)
+                    }
+                };
+                t.metatable.iter().for_each(&mut value);
+                t.array.iter().for_each(&mut value);
+                for (k, v) in t.hash.iter().flatten().filter(|(_, v)| !matches!(v, Value::Nil)) {
+                    value(k);
+                    value(v);
+                }
+            }
+            o => o.for_each_reference(visit),
+        }
     }
     let value = |labels: &[u64], v: &Value| -> u64 {
         match *v {
@@ -200,6 +219,50 @@ pub fn state_digest(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amber_validator::snapshot::*;
+
+    /// A main thread whose globals table holds `entries` in its hash part.
+    fn state(entries: Vec<Option<(Value, Value)>>, strings: &[&str]) -> Snapshot {
+        let mut objects = vec![
+            Object::Thread(Thread {
+                status: ThreadStatus::Dead,
+                stack: vec![Value::Nil],
+                frames: vec![],
+                open_upvalues: vec![],
+                globals: Value::Object(1),
+                namecall: None,
+                error: None,
+            }),
+            Object::Table(Table { hash: entries, ..Table::default() }),
+        ];
+        objects.extend(strings.iter().map(|s| Object::String(s.as_bytes().to_vec())));
+        Snapshot {
+            header: Header {
+                luau_version: "0.745".into(),
+                compiler: CompilerSettings::default(),
+                flags_digest: [0; 32],
+                enabled_flags: vec![],
+                permanents_digest: [0; 32],
+            },
+            scripts: vec![],
+            permanents: vec![],
+            objects,
+            roots: Roots { main_thread: 0, random_state: 0, global_names: vec![] },
+        }
+    }
+
+    #[test]
+    fn a_key_left_with_a_nil_value_is_not_state() {
+        // `c = nil` leaves key "c" with a nil value until the collector turns it into a dead key,
+        // which capture drops: both are the same observable state.
+        let a = (Value::Object(2), Value::Number(0.0));
+        let kept = state(vec![Some(a), Some((Value::Object(3), Value::Nil))], &["a", "c"]);
+        let collected = state(vec![Some(a), None], &["a", "c"]);
+        assert_eq!(state_digest(&kept), state_digest(&collected));
+        // A live entry is state.
+        let live = state(vec![Some(a), Some((Value::Object(3), Value::Boolean(true)))], &["a", "c"]);
+        assert_ne!(state_digest(&live), state_digest(&collected));
+    }
 
     #[test]
     fn addresses_are_normalised_and_nothing_else() {

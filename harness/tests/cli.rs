@@ -142,3 +142,47 @@ fn check_reports_a_divergence_with_artifacts() {
     let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
     assert!(summary.contains("DIVERGES at trace line 1"), "{summary}");
 }
+
+#[test]
+fn nil_valued_keys_are_not_state_under_frequent_persists() {
+    // The regression of corpus/scripts/digest_nil_keys.luau: every:13 restores late in the
+    // run, where the fresh run's collector has already turned `c`'s key into a dead key.
+    let report = std::env::temp_dir().join(format!("amber-check-nil-keys-{}", std::process::id()));
+    let script = corpus().join("digest_nil_keys.luau");
+    let out = amber(&[
+        "check",
+        script.to_str().unwrap(),
+        "--schedule",
+        "every:13",
+        "--schedule",
+        "every:50",
+        "--schedule",
+        "every:200",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches("agrees").count(), 3, "{text}");
+}
+
+#[test]
+fn exhaustive_max_raises_the_exhaustive_cap() {
+    let report = std::env::temp_dir().join(format!("amber-check-exh-{}", std::process::id()));
+    let script = temp_script("exh.luau", "local s = 0 for i = 1, 40 do s += i end print(s)\n");
+    let run = |max: &str| {
+        let out = amber(&[
+            "check",
+            script.to_str().unwrap(),
+            "--schedule",
+            "exhaustive",
+            "--exhaustive-max",
+            max,
+            "--report",
+            report.to_str().unwrap(),
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run("10").contains("skipped"), "a cap below the script's points skips it");
+    assert!(run("1000").contains("agrees"), "a cap above them runs one persist per point");
+}

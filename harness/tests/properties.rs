@@ -300,7 +300,8 @@ fn a_persist_point_past_the_end_reports_the_real_ending() {
         let fresh = runner::run_script(&script, Schedule::Fresh, &mut Quiet).unwrap();
         let points = fresh.counts.ticks;
         // Points 1..=points+5: the last five cannot be reached.
-        let reports = runner::run_persisting(&script, Schedule::Exhaustive, points + 5, &amber()).unwrap();
+        let reports =
+            runner::run_persisting(&script, Schedule::Exhaustive { max: 3000 }, points + 5, &amber()).unwrap();
         assert_eq!(reports.len() as u64, points + 5);
         for r in &reports {
             assert_eq!(first_difference(&fresh.trace, &r.trace), None, "{source}");

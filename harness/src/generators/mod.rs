@@ -14,8 +14,9 @@ pub enum Schedule {
     Fresh,
     /// Pre-empted at every N-th tick, never persisted (the scheduler alone).
     Preempt(u64),
-    /// Persisted at every pre-emption point in turn (each point a separate run).
-    Exhaustive,
+    /// Persisted at every pre-emption point in turn (each point a separate run), for scripts
+    /// with at most `max` points.
+    Exhaustive { max: u64 },
     /// Pre-empted at every tick, persisted at every N-th pre-emption of one run.
     Every(u64),
     /// Persisted at COUNT pre-emption points drawn from SEED, one run each.
@@ -43,7 +44,7 @@ impl Schedule {
         match self {
             Schedule::Fresh => "fresh".into(),
             Schedule::Preempt(n) => format!("preempt:{n}"),
-            Schedule::Exhaustive => "exhaustive".into(),
+            Schedule::Exhaustive { .. } => "exhaustive".into(),
             Schedule::Every(n) => format!("every:{n}"),
             Schedule::Random { seed, count } => format!("random:{seed}:{count}"),
             Schedule::AtYields => "at-yields".into(),
@@ -67,7 +68,7 @@ impl std::str::FromStr for Schedule {
         let rest: Vec<&str> = parts.collect();
         let schedule = match (head, rest.as_slice()) {
             ("fresh", []) => Schedule::Fresh,
-            ("exhaustive", []) => Schedule::Exhaustive,
+            ("exhaustive", []) => Schedule::Exhaustive { max: EXHAUSTIVE_LIMIT },
             ("at-yields", []) => Schedule::AtYields,
             ("cross-process", []) => Schedule::CrossProcess,
             ("preempt", [n]) => Schedule::Preempt(number(n, "the tick count")?),
@@ -97,7 +98,7 @@ impl std::str::FromStr for Schedule {
 pub fn default_schedules(seed: u64) -> Vec<Schedule> {
     vec![
         Schedule::Preempt(1),
-        Schedule::Exhaustive,
+        Schedule::Exhaustive { max: EXHAUSTIVE_LIMIT },
         Schedule::Every(97),
         Schedule::Random { seed, count: 20 },
         Schedule::AtYields,
@@ -106,8 +107,8 @@ pub fn default_schedules(seed: u64) -> Vec<Schedule> {
     ]
 }
 
-/// Exhaustive runs cost one run per point: scripts with more points than this are checked at
-/// evenly spaced points instead (the report says so).
+/// Exhaustive runs cost one run per point: by default scripts with more points than this are
+/// reported as skipped (`amber check --exhaustive-max` raises it for nightly runs).
 pub const EXHAUSTIVE_LIMIT: u64 = 3000;
 
 /// A small deterministic generator (SplitMix64) for random schedules.
@@ -136,8 +137,8 @@ pub fn separate_points(schedule: Schedule, total: u64) -> Option<Vec<u64>> {
         v
     };
     match schedule {
-        Schedule::Exhaustive if total <= EXHAUSTIVE_LIMIT => Some((1..=total).collect()),
-        Schedule::Exhaustive => Some(spread(EXHAUSTIVE_LIMIT)),
+        Schedule::Exhaustive { max } if total <= max => Some((1..=total).collect()),
+        Schedule::Exhaustive { max } => Some(spread(max)),
         Schedule::Random { seed, count } => {
             if total == 0 {
                 return Some(vec![]);
