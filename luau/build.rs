@@ -74,7 +74,22 @@ fn main() {
     }
     // Our own C++ reads VM internals (lstate.h, lobject.h, ...), which live next to the sources.
     build.include(out.join("VM").join("src"));
-    let assertions = env("PROFILE") == "debug";
+    // Under cargo fuzz (`--cfg fuzzing`) the C++ gets libFuzzer's coverage instrumentation and
+    // AddressSanitizer (when the Rust side has it), and Luau's assertions: a trap is a finding.
+    // An engine that sets CXXFLAGS itself (OSS-Fuzz, ClusterFuzzLite) is left to its own flags.
+    let fuzzing = std::env::var_os("CARGO_CFG_FUZZING").is_some();
+    println!("cargo:rerun-if-env-changed=CXXFLAGS");
+    if fuzzing {
+        let engine_flags = std::env::var("CXXFLAGS").unwrap_or_default();
+        if !engine_flags.contains("fuzzer") {
+            build.flag("-fsanitize=fuzzer-no-link");
+            build.flag("-fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp");
+            if std::env::var("CARGO_CFG_SANITIZE").is_ok_and(|s| s.contains("address")) {
+                build.flag("-fsanitize=address");
+            }
+        }
+    }
+    let assertions = env("PROFILE") == "debug" || fuzzing;
     println!("cargo:rustc-env=AMBER_LUAU_ASSERTIONS={}", if assertions { "on" } else { "off" });
     if assertions {
         build.define("LUAU_ENABLE_ASSERT", None);

@@ -68,9 +68,15 @@ pub fn parse_limits(text: &str) -> Result<Limits, String> {
     Ok(limits)
 }
 
-/// The default intake policy: default sizes, the standard base image's permanents, no codecs.
+/// The default intake policy: default sizes, the standard base image's permanents, no codecs,
+/// and this runtime's identity (a snapshot of another Luau release, flag set or base image is
+/// refused by the validator).
 pub fn default_limits() -> Limits {
-    Limits { permanents: Some(PermanentRegistry::standard().allowlist()), ..Limits::default() }
+    Limits {
+        permanents: Some(PermanentRegistry::standard().allowlist()),
+        runtime: Some(amber_luau::runtime_identity()),
+        ..Limits::default()
+    }
 }
 
 /// The verdict on one snapshot file.

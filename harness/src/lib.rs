@@ -7,10 +7,15 @@
 //! - drivers: the CLI (`main.rs`), the differential [`check`], the hostile-mutation [`sweep`]
 //!   and the tests, which combine the two.
 
+pub mod catalog;
+#[cfg(feature = "cli")]
 pub mod check;
+#[cfg(feature = "cli")]
+pub mod fuzz_report;
 pub mod generators;
 pub mod inspect;
 pub mod intake;
 pub mod oracles;
 pub mod runner;
 pub mod sweep;
+pub mod targets;

@@ -166,6 +166,35 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "reports/sweep")]
         report: PathBuf,
     },
+    /// Write a fuzz campaign's report (fuzz/campaign.sh calls it): TARGET.json, TARGET.md and an
+    /// SVG of edges covered over time, from libFuzzer's timestamped log.
+    #[command(hide = true)]
+    FuzzReport {
+        #[arg(long)]
+        target: String,
+        /// libFuzzer's output, each line prefixed by the Unix time it was printed at.
+        #[arg(long)]
+        log: PathBuf,
+        /// The minimized corpus directory (its files are counted).
+        #[arg(long)]
+        corpus: PathBuf,
+        /// Where crash artifacts would be.
+        #[arg(long)]
+        artifacts: PathBuf,
+        #[arg(long, default_value_t = 0.0)]
+        seconds: f64,
+        #[arg(long, default_value = "")]
+        build: String,
+        #[arg(long, default_value = "reports/fuzz")]
+        out: PathBuf,
+    },
+    /// Write the fuzz targets' initial seeds (captures, hostile mutants, compiled corpus scripts,
+    /// deterministic random inputs) under DIR/<target>/ (fuzz/campaign.sh seeds an empty corpus).
+    #[command(hide = true)]
+    FuzzSeeds {
+        #[arg(long, default_value = "corpus/fuzz")]
+        out: PathBuf,
+    },
     /// The sweep's child process: resumes the snapshots listed in a file, one per line.
     #[command(hide = true)]
     SweepWorker {
@@ -222,6 +251,10 @@ fn main() -> ExitCode {
         }
         Command::SweepWorker { list, max_ticks } => {
             amber_harness::sweep::worker(&list, max_ticks).map(|()| ExitCode::SUCCESS).map_err(Stop::usage)
+        }
+        Command::FuzzSeeds { out } => fuzz_seeds(&out),
+        Command::FuzzReport { target, log, corpus, artifacts, seconds, build, out } => {
+            fuzz_report(&target, &log, &corpus, &artifacts, seconds, &build, &out)
         }
         Command::Mutate { snapshot, mutation, output, source_dir, list_classes } => {
             mutate(&snapshot, mutation, output, source_dir, list_classes)
@@ -424,6 +457,42 @@ fn sweep(
         .map_err(|e| Stop::usage(format!("cannot write the report to {}: {e}", report.display())))?;
     print!("{md}");
     Ok(if summary.findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn fuzz_seeds(out: &Path) -> Result<ExitCode, Stop> {
+    let corpus = generators::default_corpus_dir().join("..");
+    let mut n = 0;
+    for (target, name, bytes) in amber_harness::targets::initial_seeds(&corpus) {
+        let dir = out.join(target);
+        std::fs::create_dir_all(&dir).map_err(|e| Stop::usage(format!("{}: {e}", dir.display())))?;
+        std::fs::write(dir.join(&name), bytes).map_err(|e| Stop::usage(format!("{name}: {e}")))?;
+        n += 1;
+    }
+    println!("{n} seeds under {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fuzz_report(
+    target: &str,
+    log: &Path,
+    corpus: &Path,
+    artifacts: &Path,
+    seconds: f64,
+    build: &str,
+    out: &Path,
+) -> Result<ExitCode, Stop> {
+    use amber_harness::fuzz_report;
+    let text = std::fs::read_to_string(log).map_err(|e| Stop::usage(format!("{}: {e}", log.display())))?;
+    let samples = fuzz_report::parse(&text);
+    let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.filter_map(Result::ok).count()).unwrap_or(0);
+    let crashes: Vec<String> = std::fs::read_dir(artifacts)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let campaign =
+        fuzz_report::Campaign { target, samples: &samples, seconds, corpus_files: count(corpus), crashes, build };
+    let md = fuzz_report::write(out, &campaign).map_err(|e| Stop::usage(format!("{}: {e}", out.display())))?;
+    print!("{md}");
+    Ok(if campaign.crashes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn mutate(

@@ -6,7 +6,7 @@ use amber_luau::{
     Budget, CompileError, Outcome, RestoreOptions, Script, SourceCatalog, SuspendSite, Task, Vm, VmError, capture,
     restore,
 };
-use amber_validator::{Limits, Report, encode, validate};
+use amber_validator::{Report, encode, validate};
 use std::path::Path;
 use thiserror::Error;
 
@@ -178,7 +178,8 @@ pub fn end_digest(task: &Task) -> String {
 /// restore into a fresh VM.
 pub fn persist(task: &Task) -> Result<(Vec<u8>, Vm, Task), RunError> {
     let bytes = encode(&capture(task)?);
-    let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).map_err(RunError::Refused)?;
+    let verified = validate(&bytes, &crate::intake::default_limits(), &SourceCatalog::embedded_only())
+        .map_err(RunError::Refused)?;
     let vm = Vm::deterministic()?;
     let restored = restore(&vm, &verified, RestoreOptions::default())?;
     Ok((bytes, vm, restored))
@@ -204,6 +205,13 @@ pub fn run_persisting(
         Some(points) => points.into_iter().map(|p| run_persisting_at(script, schedule, p, amber)).collect(),
         None => Ok(vec![run_persisting_within(script, schedule, points_total)?]),
     }
+}
+
+/// One run persisted once, at pre-emption `at`, and finished by a restored copy (the persist
+/// goes through encode, validate and restore as an untrusted snapshot would).
+pub fn run_persisted_once(script: &Script, at: u64) -> Result<RunReport, RunError> {
+    // Restores(1): one copy, in this process (the child-process path is CrossProcess's).
+    run_persisting_at(script, Schedule::Restores(1), at, Path::new("amber"))
 }
 
 /// Persisting inside one run: every N-th pre-emption (`every:N`) or every main yield.
@@ -270,8 +278,8 @@ fn run_persisting_at(script: &Script, schedule: Schedule, at: u64, amber: &Path)
     let bytes = encode(&capture(&task)?);
     let mut reports = Vec::new();
     for _ in 0..copies {
-        let verified =
-            validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).map_err(RunError::Refused)?;
+        let verified = validate(&bytes, &crate::intake::default_limits(), &SourceCatalog::embedded_only())
+            .map_err(RunError::Refused)?;
         let vm = Vm::deterministic()?;
         let mut restored = restore(&vm, &verified, RestoreOptions::default())?;
         let mut run = Run { output: prefix.clone(), yields: yields.clone(), counts, ..Run::default() };

@@ -7,44 +7,19 @@
 //! a tick budget in a child process (`amber sweep-worker`), so a crash, a Luau assertion trap or
 //! a hang is a finding with the mutant saved, never a dead test runner.
 
+use crate::catalog::CachedCatalog;
 use crate::generators::mutations::{self, Mutant};
+use crate::oracles::safety::{self, Verdict};
 use crate::runner::compile_file;
-use amber_luau::{Budget, Outcome, RestoreOptions, Script, SourceCatalog, Vm, capture, restore};
+use amber_luau::{Budget, Outcome, Script, Vm, capture};
 use amber_validator::diagnostics::Code;
-use amber_validator::snapshot::{CompilerSettings, ScriptHash};
-use amber_validator::{CatalogEntry, Limits, ScriptCatalog, encode, validate};
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use amber_validator::{Limits, encode, validate};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// A catalog that compiles each (source, settings) once: a sweep validates the same few
-/// scripts thousands of times.
-#[derive(Default)]
-pub struct CachedCatalog {
-    inner: SourceCatalog,
-    cache: RefCell<HashMap<(ScriptHash, CompilerSettings), Result<CatalogEntry, String>>>,
-}
-
-impl ScriptCatalog for CachedCatalog {
-    fn lookup(
-        &self,
-        hash: &ScriptHash,
-        chunk_name: &str,
-        embedded: Option<&[u8]>,
-        settings: CompilerSettings,
-    ) -> Result<CatalogEntry, String> {
-        if let Some(hit) = self.cache.borrow().get(&(*hash, settings)) {
-            return hit.clone();
-        }
-        let found = self.inner.lookup(hash, chunk_name, embedded, settings);
-        self.cache.borrow_mut().insert((*hash, settings), found.clone());
-        found
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -142,7 +117,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str, usize, usize)) -> Resu
     let stage = opts.report.join("staged");
     std::fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
     let catalog = CachedCatalog::default();
-    let limits = Limits::default();
+    let limits = crate::intake::default_limits();
     let mut summary = Summary { scripts: opts.scripts.len(), ..Summary::default() };
     let mut staged: Vec<Staged> = Vec::new();
     for (n, path) in opts.scripts.iter().enumerate() {
@@ -463,7 +438,7 @@ fn describe_exit(status: &std::process::ExitStatus) -> String {
 pub fn worker(list: &Path, max_ticks: u64) -> Result<(), String> {
     let text = std::fs::read_to_string(list).map_err(|e| format!("{}: {e}", list.display()))?;
     let catalog = CachedCatalog::default();
-    let limits = Limits::default();
+    let limits = crate::intake::default_limits();
     let stdout = std::io::stdout();
     for (k, line) in text.lines().enumerate() {
         {
@@ -487,29 +462,10 @@ pub fn worker(list: &Path, max_ticks: u64) -> Result<(), String> {
 
 fn resume_one(path: &Path, catalog: &CachedCatalog, limits: &Limits, max_ticks: u64) -> String {
     let Ok(bytes) = std::fs::read(path) else { return "unreadable".into() };
-    let verified = match validate(&bytes, limits, catalog) {
-        Ok(v) => v,
-        Err(_) => return "refused".into(),
-    };
-    let Ok(vm) = Vm::deterministic() else { return "no-vm".into() };
-    let mut task = match restore(&vm, &verified, RestoreOptions::default()) {
-        Ok(t) => t,
-        Err(e) => return format!("restore-refused {}", e.to_string().replace('\n', " ")),
-    };
-    let slice = 1000;
-    loop {
-        if task.stats().ticks >= max_ticks {
-            return "budget".into();
-        }
-        match task.resume(Budget::ticks(slice)) {
-            Ok(Outcome::Preempted) | Ok(Outcome::Yielded(_)) => {
-                let _ = task.take_output();
-            }
-            Ok(Outcome::Finished(_)) => return "finished".into(),
-            Ok(Outcome::Errored(_)) => return "errored".into(),
-            Ok(Outcome::Killed(_)) => return "killed".into(),
-            Err(_) => return "not-resumable".into(),
-        }
+    match safety::resume_untrusted(&bytes, limits, catalog, max_ticks) {
+        Ok(Verdict::Refused) => "refused".into(),
+        Ok(Verdict::Ended(how)) => how.into(),
+        Err(finding) => format!("restore-refused {}", finding.replace('\n', " ")),
     }
 }
 

@@ -4,8 +4,9 @@
 //! - random persist points over corpus scripts agree with fresh runs;
 //! - random terminating programs agree fresh vs persisted at random points.
 
+use amber_harness::generators::programs::Program;
 use amber_harness::generators::{self, Schedule};
-use amber_harness::oracles::first_difference;
+use amber_harness::oracles::{self, first_difference};
 use amber_harness::runner::{self, Quiet};
 use amber_luau::{Budget, Outcome, Script, Vm};
 use proptest::prelude::*;
@@ -19,25 +20,10 @@ fn amber() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_amber"))
 }
 
-/// Fresh trace vs a run persisted at pre-emption point `at` (spread over the run's points).
+/// Fresh trace vs a run persisted at a fraction of its pre-emption points (the harness oracle).
 fn agrees_when_persisted(source: &str, fraction: f64) -> Result<(), TestCaseError> {
-    let script = Script::compile(source, "=prop").map_err(|e| TestCaseError::fail(format!("{e}\n{source}")))?;
-    let fresh =
-        runner::run_script(&script, Schedule::Fresh, &mut Quiet).map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let points = fresh.counts.ticks;
-    if points == 0 {
-        return Ok(());
-    }
-    let at = 1 + ((points - 1) as f64 * fraction) as u64;
-    let seed = at.wrapping_mul(0x9e37_79b9);
-    let reports = runner::run_persisting(&script, Schedule::Random { seed, count: 1 }, points, &amber())
-        .map_err(|e| TestCaseError::fail(format!("{e}\n{source}")))?;
-    for r in reports {
-        if let Some((line, want, got)) = first_difference(&fresh.trace, &r.trace) {
-            return Err(TestCaseError::fail(format!("line {line}: expected `{want}`, got `{got}`\n{source}")));
-        }
-    }
-    Ok(())
+    oracles::trace::persisted_runs_agree(source, &[(fraction.clamp(0.0, 1.0) * 255.0) as u8])
+        .map_err(TestCaseError::fail)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -161,108 +147,14 @@ proptest! {
 }
 
 // ------------------------------------------------------------------------------------------
-// Random terminating programs.
-
-#[derive(Debug, Clone)]
-enum Stmt {
-    Assign(u8, Expr),
-    Loop(u8, u8, Vec<Stmt>),
-    Closure(u8, Expr),
-    Call(u8, u8),
-    TableSet(u8, u8, Expr),
-    Print(Expr),
-    Generator(u8, u8),
-}
-
-#[derive(Debug, Clone)]
-enum Expr {
-    Const(i16),
-    Var(u8),
-    Add(Box<Expr>, Box<Expr>),
-    Mul(Box<Expr>, Box<Expr>),
-    Mod(Box<Expr>, i16),
-    TableGet(u8, u8),
-}
-
-fn expr() -> impl Strategy<Value = Expr> {
-    let leaf = prop_oneof![
-        any::<i16>().prop_map(Expr::Const),
-        (0u8..6).prop_map(Expr::Var),
-        ((0u8..3), (0u8..4)).prop_map(|(t, k)| Expr::TableGet(t, k))
-    ];
-    leaf.prop_recursive(3, 12, 2, |inner| {
-        prop_oneof![
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Add(Box::new(a), Box::new(b))),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::Mul(Box::new(a), Box::new(b))),
-            (inner, 1i16..97).prop_map(|(a, m)| Expr::Mod(Box::new(a), m)),
-        ]
-    })
-}
-
-fn stmt() -> impl Strategy<Value = Stmt> {
-    let simple = prop_oneof![
-        ((0u8..6), expr()).prop_map(|(v, e)| Stmt::Assign(v, e)),
-        ((0u8..3), expr()).prop_map(|(f, e)| Stmt::Closure(f, e)),
-        ((0u8..3), (0u8..6)).prop_map(|(f, v)| Stmt::Call(f, v)),
-        ((0u8..3), (0u8..4), expr()).prop_map(|(t, k, e)| Stmt::TableSet(t, k, e)),
-        expr().prop_map(Stmt::Print),
-        ((0u8..6), (1u8..6)).prop_map(|(v, n)| Stmt::Generator(v, n)),
-    ];
-    simple.prop_recursive(2, 16, 4, |inner| {
-        ((0u8..6), (1u8..12), proptest::collection::vec(inner, 1..4)).prop_map(|(v, n, body)| Stmt::Loop(v, n, body))
-    })
-}
-
-fn render_expr(e: &Expr) -> String {
-    match e {
-        Expr::Const(c) => c.to_string(),
-        Expr::Var(v) => format!("v{v}"),
-        Expr::Add(a, b) => format!("({} + {})", render_expr(a), render_expr(b)),
-        Expr::Mul(a, b) => format!("(({} * {}) % 1000003)", render_expr(a), render_expr(b)),
-        Expr::Mod(a, m) => format!("({} % {m})", render_expr(a)),
-        Expr::TableGet(t, k) => format!("(t{t}[{}] or 0)", k + 1),
-    }
-}
-
-fn render(stmts: &[Stmt], depth: usize, out: &mut String) {
-    let pad = "    ".repeat(depth);
-    for s in stmts {
-        match s {
-            Stmt::Assign(v, e) => *out += &format!("{pad}v{v} = {}\n", render_expr(e)),
-            Stmt::Loop(v, n, body) => {
-                *out += &format!("{pad}for i{depth} = 1, {n} do\n{pad}    v{v} = (v{v} + i{depth}) % 100003\n");
-                render(body, depth + 1, out);
-                *out += &format!("{pad}end\n");
-            }
-            Stmt::Closure(f, e) => {
-                *out += &format!("{pad}f{f} = function(x) return (x + {}) % 100003 end\n", render_expr(e))
-            }
-            Stmt::Call(f, v) => *out += &format!("{pad}v{v} = f{f}(v{v})\n"),
-            Stmt::TableSet(t, k, e) => *out += &format!("{pad}t{t}[{}] = {}\n", k + 1, render_expr(e)),
-            Stmt::Print(e) => *out += &format!("{pad}print({})\n", render_expr(e)),
-            Stmt::Generator(v, n) => {
-                *out += &format!(
-                    "{pad}for g in coroutine.wrap(function() for j = 1, {n} do coroutine.yield(j * 3) end end) do v{v} = (v{v} + g) % 100003 end\n"
-                )
-            }
-        }
-    }
-}
-
-fn program(stmts: &[Stmt]) -> String {
-    let mut s = String::from("local v0, v1, v2, v3, v4, v5 = 1, 2, 3, 4, 5, 6\nlocal t0, t1, t2 = {}, {}, {}\n");
-    s += "local f0, f1, f2 = function(x) return x end, function(x) return x + 1 end, function(x) return x * 2 % 100003 end\n";
-    render(stmts, 0, &mut s);
-    s += "print(v0, v1, v2, v3, v4, v5, #t0, #t1, #t2)\nresult = {v0, v1, t0, t1, t2}\n";
-    s
-}
+// Random terminating programs (generators::programs, driven by random bytes).
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases(24)))]
 
     #[test]
-    fn random_programs_agree_fresh_vs_persisted(stmts in proptest::collection::vec(stmt(), 1..10), fraction in 0.0f64..1.0) {
-        agrees_when_persisted(&program(&stmts), fraction)?;
+    fn random_programs_agree_fresh_vs_persisted(bytes in proptest::collection::vec(any::<u8>(), 16..256), fraction in 0.0f64..1.0) {
+        agrees_when_persisted(&Program::from_bytes(&bytes).source(), fraction)?;
     }
 }
 
@@ -270,13 +162,11 @@ proptest! {
 /// oracle sees a difference when there is one.
 #[test]
 fn generated_programs_have_points_and_the_oracle_is_not_blind() {
-    use proptest::strategy::ValueTree;
-    use proptest::test_runner::TestRunner;
-    let mut runner_ = TestRunner::deterministic();
+    let mut rng = generators::SplitMix(7);
     let mut total_points = 0;
     for _ in 0..20 {
-        let stmts = proptest::collection::vec(stmt(), 4..10).new_tree(&mut runner_).unwrap().current();
-        let source = program(&stmts);
+        let bytes: Vec<u8> = (0..128).map(|_| rng.next_u64() as u8).collect();
+        let source = Program::from_bytes(&bytes).source();
         let script = Script::compile(&source, "=prop").unwrap();
         total_points += runner::run_script(&script, Schedule::Fresh, &mut Quiet).unwrap().counts.ticks;
     }

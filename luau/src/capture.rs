@@ -6,7 +6,7 @@
 
 use crate::ffi::{self, AmberTV};
 use crate::permanents::PermanentRegistry;
-use crate::vm::{Task, VmInner};
+use crate::vm::{ScriptKey, Task, VmInner};
 use crate::{FeatureFlags, ScriptHash};
 use amber_validator::bytecode::YieldKind;
 use amber_validator::bytecode::registers::RegSet;
@@ -223,15 +223,14 @@ impl<'a> Capturer<'a> {
         Ok(Some(self.value(&t, from, edge)?))
     }
 
-    fn script_of(&mut self, hash: ScriptHash, from: u32) -> Result<u32, CaptureError> {
+    fn script_of(&mut self, key: ScriptKey, from: u32) -> Result<u32, CaptureError> {
+        let hash = key.0;
         if let Some(&i) = self.script_index.get(&hash) {
             return Ok(i);
         }
         let loaded = self.vm.loaded.borrow();
-        let script = &loaded
-            .get(&hash)
-            .ok_or_else(|| self.error(from, None, "closure of a script this VM did not load"))?
-            .script;
+        let script =
+            &loaded.get(&key).ok_or_else(|| self.error(from, None, "closure of a script this VM did not load"))?.script;
         match self.settings {
             None => self.settings = Some(script.settings()),
             Some(s) if s != script.settings() => {
@@ -366,13 +365,13 @@ impl<'a> Capturer<'a> {
         {
             return Err(self.error(i, None, "a proto's constant closure (its environment is the base globals)"));
         }
-        let (hash, proto) = *self
+        let (key, proto) = *self
             .vm
             .protos
             .borrow()
             .get(&info.proto)
             .ok_or_else(|| self.error(i, None, "closure of a proto this VM did not load"))?;
-        let script = self.script_of(hash, i)?;
+        let script = self.script_of(key, i)?;
         let mut upvalues = Vec::with_capacity(info.upvalues as usize);
         for k in 0..info.upvalues {
             let mut t = tv();
@@ -464,7 +463,7 @@ impl<'a> Capturer<'a> {
                     let mut ci = ffi::AmberClosureInfo::default();
                     // SAFETY: the frame's function slot holds a live Luau closure.
                     unsafe { ffi::amber_closure_info(fi.closure, &mut ci) };
-                    let (hash, proto) =
+                    let (key, proto) =
                         *self.vm.protos.borrow().get(&ci.proto).ok_or_else(|| {
                             self.error(i, None, format!("frame {f} runs a proto this VM did not load"))
                         })?;
@@ -476,7 +475,7 @@ impl<'a> Capturer<'a> {
                         YieldKind::CallReturn
                     };
                     let loaded = self.vm.loaded.borrow();
-                    let script = loaded.get(&hash).map(|l| &l.script);
+                    let script = loaded.get(&key).map(|l| &l.script);
                     let map = script.and_then(|s| s.yield_map(proto));
                     let found = map.and_then(|m| m.find(fi.pc.max(0) as u32, role).map(|k| (k, &m.points[k as usize])));
                     let Some((yield_point, point)) = found else {
@@ -666,7 +665,8 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     let loaded = vm.loaded.borrow();
     for (script, proto) in snapshot.used_protos() {
         let entry = &mut snapshot.scripts[script as usize];
-        if let Some(map) = loaded.get(&entry.hash).and_then(|l| l.script.yield_map(proto)) {
+        let key = (entry.hash, snapshot.header.compiler);
+        if let Some(map) = loaded.get(&key).and_then(|l| l.script.yield_map(proto)) {
             entry.signatures.push(ProtoSignature { proto, signature: map.signature.0 });
         }
     }

@@ -25,7 +25,7 @@ pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, LiveFrame, capture
 pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
 pub use permanents::PermanentRegistry;
-pub use restore::{RestoreError, RestoreOptions, restore};
+pub use restore::{RestoreError, RestoreOptions, restore, runtime_identity};
 pub use script::{CompileError, CompilerSettings, Script, ScriptHash, compile_bytecode};
 pub use vm::{
     Budget, Outcome, ProtoIdentity, ScriptError, SpawnOptions, SuspendSite, Task, TaskStats, UserdataCodec, Value, Vm,

@@ -8,6 +8,7 @@ use crate::ffi::{self, AmberTV};
 use crate::script::Script;
 use crate::vm::{ProtoIdentity, SpawnOptions, Task, Vm, c_buffer_text};
 use crate::{FeatureFlags, PermanentRegistry, capture::LUAU_VERSION};
+use amber_validator::RuntimeIdentity;
 use amber_validator::snapshot::*;
 use amber_validator::validate::{CallFrameKind, ThreadLayout, Verified};
 use std::ffi::{c_char, c_int};
@@ -431,18 +432,30 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// This runtime as a validator's [`Limits::runtime`](amber_validator::Limits) names it: the Luau
+/// release, the pinned feature-flag set and the base image's registry. Restore refuses any
+/// other, and a host that sets it in its limits has the validator refuse them first (S007).
+pub fn runtime_identity() -> RuntimeIdentity {
+    RuntimeIdentity {
+        luau_version: LUAU_VERSION.into(),
+        flags_digest: FeatureFlags::pinned().digest(),
+        permanents_digest: PermanentRegistry::standard().digest(),
+    }
+}
+
 /// Restores a verified snapshot as a new task of `vm`. Restoring the same snapshot N times gives
 /// N independent tasks.
 pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) -> Result<Task, RestoreError> {
     let s = verified.snapshot();
-    if s.header.luau_version != LUAU_VERSION {
-        return Err(RestoreError::LuauVersion { expected: LUAU_VERSION.into(), found: s.header.luau_version.clone() });
+    let runtime = runtime_identity();
+    if s.header.luau_version != runtime.luau_version {
+        return Err(RestoreError::LuauVersion { expected: runtime.luau_version, found: s.header.luau_version.clone() });
     }
-    if s.header.flags_digest != FeatureFlags::pinned().digest() {
+    if s.header.flags_digest != runtime.flags_digest {
         let enabled = if s.header.enabled_flags.is_empty() { "none".into() } else { s.header.enabled_flags.join(", ") };
         return Err(RestoreError::FeatureFlags(enabled));
     }
-    if s.header.permanents_digest != PermanentRegistry::standard().digest() {
+    if s.header.permanents_digest != runtime.permanents_digest {
         return Err(RestoreError::Registry);
     }
     let registry = &vm.inner().registry;
@@ -465,14 +478,8 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
             .map_err(|e| RestoreError::Script { chunk: entry.chunk_name.clone(), message: e.to_string() })?;
         let loaded = vm.inner().loaded.borrow();
         let l = loaded
-            .get(&script.hash())
+            .get(&(script.hash(), script.settings()))
             .ok_or_else(|| RestoreError::Script { chunk: entry.chunk_name.clone(), message: "not loaded".into() })?;
-        if l.script.settings() != s.header.compiler {
-            return Err(RestoreError::Script {
-                chunk: entry.chunk_name.clone(),
-                message: "already loaded in this VM with other compiler settings".into(),
-            });
-        }
         protos.push(l.protos.clone());
         drop(loaded);
         scripts.push(script);

@@ -154,6 +154,10 @@ pub trait UserdataCodec {
     fn decode(&self, payload: &[u8]) -> Result<Vec<u8>, String>;
 }
 
+/// What a VM loads a script under: its source hash and the compiler settings (the same source
+/// compiled otherwise is other code, loaded apart).
+pub(crate) type ScriptKey = (crate::ScriptHash, crate::CompilerSettings);
+
 /// A script loaded into a VM: its anchored main function and its protos by bytecode id.
 pub(crate) struct LoadedScript {
     pub fn_ref: c_int,
@@ -178,9 +182,10 @@ pub(crate) type Codecs = std::collections::BTreeMap<u8, (String, Rc<dyn Userdata
 pub(crate) struct VmInner {
     raw: NonNull<ffi::AmberVm>,
     /// Loaded scripts by source hash.
-    pub(crate) loaded: RefCell<HashMap<crate::ScriptHash, LoadedScript>>,
-    /// Proto handle -> (script hash, bytecode id), for every loaded script.
-    pub(crate) protos: RefCell<HashMap<usize, (crate::ScriptHash, u32)>>,
+    /// Loaded scripts by source hash and compiler settings.
+    pub(crate) loaded: RefCell<HashMap<ScriptKey, LoadedScript>>,
+    /// Proto handle -> (script key, bytecode id), for every loaded script.
+    pub(crate) protos: RefCell<HashMap<usize, (ScriptKey, u32)>>,
     pub(crate) codecs: RefCell<Codecs>,
     pub(crate) registry: Vec<RegistryHandle>,
     spawned: Cell<u64>,
@@ -303,7 +308,8 @@ impl Vm {
 
     /// Loads a script's bytecode into the loader thread once; later calls reuse it.
     pub(crate) fn load(&self, script: &Script) -> Result<c_int, VmError> {
-        if let Some(l) = self.inner.loaded.borrow().get(&script.hash()) {
+        let key = (script.hash(), script.settings());
+        if let Some(l) = self.inner.loaded.borrow().get(&key) {
             return Ok(l.fn_ref);
         }
         let chunk = CString::new(script.chunk_name()).map_err(|_| VmError::BadChunkName(script.chunk_name().into()))?;
@@ -338,10 +344,10 @@ impl Vm {
         {
             let mut map = self.inner.protos.borrow_mut();
             for (id, &p) in protos.iter().enumerate() {
-                map.insert(p, (script.hash(), id as u32));
+                map.insert(p, (key, id as u32));
             }
         }
-        self.inner.loaded.borrow_mut().insert(script.hash(), LoadedScript { fn_ref, script: script.clone(), protos });
+        self.inner.loaded.borrow_mut().insert(key, LoadedScript { fn_ref, script: script.clone(), protos });
         Ok(fn_ref)
     }
 
@@ -652,9 +658,9 @@ impl Task {
         };
         let proto_id = u32::try_from(site.bytecode_id).ok()?;
         let pc = u32::try_from(site.pc).ok()?;
-        let (hash, _) = *self.vm.protos.borrow().get(&site.proto)?;
+        let (key, _) = *self.vm.protos.borrow().get(&site.proto)?;
         let loaded = self.vm.loaded.borrow();
-        let script = &loaded.get(&hash)?.script;
+        let script = &loaded.get(&key)?.script;
         let map = script.yield_map(proto_id)?;
         let yield_point = map.find(pc, YieldKind::Interrupt)?;
         let line = script.module().proto(proto_id).and_then(|p| p.line_at(pc)).unwrap_or(0);

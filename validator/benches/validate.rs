@@ -4,8 +4,7 @@
 //!
 //!     cargo bench -p amber-validator --bench validate
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use amber_validator::testkit as common;
 
 use amber_validator::{encode, validate};
 use common::{ObjectSpec, TestCatalog, ValueSpec, build, limits};

@@ -112,6 +112,7 @@ codes! {
     ProtoOutOfRange = "S004", Scripts, "a closure's proto exists in its script";
     UpvalueCountMismatch = "S005", Scripts, "a closure has as many upvalues as its proto";
     DuplicateScript = "S006", Scripts, "each script appears once in the script table";
+    OtherRuntime = "S007", Scripts, "the snapshot was taken under this runtime's Luau release, feature flags and base image";
     PermanentNotAllowed = "X001", Sandbox, "only permanents the host allowlists are referenced";
     RawLightUserdata = "X002", Sandbox, "no raw light userdata";
     UnknownCodec = "X003", Sandbox, "userdata only with a codec the host registered";

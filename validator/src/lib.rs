@@ -12,10 +12,12 @@ pub mod diagnostics;
 pub mod limits;
 pub mod reader;
 pub mod snapshot;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod validate;
 
 pub use diagnostics::{Code, Diagnostic, Family, ObjectPath, Report, Severity};
-pub use limits::{Limits, PermanentKind};
+pub use limits::{Limits, PermanentKind, RuntimeIdentity};
 pub use snapshot::format::{decode, encode};
 pub use snapshot::{Snapshot, Value};
 pub use validate::{

@@ -29,6 +29,18 @@ impl PermanentKind {
     }
 }
 
+/// What the restoring runtime is: a snapshot taken under another Luau release, another
+/// feature-flag set or another base image is refused by the validator (S007), not only later by
+/// restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeIdentity {
+    pub luau_version: String,
+    /// SHA-256 of the feature-flag set (`amber_luau::FeatureFlags::digest`).
+    pub flags_digest: [u8; 32],
+    /// SHA-256 of the permanent registry (`amber_luau::PermanentRegistry::digest`).
+    pub permanents_digest: [u8; 32],
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Largest snapshot accepted, in bytes.
@@ -54,6 +66,9 @@ pub struct Limits {
     pub permanents: Option<BTreeMap<String, PermanentKind>>,
     /// Userdata codecs the host registered.
     pub codecs: BTreeSet<String>,
+    /// The runtime the snapshot must have been taken under (`None`: not checked here; restore
+    /// still refuses a mismatch).
+    pub runtime: Option<RuntimeIdentity>,
 }
 
 impl Default for Limits {
@@ -75,6 +90,7 @@ impl Default for Limits {
             max_diagnostics: 100,
             permanents: None,
             codecs: BTreeSet::new(),
+            runtime: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! input (which the limits bound): counted by a global allocator. One test in this binary, so no
 //! other test's allocations are counted.
 
-mod common;
+use amber_validator::testkit as common;
 
 use amber_validator::{Limits, encode, validate};
 use common::{TestCatalog, limits, sample};

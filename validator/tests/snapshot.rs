@@ -1,7 +1,7 @@
 //! The snapshot format and the validator: valid models round-trip canonically, hostile bytes
 //! end in a diagnostic, and every check rejects the model made to break it, with its code.
 
-mod common;
+use amber_validator::testkit as common;
 
 use amber_validator::diagnostics::Code;
 use amber_validator::snapshot::*;

@@ -2,6 +2,9 @@
 //! pre-empted and where it is persisted and restored) and hostile mutations of snapshots.
 
 pub mod mutations;
+pub mod programs;
+pub mod seeds;
+pub mod structured;
 
 use amber_luau::Budget;
 use std::path::{Path, PathBuf};

@@ -52,6 +52,7 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("upvalue.thread", "an open upvalue moved to another thread"),
     ("header.compiler", "the compiler settings the scripts are compiled with changed"),
     ("signature", "a proto's recorded yield-point signature changed or dropped"),
+    ("header.runtime", "the Luau release, feature-flag digest or base-image digest changed"),
     ("permanent.duplicate", "a permanent name repeated"),
     ("permanent.rename", "a permanent renamed to another library function"),
     ("thread.namecall", "a pending NAMECALL method replaced by a non-string"),
@@ -66,8 +67,18 @@ pub const CLASSES: &[(&str, &str)] = &[
 /// Calls `each` with every mutant of a verified snapshot (a valid capture: its layout tells
 /// where frames are), one at a time (a deep stack has tens of thousands).
 pub fn for_each_mutant(verified: &Verified<Snapshot>, each: &mut dyn FnMut(Mutant)) {
-    let mut m = Mutator { v: verified, s: verified.snapshot(), each };
+    let mut m = Mutator { v: verified, s: verified.snapshot(), each, target: None, attempts: 0 };
     m.run();
+}
+
+/// The mutant the `k`-th mutation attempt makes (every class, in order; `None` past the last
+/// attempt or when that attempt changes nothing). Only that one is built: the fuzzer's pick.
+pub fn nth_attempt(verified: &Verified<Snapshot>, k: usize) -> Option<Mutant> {
+    let mut found = None;
+    let mut keep = |m: Mutant| found = Some(m);
+    let mut m = Mutator { v: verified, s: verified.snapshot(), each: &mut keep, target: Some(k), attempts: 0 };
+    m.run();
+    found
 }
 
 /// The mutants of one class, or all of them (`None`), in order.
@@ -85,6 +96,9 @@ struct Mutator<'a, 'e> {
     v: &'a Verified<Snapshot>,
     s: &'a Snapshot,
     each: &'e mut dyn FnMut(Mutant),
+    /// Build only the mutant of this attempt (`None`: all of them).
+    target: Option<usize>,
+    attempts: usize,
 }
 
 /// Whether frame `k` of `n` gets the per-frame mutations: the two outermost and three innermost
@@ -126,7 +140,18 @@ const REPLACEMENTS: &[Replacement] = &[
 const REGISTERS_PER_FRAME: u32 = 24;
 
 impl<'a> Mutator<'a, '_> {
-    fn push(&mut self, class: &'static str, detail: String, expect: Option<Code>, edit: impl FnOnce(&mut Snapshot)) {
+    fn push(
+        &mut self,
+        class: &'static str,
+        detail: impl FnOnce() -> String,
+        expect: Option<Code>,
+        edit: impl FnOnce(&mut Snapshot),
+    ) {
+        let attempt = self.attempts;
+        self.attempts += 1;
+        if self.target.is_some_and(|t| t != attempt) {
+            return;
+        }
         let mut snapshot = self.s.clone();
         edit(&mut snapshot);
         // Tidy what an attacker would tidy, so the mutant reaches the rule it aims at: recompute
@@ -137,7 +162,7 @@ impl<'a> Mutator<'a, '_> {
         }
         keep_reachable(&mut snapshot);
         if snapshot != *self.s {
-            (self.each)(Mutant { class, detail, expect, snapshot });
+            (self.each)(Mutant { class, detail: detail(), expect, snapshot });
         }
     }
 
@@ -217,57 +242,97 @@ impl<'a> Mutator<'a, '_> {
             }
             let expect = (suspended && status != ThreadStatus::Yielded && status != ThreadStatus::Preempted)
                 .then_some(Code::StatusFrames);
-            self.push("thread.status", format!("thread#{ti} status -> {}", status.name()), expect, |s| {
-                if let Some(t) = at(s, ti) {
-                    t.status = status;
-                    if status == ThreadStatus::Errored {
-                        t.error = Some(Value::Nil);
+            self.push(
+                "thread.status",
+                || format!("thread#{ti} status -> {}", status.name()),
+                expect,
+                |s| {
+                    if let Some(t) = at(s, ti) {
+                        t.status = status;
+                        if status == ThreadStatus::Errored {
+                            t.error = Some(Value::Nil);
+                        }
                     }
-                }
-            });
+                },
+            );
         }
         let n = t.frames.len();
         if n == 0 {
             return;
         }
-        self.push("frames.clear", format!("thread#{ti} frames cleared"), Some(Code::StatusFrames), |s| {
-            if let Some(t) = at(s, ti) {
-                t.frames.clear();
-            }
-        });
+        self.push(
+            "frames.clear",
+            || format!("thread#{ti} frames cleared"),
+            Some(Code::StatusFrames),
+            |s| {
+                if let Some(t) = at(s, ti) {
+                    t.frames.clear();
+                }
+            },
+        );
         if n >= 2 {
-            self.push("frames.drop-top", format!("thread#{ti} top frame dropped"), None, |s| {
-                if let Some(t) = at(s, ti) {
-                    t.frames.pop();
-                }
-            });
-            self.push("frames.drop-bottom", format!("thread#{ti} outermost frame dropped"), None, |s| {
-                if let Some(t) = at(s, ti) {
-                    t.frames.remove(0);
-                }
-            });
-            self.push("frames.swap", format!("thread#{ti} top two frames swapped"), None, |s| {
-                if let Some(t) = at(s, ti) {
-                    t.frames.swap(n - 1, n - 2);
-                }
-            });
+            self.push(
+                "frames.drop-top",
+                || format!("thread#{ti} top frame dropped"),
+                None,
+                |s| {
+                    if let Some(t) = at(s, ti) {
+                        t.frames.pop();
+                    }
+                },
+            );
+            self.push(
+                "frames.drop-bottom",
+                || format!("thread#{ti} outermost frame dropped"),
+                None,
+                |s| {
+                    if let Some(t) = at(s, ti) {
+                        t.frames.remove(0);
+                    }
+                },
+            );
+            self.push(
+                "frames.swap",
+                || format!("thread#{ti} top two frames swapped"),
+                None,
+                |s| {
+                    if let Some(t) = at(s, ti) {
+                        t.frames.swap(n - 1, n - 2);
+                    }
+                },
+            );
         }
-        self.push("frames.duplicate-top", format!("thread#{ti} top frame repeated"), None, |s| {
-            if let Some(t) = at(s, ti) {
-                let top = t.frames[n - 1];
-                t.frames.push(top);
-            }
-        });
-        self.push("frames.push-c", format!("thread#{ti} C frame pushed"), None, |s| {
-            if let Some(t) = at(s, ti) {
-                t.frames.push(Frame::C);
-            }
-        });
-        self.push("stack.base-slot", format!("thread#{ti} slot 0 -> 1"), Some(Code::StatusFrames), |s| {
-            if let Some(t) = at(s, ti) {
-                t.stack[0] = Value::Number(1.0);
-            }
-        });
+        self.push(
+            "frames.duplicate-top",
+            || format!("thread#{ti} top frame repeated"),
+            None,
+            |s| {
+                if let Some(t) = at(s, ti) {
+                    let top = t.frames[n - 1];
+                    t.frames.push(top);
+                }
+            },
+        );
+        self.push(
+            "frames.push-c",
+            || format!("thread#{ti} C frame pushed"),
+            None,
+            |s| {
+                if let Some(t) = at(s, ti) {
+                    t.frames.push(Frame::C);
+                }
+            },
+        );
+        self.push(
+            "stack.base-slot",
+            || format!("thread#{ti} slot 0 -> 1"),
+            Some(Code::StatusFrames),
+            |s| {
+                if let Some(t) = at(s, ti) {
+                    t.stack[0] = Value::Number(1.0);
+                }
+            },
+        );
         self.stack_length(ti, t, layout);
         self.resume_child(ti, t, layout);
         let n = layout.frames.len();
@@ -280,11 +345,16 @@ impl<'a> Mutator<'a, '_> {
         self.namecall(ti, t);
         for (what, v) in self.environments(ti) {
             let expect = (!matches!(v, Value::Permanent(_) | Value::Object(_))).then_some(Code::WrongType);
-            self.push("thread.globals", format!("thread#{ti} globals -> {what}"), expect, move |s| {
-                if let Object::Thread(t) = &mut s.objects[ti as usize] {
-                    t.globals = v;
-                }
-            });
+            self.push(
+                "thread.globals",
+                || format!("thread#{ti} globals -> {what}"),
+                expect,
+                move |s| {
+                    if let Object::Thread(t) = &mut s.objects[ti as usize] {
+                        t.globals = v;
+                    }
+                },
+            );
         }
     }
 
@@ -329,20 +399,20 @@ impl<'a> Mutator<'a, '_> {
         let lua_top = matches!(top.kind, CallFrameKind::Lua { .. });
         self.push(
             "stack.length",
-            format!("thread#{ti} stack cut to {}", len - 1),
+            || format!("thread#{ti} stack cut to {}", len - 1),
             (fixed && lua_top).then_some(Code::ThreadTop),
             cut(len - 1),
         );
         self.push(
             "stack.length",
-            format!("thread#{ti} stack cut to {}", top.base + 1),
+            || format!("thread#{ti} stack cut to {}", top.base + 1),
             None,
             cut(top.base as usize + 1),
         );
-        self.push("stack.length", format!("thread#{ti} stack cut to 2"), None, cut(2));
+        self.push("stack.length", || format!("thread#{ti} stack cut to 2"), None, cut(2));
         self.push(
             "stack.length",
-            format!("thread#{ti} stack extended by one"),
+            || format!("thread#{ti} stack extended by one"),
             fixed.then_some(Code::ThreadTop),
             |s| {
                 if let Object::Thread(t) = &mut s.objects[ti as usize] {
@@ -360,14 +430,20 @@ impl<'a> Mutator<'a, '_> {
             }
         };
         let Frame::Lua { yield_point, varargs } = t.frames[k] else {
-            self.push("frame.kind", format!("thread#{ti} frame {k} C -> Luau"), Some(Code::FrameFunction), move |s| {
-                set(s, Frame::Lua { yield_point: 0, varargs: 0 })
-            });
+            self.push(
+                "frame.kind",
+                || format!("thread#{ti} frame {k} C -> Luau"),
+                Some(Code::FrameFunction),
+                move |s| set(s, Frame::Lua { yield_point: 0, varargs: 0 }),
+            );
             return;
         };
-        self.push("frame.kind", format!("thread#{ti} frame {k} Luau -> C"), Some(Code::FrameFunction), move |s| {
-            set(s, Frame::C)
-        });
+        self.push(
+            "frame.kind",
+            || format!("thread#{ti} frame {k} Luau -> C"),
+            Some(Code::FrameFunction),
+            move |s| set(s, Frame::C),
+        );
         let CallFrameKind::Lua { script, proto, .. } = f.kind else { return };
         let Some(map) = self.v.scripts().get(script as usize).and_then(|s| s.yield_maps.get(proto as usize)) else {
             return;
@@ -378,7 +454,7 @@ impl<'a> Mutator<'a, '_> {
         for to in [map.len() as u32, u32::MAX] {
             self.push(
                 "frame.yield-point",
-                format!("thread#{ti} frame {k} yield point {yield_point} -> {to} (out of the map)"),
+                || format!("thread#{ti} frame {k} yield point {yield_point} -> {to} (out of the map)"),
                 Some(Code::YieldPointOutOfRange),
                 move |s| set(s, Frame::Lua { yield_point: to, varargs }),
             );
@@ -395,7 +471,7 @@ impl<'a> Mutator<'a, '_> {
                 let wrong = top_of_preempted != (kind == YieldKind::Interrupt);
                 self.push(
                     "frame.yield-point",
-                    format!("thread#{ti} frame {k} yield point {yield_point} -> {to} ({})", kind.name()),
+                    || format!("thread#{ti} frame {k} yield point {yield_point} -> {to} ({})", kind.name()),
                     wrong.then_some(Code::YieldPointKind),
                     move |s| set(s, Frame::Lua { yield_point: to, varargs }),
                 );
@@ -405,7 +481,7 @@ impl<'a> Mutator<'a, '_> {
             if map.get(to).is_some_and(|q| q.kind == here.kind) {
                 self.push(
                     "frame.yield-point",
-                    format!("thread#{ti} frame {k} yield point {yield_point} -> {to} (same kind)"),
+                    || format!("thread#{ti} frame {k} yield point {yield_point} -> {to} (same kind)"),
                     None,
                     move |s| set(s, Frame::Lua { yield_point: to, varargs }),
                 );
@@ -415,7 +491,7 @@ impl<'a> Mutator<'a, '_> {
             for to in [varargs + 1, varargs.saturating_sub(1)] {
                 self.push(
                     "frame.varargs",
-                    format!("thread#{ti} frame {k} varargs {varargs} -> {to}"),
+                    || format!("thread#{ti} frame {k} varargs {varargs} -> {to}"),
                     None,
                     move |s| set(s, Frame::Lua { yield_point, varargs: to }),
                 );
@@ -423,14 +499,14 @@ impl<'a> Mutator<'a, '_> {
         } else {
             self.push(
                 "frame.varargs",
-                format!("thread#{ti} frame {k} varargs 0 -> 1 (not a vararg function)"),
+                || format!("thread#{ti} frame {k} varargs 0 -> 1 (not a vararg function)"),
                 Some(Code::FrameGeometry),
                 move |s| set(s, Frame::Lua { yield_point, varargs: 1 }),
             );
         }
         self.push(
             "frame.varargs",
-            format!("thread#{ti} frame {k} varargs -> {}", u32::MAX),
+            || format!("thread#{ti} frame {k} varargs -> {}", u32::MAX),
             Some(Code::FrameGeometry),
             move |s| set(s, Frame::Lua { yield_point, varargs: u32::MAX }),
         );
@@ -456,7 +532,7 @@ impl<'a> Mutator<'a, '_> {
                 };
                 self.push(
                     "register",
-                    format!("thread#{ti} frame {k} register {r} (slot {slot}) -> {}", describe(&v)),
+                    || format!("thread#{ti} frame {k} register {r} (slot {slot}) -> {}", describe(&v)),
                     expect,
                     move |s| {
                         if let Object::Thread(t) = &mut s.objects[ti as usize] {
@@ -491,12 +567,17 @@ impl<'a> Mutator<'a, '_> {
             } else {
                 None
             };
-            self.push("frame.function", format!("thread#{ti} frame {k} function slot {slot} -> {name}"), expect, |s| {
-                let p = Self::permanent_index(s, name);
-                if let Object::Thread(t) = &mut s.objects[ti as usize] {
-                    t.stack[slot] = Value::Permanent(p);
-                }
-            });
+            self.push(
+                "frame.function",
+                || format!("thread#{ti} frame {k} function slot {slot} -> {name}"),
+                expect,
+                |s| {
+                    let p = Self::permanent_index(s, name);
+                    if let Object::Thread(t) = &mut s.objects[ti as usize] {
+                        t.stack[slot] = Value::Permanent(p);
+                    }
+                },
+            );
         }
         for (what, v) in [
             ("nil", Some(Value::Nil)),
@@ -506,7 +587,7 @@ impl<'a> Mutator<'a, '_> {
             let Some(v) = v else { continue };
             self.push(
                 "frame.function",
-                format!("thread#{ti} frame {k} function slot {slot} -> {what}"),
+                || format!("thread#{ti} frame {k} function slot {slot} -> {what}"),
                 Some(Code::FrameFunction),
                 move |s| {
                     if let Object::Thread(t) = &mut s.objects[ti as usize] {
@@ -528,7 +609,7 @@ impl<'a> Mutator<'a, '_> {
         for c in closures {
             self.push(
                 "frame.function",
-                format!("thread#{ti} frame {k} function slot {slot} -> object #{c}"),
+                || format!("thread#{ti} frame {k} function slot {slot} -> object #{c}"),
                 None,
                 |s| {
                     if let Object::Thread(t) = &mut s.objects[ti as usize] {
@@ -564,17 +645,26 @@ impl<'a> Mutator<'a, '_> {
         };
         let not_a_thread =
             if matches!(place, ResumeSlot::Stack(_)) { Code::ResumeStatus } else { Code::CClosureUpvalues };
-        self.push("resume.child", format!("thread#{ti} resumes a number"), Some(not_a_thread), move |s| {
-            set(s, Value::Number(1.0))
-        });
-        self.push("resume.child", format!("thread#{ti} resumes itself"), Some(Code::ResumeCycle), move |s| {
-            set(s, Value::Object(ti))
-        });
+        self.push(
+            "resume.child",
+            || format!("thread#{ti} resumes a number"),
+            Some(not_a_thread),
+            move |s| set(s, Value::Number(1.0)),
+        );
+        self.push(
+            "resume.child",
+            || format!("thread#{ti} resumes itself"),
+            Some(Code::ResumeCycle),
+            move |s| set(s, Value::Object(ti)),
+        );
         let main = self.s.roots.main_thread;
         if main != ti {
-            self.push("resume.child", format!("thread#{ti} resumes the main thread"), None, move |s| {
-                set(s, Value::Object(main))
-            });
+            self.push(
+                "resume.child",
+                || format!("thread#{ti} resumes the main thread"),
+                None,
+                move |s| set(s, Value::Object(main)),
+            );
         }
     }
 
@@ -583,34 +673,54 @@ impl<'a> Mutator<'a, '_> {
             return;
         }
         let Some(table) = self.first_object(|o| matches!(o, Object::Table(_))) else { return };
-        self.push("thread.namecall", format!("thread#{ti} namecall -> table#{table}"), Some(Code::WrongType), |s| {
-            if let Object::Thread(t) = &mut s.objects[ti as usize] {
-                t.namecall = Some(table);
-            }
-        });
+        self.push(
+            "thread.namecall",
+            || format!("thread#{ti} namecall -> table#{table}"),
+            Some(Code::WrongType),
+            |s| {
+                if let Object::Thread(t) = &mut s.objects[ti as usize] {
+                    t.namecall = Some(table);
+                }
+            },
+        );
     }
 
     fn closure(&mut self, i: u32, c: &'a LuaClosure) {
         let protos = self.v.scripts().get(c.script as usize).map_or(0, |s| s.module.protos.len() as u32);
         for p in (0..protos).filter(|&p| p != c.proto).take(8) {
-            self.push("closure.proto", format!("closure#{i} proto {} -> {p}", c.proto), None, |s| {
-                if let Object::LuaClosure(c) = &mut s.objects[i as usize] {
-                    c.proto = p;
-                }
-            });
+            self.push(
+                "closure.proto",
+                || format!("closure#{i} proto {} -> {p}", c.proto),
+                None,
+                |s| {
+                    if let Object::LuaClosure(c) = &mut s.objects[i as usize] {
+                        c.proto = p;
+                    }
+                },
+            );
         }
-        self.push("closure.script", format!("closure#{i} script -> 99"), Some(Code::ScriptOutOfRange), |s| {
-            if let Object::LuaClosure(c) = &mut s.objects[i as usize] {
-                c.script = 99;
-            }
-        });
+        self.push(
+            "closure.script",
+            || format!("closure#{i} script -> 99"),
+            Some(Code::ScriptOutOfRange),
+            |s| {
+                if let Object::LuaClosure(c) = &mut s.objects[i as usize] {
+                    c.script = 99;
+                }
+            },
+        );
         for (what, v) in self.environments(i) {
             let expect = (!matches!(v, Value::Permanent(_) | Value::Object(_))).then_some(Code::WrongType);
-            self.push("closure.env", format!("closure#{i} environment -> {what}"), expect, move |s| {
-                if let Object::LuaClosure(c) = &mut s.objects[i as usize] {
-                    c.env = v;
-                }
-            });
+            self.push(
+                "closure.env",
+                || format!("closure#{i} environment -> {what}"),
+                expect,
+                move |s| {
+                    if let Object::LuaClosure(c) = &mut s.objects[i as usize] {
+                        c.env = v;
+                    }
+                },
+            );
         }
     }
 
@@ -627,7 +737,7 @@ impl<'a> Mutator<'a, '_> {
                 for (what, v) in [("nil", Value::Nil), ("a number", Value::Number(3.0))] {
                     self.push(
                         "cclosure.upvalue",
-                        format!("cclosure#{i} thread -> {what}"),
+                        || format!("cclosure#{i} thread -> {what}"),
                         Some(Code::CClosureUpvalues),
                         move |s| set(s, 0, v),
                     );
@@ -637,21 +747,24 @@ impl<'a> Mutator<'a, '_> {
                 for p in [-1.0, 1e9, 0.5, f64::NAN] {
                     self.push(
                         "cclosure.upvalue",
-                        format!("cclosure#{i} position -> {p}"),
+                        || format!("cclosure#{i} position -> {p}"),
                         Some(Code::CClosureUpvalues),
                         move |s| set(s, 2, Value::Number(p)),
                     );
                 }
                 self.push(
                     "cclosure.upvalue",
-                    format!("cclosure#{i} subject -> a number"),
+                    || format!("cclosure#{i} subject -> a number"),
                     Some(Code::CClosureUpvalues),
                     move |s| set(s, 0, Value::Number(1.0)),
                 );
                 if let Some(v) = string {
-                    self.push("cclosure.upvalue", format!("cclosure#{i} subject -> another string"), None, move |s| {
-                        set(s, 0, v)
-                    });
+                    self.push(
+                        "cclosure.upvalue",
+                        || format!("cclosure#{i} subject -> another string"),
+                        None,
+                        move |s| set(s, 0, v),
+                    );
                 }
             }
             _ => {}
@@ -659,7 +772,7 @@ impl<'a> Mutator<'a, '_> {
         for to in ["print", contract::PCALL, "string.format"] {
             self.push(
                 "cclosure.function",
-                format!("cclosure#{i} function -> {to}"),
+                || format!("cclosure#{i} function -> {to}"),
                 Some(Code::CClosureUpvalues),
                 |s| {
                     let p = Self::permanent_index(s, to);
@@ -681,18 +794,21 @@ impl<'a> Mutator<'a, '_> {
                 *slot = to;
             }
         };
-        self.push("upvalue.slot", format!("upvalue#{u} slot {slot} -> 0"), Some(Code::OpenUpvalueRegister), move |s| {
-            set(s, 0)
-        });
         self.push(
             "upvalue.slot",
-            format!("upvalue#{u} slot {slot} -> {}", len + 5),
+            || format!("upvalue#{u} slot {slot} -> 0"),
+            Some(Code::OpenUpvalueRegister),
+            move |s| set(s, 0),
+        );
+        self.push(
+            "upvalue.slot",
+            || format!("upvalue#{u} slot {slot} -> {}", len + 5),
             Some(Code::BadUpvalueSlot),
             move |s| set(s, len + 5),
         );
         for to in [slot.wrapping_sub(1), slot + 1, slot + 2, len - 1] {
             if to < len && to != slot {
-                self.push("upvalue.slot", format!("upvalue#{u} slot {slot} -> {to}"), None, move |s| set(s, to));
+                self.push("upvalue.slot", || format!("upvalue#{u} slot {slot} -> {to}"), None, move |s| set(s, to));
             }
         }
         // Onto the numeric-for counters of the frame whose register it is: a closure could then
@@ -708,7 +824,7 @@ impl<'a> Mutator<'a, '_> {
                 if to != slot {
                     self.push(
                         "upvalue.slot",
-                        format!("upvalue#{u} slot {slot} -> {to} (a numeric-for control register)"),
+                        || format!("upvalue#{u} slot {slot} -> {to} (a numeric-for control register)"),
                         Some(Code::OpenUpvalueRegister),
                         move |s| set(s, to),
                     );
@@ -719,21 +835,55 @@ impl<'a> Mutator<'a, '_> {
             self.s.objects.iter().enumerate().position(|(i, o)| i as u32 != thread && matches!(o, Object::Thread(_)));
         if let Some(other) = other {
             let other = other as u32;
-            self.push("upvalue.thread", format!("upvalue#{u} thread#{thread} -> thread#{other}"), None, move |s| {
-                if let Object::Upvalue(Upvalue::Open { thread, .. }) = &mut s.objects[u as usize] {
-                    *thread = other;
-                }
-            });
+            self.push(
+                "upvalue.thread",
+                || format!("upvalue#{u} thread#{thread} -> thread#{other}"),
+                None,
+                move |s| {
+                    if let Object::Upvalue(Upvalue::Open { thread, .. }) = &mut s.objects[u as usize] {
+                        *thread = other;
+                    }
+                },
+            );
         }
     }
 
     fn header_and_tables(&mut self) {
         let c = self.s.header.compiler;
         for (o, d) in [(0, c.debug_level), (2, c.debug_level), (c.optimization_level, 0), (c.optimization_level, 2)] {
-            self.push("header.compiler", format!("compiler -O{o} -g{d}"), None, |s| {
-                s.header.compiler = CompilerSettings { optimization_level: o, debug_level: d };
-            });
+            self.push(
+                "header.compiler",
+                || format!("compiler -O{o} -g{d}"),
+                None,
+                |s| {
+                    s.header.compiler = CompilerSettings { optimization_level: o, debug_level: d };
+                },
+            );
         }
+        self.push(
+            "header.runtime",
+            || "Luau version -> 0.999".into(),
+            Some(Code::OtherRuntime),
+            |s| {
+                s.header.luau_version = "0.999".into();
+            },
+        );
+        self.push(
+            "header.runtime",
+            || "feature-flag digest bit flipped".into(),
+            Some(Code::OtherRuntime),
+            |s| {
+                s.header.flags_digest[0] ^= 1;
+            },
+        );
+        self.push(
+            "header.runtime",
+            || "permanents digest bit flipped".into(),
+            Some(Code::OtherRuntime),
+            |s| {
+                s.header.permanents_digest[31] ^= 0x80;
+            },
+        );
         for (si, script) in self.s.scripts.iter().enumerate() {
             if script.signatures.is_empty() {
                 continue;
@@ -741,7 +891,7 @@ impl<'a> Mutator<'a, '_> {
             let proto = script.signatures[0].proto;
             self.push(
                 "signature",
-                format!("script#{si} proto {proto} signature bit flipped"),
+                || format!("script#{si} proto {proto} signature bit flipped"),
                 Some(Code::SignatureMismatch),
                 |s| {
                     s.scripts[si].signatures[0].signature ^= 1 << 17;
@@ -749,7 +899,7 @@ impl<'a> Mutator<'a, '_> {
             );
             self.push(
                 "signature",
-                format!("script#{si} proto {proto} signature dropped"),
+                || format!("script#{si} proto {proto} signature dropped"),
                 Some(Code::SignatureMismatch),
                 |s| {
                     s.scripts[si].signatures.remove(0);
@@ -757,9 +907,10 @@ impl<'a> Mutator<'a, '_> {
             );
         }
         if let Some(first) = self.s.permanents.first().cloned() {
+            let detail = format!("permanent `{first}` repeated");
             self.push(
                 "permanent.duplicate",
-                format!("permanent `{first}` repeated"),
+                || detail,
                 Some(Code::DuplicatePermanent),
                 |s| {
                     s.permanents.push(first);
@@ -777,23 +928,38 @@ impl<'a> Mutator<'a, '_> {
             if self.s.permanents.iter().any(|p| p == to) {
                 continue;
             }
-            self.push("permanent.rename", format!("permanent#{pi} `{name}` -> `{to}`"), None, |s| {
-                s.permanents[pi] = to.to_string();
-            });
+            self.push(
+                "permanent.rename",
+                || format!("permanent#{pi} `{name}` -> `{to}`"),
+                None,
+                |s| {
+                    s.permanents[pi] = to.to_string();
+                },
+            );
         }
         for (i, o) in self.s.objects.iter().enumerate() {
             if let Object::Table(t) = o {
                 let to = !t.readonly;
-                self.push("table.readonly", format!("table#{i} read-only -> {to}"), None, |s| {
-                    if let Object::Table(t) = &mut s.objects[i] {
-                        t.readonly = to;
-                    }
-                });
+                self.push(
+                    "table.readonly",
+                    || format!("table#{i} read-only -> {to}"),
+                    None,
+                    |s| {
+                        if let Object::Table(t) = &mut s.objects[i] {
+                            t.readonly = to;
+                        }
+                    },
+                );
             }
         }
         for (i, o) in self.s.objects.iter().enumerate() {
             if i as u32 != self.s.roots.main_thread && matches!(o, Object::Thread(_)) {
-                self.push("roots.main", format!("main thread -> thread#{i}"), None, |s| s.roots.main_thread = i as u32);
+                self.push(
+                    "roots.main",
+                    || format!("main thread -> thread#{i}"),
+                    None,
+                    |s| s.roots.main_thread = i as u32,
+                );
                 break;
             }
         }
@@ -809,7 +975,7 @@ impl<'a> Mutator<'a, '_> {
                     );
                     self.push(
                         "position",
-                        format!("thread#{ti} slot {slot} position {p} -> {to}"),
+                        || format!("thread#{ti} slot {slot} position {p} -> {to}"),
                         into_object.then_some(Code::IterPositionOutOfRange),
                         |s| {
                             if let Object::Thread(t) = &mut s.objects[ti] {
