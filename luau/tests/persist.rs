@@ -470,3 +470,44 @@ fn a_corrupted_verified_snapshot_fails_to_restore_and_the_vm_stays_usable() {
         assert!(matches!(good.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)), "{name}");
     }
 }
+
+/// Keys of every kind hashed by contents (long and short strings, integers outside the array,
+/// fractions, huge and negative numbers, -0, infinities, booleans, vectors with -0 components),
+/// many of them colliding, some deleted and collected: the validator's main positions (R014)
+/// must agree with the VM's on every capture, and the restored tables must find every key.
+#[test]
+fn tables_keyed_by_contents_keep_their_layout() {
+    let src = r#"
+local t = {}
+for i = 1, 300 do
+    t["k" .. i] = i
+    t[string.rep("long key ", 1 + i % 7) .. i] = -i
+    t[i * 0.25] = i
+    t[-i * 1000003] = i
+    t[vector.create(i, -0, i % 3)] = i
+end
+t[true], t[false] = 1, 2
+t[-0] = "zero"
+t[math.huge], t[-math.huge] = "inf", "-inf"
+t[2^53] = "big"
+for i = 1, 300, 3 do t["k" .. i] = nil end
+local arr = {1, 2, 3, 4}
+arr[6], arr[7.5], arr.x = 6, 7.5, "x"
+for i = 1, 3000 do local _ = { i, tostring(i) } end -- garbage, so the collector runs
+local sum = 0
+for round = 1, 3 do
+    for i = 1, 300 do
+        sum += (t["k" .. i] or 0) + (t[i * 0.25] or 0) + (t[vector.create(i, 0, i % 3)] or 0) + (t[-i * 1000003] or 0)
+    end
+end
+print(sum, t[0], t[math.huge], t[-math.huge], t[2^53], t[true], t[false], arr[6], arr[7.5], arr.x)
+"#;
+    let (want, end) = fresh(src);
+    assert!(matches!(end, Outcome::Finished(_)), "{end:?}\n{want}");
+    let mut k = 1;
+    while let Some((got, _, _)) = persisted(src, k) {
+        assert_eq!(got, want, "persisted at pre-emption {k}");
+        k += 499;
+    }
+    assert!(k > 2_000, "the script has pre-emption points to persist at ({k})");
+}

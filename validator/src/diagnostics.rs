@@ -48,9 +48,13 @@ macro_rules! codes {
             pub fn family(self) -> Family {
                 match self { $(Code::$variant => Family::$family),* }
             }
-            /// The rule, in a few words (also the SARIF rule name).
+            /// The rule, in a few words (also the SARIF rule's short description).
             pub fn rule(self) -> &'static str {
                 match self { $(Code::$variant => $rule),* }
+            }
+            /// The rule's identifier-style name (`ObjectOutOfRange`; the SARIF rule name).
+            pub fn name(self) -> &'static str {
+                match self { $(Code::$variant => stringify!($variant)),* }
             }
         }
     };
@@ -88,6 +92,7 @@ codes! {
     IterPositionOutOfRange = "R011", References, "a live generic-for position lies within its table's array and hash parts";
     DuplicatePermanent = "R012", References, "each permanent name appears once";
     CClosureUpvalues = "R013", References, "C closures are the ones libraries make at run time, with the upvalues their function reads";
+    HashLayout = "R014", References, "a table's keys sit where Luau's lookups look for them";
     OrphanObject = "G001", Graph, "every object is reachable from the roots";
     UpvalueOwnership = "G002", Graph, "an open upvalue is listed by exactly the thread it points into, once";
     DuplicateOpenSlot = "G003", Graph, "a thread has at most one open upvalue per stack slot";

@@ -258,6 +258,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
         globals.array = index_of.iter().map(|&i| Value::Object(i)).collect();
         globals.insert_hint = -(globals.array.len() as i32);
     }
+    lay_out_like_luau(&mut objects);
     let mut used: Vec<u32> = objects
         .iter()
         .filter_map(|o| match o {
@@ -288,6 +289,69 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
             random_state: 0x1234_5678_9abc_def0,
             global_names: vec![b"print".to_vec(), b"x".to_vec()],
         },
+    }
+}
+
+/// Puts every table's hash keys where Luau's `luaH_newkey` would, inserting them in order: a key
+/// takes its main position when free; a key of another chain sitting there moves to a free node
+/// (searched downwards, as `getfreepos` does); otherwise the key takes a free node. Keys hashed
+/// by address take free nodes (restore places them anew anyway). Keys Luau keeps in the array
+/// part, and vector keys with a NaN component (never keys in Luau), are dropped.
+pub fn lay_out_like_luau(objects: &mut [Object]) {
+    use crate::validate::table_layout::{in_array_range, main_position};
+    for i in 0..objects.len() {
+        let Object::Table(t) = &objects[i] else { continue };
+        let array = t.array.len();
+        let entries: Vec<(Value, Value)> = t
+            .hash
+            .iter()
+            .flatten()
+            .filter(|(k, _)| match k {
+                Value::Number(n) => !in_array_range(*n, array),
+                Value::Vector(v) => !v.iter().any(|c| c.is_nan()),
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        let size = if entries.is_empty() { 0 } else { entries.len().next_power_of_two() };
+        let mps: Vec<Option<usize>> = entries.iter().map(|(k, _)| main_position(objects, k, size)).collect();
+        let mut nodes: Vec<Option<usize>> = vec![None; size]; // node -> entry
+        let mut free = size;
+        let mut take_free = |nodes: &[Option<usize>]| -> usize {
+            while free > 0 {
+                free -= 1;
+                if nodes[free].is_none() {
+                    return free;
+                }
+            }
+            unreachable!("a hash part has a node per key")
+        };
+        for (e, mp) in mps.iter().enumerate() {
+            match *mp {
+                None => {
+                    let f = take_free(&nodes);
+                    nodes[f] = Some(e);
+                }
+                Some(mp) => match nodes[mp] {
+                    None => nodes[mp] = Some(e),
+                    Some(other) if mps[other] != Some(mp) => {
+                        let f = take_free(&nodes);
+                        nodes[f] = Some(other);
+                        nodes[mp] = Some(e);
+                    }
+                    Some(_) => {
+                        let f = take_free(&nodes);
+                        nodes[f] = Some(e);
+                    }
+                },
+            }
+        }
+        let hash = nodes.iter().map(|n| n.map(|e| entries[e])).collect::<Vec<_>>();
+        if let Object::Table(t) = &mut objects[i] {
+            t.insert_hint = if size == 0 { -(array as i32) / 2 } else { free as i32 };
+            t.hash = hash;
+            t.node_of = None;
+        }
     }
 }
 

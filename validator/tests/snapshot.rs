@@ -666,3 +666,86 @@ fn every_code_is_documented() {
         assert!(doc.contains(code.rule()), "{code}'s rule text is not in the docs");
     }
 }
+
+/// Each object's span in an encoding holds exactly that object's bytes: the same bytes a
+/// one-object snapshot holds after its count, and the spans tile the objects section.
+#[test]
+fn spans_locate_every_object_script_and_section() {
+    use amber_validator::snapshot::format::encode_with_spans;
+    let s = sample();
+    let (bytes, spans) = encode_with_spans(&s);
+    assert_eq!(bytes, encode(&s));
+    assert_eq!(spans.objects.len(), s.objects.len());
+    assert_eq!(spans.scripts.len(), s.scripts.len());
+    assert_eq!(spans.permanents.len(), s.permanents.len());
+    let names: Vec<&str> = spans.sections.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["header", "scripts", "permanents", "objects", "roots"]);
+    assert_eq!(spans.section("roots").map(|r| r.end), Some(bytes.len()));
+    let section = spans.section("objects").expect("objects section");
+    for (k, span) in spans.objects.iter().enumerate() {
+        assert!(section.start < span.start && span.end <= section.end, "object {k} inside its section");
+        if k > 0 {
+            assert_eq!(spans.objects[k - 1].end, span.start, "objects tile the section");
+        }
+        let alone = Snapshot { objects: vec![s.objects[k].clone()], ..s.clone() };
+        let (one, one_spans) = encode_with_spans(&alone);
+        assert_eq!(&one[one_spans.objects[0].clone()], &bytes[span.clone()], "object {k}");
+    }
+    assert_eq!(spans.objects.last().map(|r| r.end), Some(section.end));
+    for (k, span) in spans.permanents.iter().enumerate() {
+        let name = s.permanents[k].as_bytes();
+        assert_eq!(&bytes[span.end - name.len()..span.end], name, "permanent {k}");
+    }
+    for (k, span) in spans.scripts.iter().enumerate() {
+        assert_eq!(&bytes[span.start..span.start + 32], &s.scripts[k].hash.0, "script {k} starts with its hash");
+    }
+}
+
+/// R014: keys sit where Luau's lookups look for them. Luau's own layouts pass (the testkit lays
+/// tables out as `luaH_newkey` does); keys moved into another chain's main position, integer keys
+/// of the array's range and NaN vector keys are refused.
+#[test]
+fn hash_layout_is_luaus() {
+    use ValueSpec::*;
+    let with_keys = |keys: Vec<(ValueSpec, ValueSpec)>, array: Vec<ValueSpec>| {
+        build(&[ObjectSpec::Table { array, hash: keys, metatable: None, readonly: false }])
+    };
+    fn table_of(s: &mut Snapshot) -> &mut Table {
+        s.objects.iter_mut().rev().find_map(|o| if let Object::Table(t) = o { Some(t) } else { None }).unwrap()
+    }
+    let refused_with = |s: &Snapshot| validate_model(s.clone(), &limits(), &TestCatalog).err().map(|r| r.codes());
+
+    // Two number keys with different main positions, swapped, break both chains.
+    let mut found = false;
+    for a in 1..40 {
+        let mut s = with_keys(vec![(Number(a as f64 + 0.5), Nil), (Number(-(a as f64)), Nil)], vec![]);
+        assert_eq!(refused_with(&s), None, "Luau's own layout is valid");
+        let t = table_of(&mut s);
+        assert_eq!(t.hash.len(), 2);
+        t.hash.swap(0, 1);
+        match refused_with(&s) {
+            None => continue, // the two keys share a main position: either order is a chain
+            Some(codes) => {
+                assert_eq!(codes, vec![Code::HashLayout]);
+                found = true;
+                break;
+            }
+        }
+    }
+    assert!(found, "some pair of keys has two main positions");
+
+    // An integer key of the array's range in the hash part.
+    let mut s = with_keys(vec![(Number(10.5), Boolean(true))], vec![Nil, Nil, Nil]);
+    let t = table_of(&mut s);
+    t.hash[0] = Some((Value::Number(2.0), Value::Boolean(true)));
+    assert_eq!(refused_with(&s), Some(vec![Code::HashLayout]));
+    // Just past the array is a hash key.
+    let t = table_of(&mut s);
+    t.hash[0] = Some((Value::Number(4.0), Value::Boolean(true)));
+    assert_eq!(refused_with(&s), None);
+
+    // A vector key with a NaN component.
+    let t = table_of(&mut s);
+    t.hash[0] = Some((Value::Vector([0.0, f32::NAN, 1.0]), Value::Boolean(true)));
+    assert_eq!(refused_with(&s), Some(vec![Code::HashLayout]));
+}

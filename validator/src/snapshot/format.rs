@@ -117,20 +117,75 @@ impl Writer {
             }
         }
     }
-    fn section(&mut self, id: u8, body: impl FnOnce(&mut Writer)) {
+    /// Writes a section; returns where its body starts.
+    fn section(&mut self, id: u8, body: impl FnOnce(&mut Writer)) -> usize {
         let mut inner = Writer { out: Vec::new() };
         body(&mut inner);
         self.u8(id);
-        self.bytes(&inner.out);
+        self.len(inner.out.len());
+        let start = self.out.len();
+        self.out.extend_from_slice(&inner.out);
+        start
+    }
+}
+
+/// Where each part of an encoded snapshot lies, as byte ranges of the encoding. The format is
+/// canonical, so for bytes that decode these are the ranges in those bytes too: reports use
+/// them to point a finding about an object at its exact bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// Each section's body (after its id and length), by section name.
+    pub sections: Vec<(&'static str, std::ops::Range<usize>)>,
+    pub scripts: Vec<std::ops::Range<usize>>,
+    pub permanents: Vec<std::ops::Range<usize>>,
+    pub objects: Vec<std::ops::Range<usize>>,
+}
+
+impl Spans {
+    pub fn section(&self, name: &str) -> Option<std::ops::Range<usize>> {
+        self.sections.iter().find(|(n, _)| *n == name).map(|(_, r)| r.clone())
     }
 }
 
 /// Encodes a snapshot. Infallible: every model has exactly one encoding.
 pub fn encode(s: &Snapshot) -> Vec<u8> {
+    encode_recording(s, None)
+}
+
+/// [`encode`], and where each section, script, permanent and object lies in the result.
+pub fn encode_with_spans(s: &Snapshot) -> (Vec<u8>, Spans) {
+    let mut spans = Spans::default();
+    let bytes = encode_recording(s, Some(&mut spans));
+    (bytes, spans)
+}
+
+/// The part a span records: a section body's inner range is shifted to absolute offsets once
+/// its length prefix is written.
+fn encode_recording(s: &Snapshot, mut spans: Option<&mut Spans>) -> Vec<u8> {
     let mut w = Writer { out: Vec::new() };
     w.out.extend_from_slice(MAGIC);
     w.varint(FORMAT_VERSION);
-    w.section(SECTION_HEADER, |w| {
+    // Inner ranges (relative to a section's body), made absolute after each section.
+    let mut inner: Vec<std::ops::Range<usize>> = Vec::new();
+    let recording = spans.is_some();
+    let record = |w: &Writer, from: usize, inner: &mut Vec<std::ops::Range<usize>>| {
+        if recording {
+            inner.push(from..w.out.len());
+        }
+    };
+    let mut placed = |name: &'static str, start: usize, end: usize, inner: &mut Vec<std::ops::Range<usize>>| {
+        let shifted: Vec<_> = inner.drain(..).map(|r| r.start + start..r.end + start).collect();
+        if let Some(sp) = spans.as_deref_mut() {
+            sp.sections.push((name, start..end));
+            match name {
+                "scripts" => sp.scripts = shifted,
+                "permanents" => sp.permanents = shifted,
+                "objects" => sp.objects = shifted,
+                _ => {}
+            }
+        }
+    };
+    let start = w.section(SECTION_HEADER, |w| {
         let h = &s.header;
         w.bytes(h.luau_version.as_bytes());
         w.u8(h.compiler.optimization_level);
@@ -142,9 +197,11 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
         }
         w.out.extend_from_slice(&h.permanents_digest);
     });
-    w.section(SECTION_SCRIPTS, |w| {
+    placed("header", start, w.out.len(), &mut inner);
+    let start = w.section(SECTION_SCRIPTS, |w| {
         w.len(s.scripts.len());
         for script in &s.scripts {
+            let from = w.out.len();
             w.out.extend_from_slice(&script.hash.0);
             w.bytes(script.chunk_name.as_bytes());
             match &script.source {
@@ -159,21 +216,29 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
                 w.varint(u64::from(p.proto));
                 w.out.extend_from_slice(&p.signature.to_le_bytes());
             }
+            record(w, from, &mut inner);
         }
     });
-    w.section(SECTION_PERMANENTS, |w| {
+    placed("scripts", start, w.out.len(), &mut inner);
+    let start = w.section(SECTION_PERMANENTS, |w| {
         w.len(s.permanents.len());
         for p in &s.permanents {
+            let from = w.out.len();
             w.bytes(p.as_bytes());
+            record(w, from, &mut inner);
         }
     });
-    w.section(SECTION_OBJECTS, |w| {
+    placed("permanents", start, w.out.len(), &mut inner);
+    let start = w.section(SECTION_OBJECTS, |w| {
         w.len(s.objects.len());
         for o in &s.objects {
+            let from = w.out.len();
             encode_object(w, o);
+            record(w, from, &mut inner);
         }
     });
-    w.section(SECTION_ROOTS, |w| {
+    placed("objects", start, w.out.len(), &mut inner);
+    let start = w.section(SECTION_ROOTS, |w| {
         w.varint(u64::from(s.roots.main_thread));
         w.out.extend_from_slice(&s.roots.random_state.to_le_bytes());
         w.len(s.roots.global_names.len());
@@ -181,6 +246,7 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
             w.bytes(n);
         }
     });
+    placed("roots", start, w.out.len(), &mut inner);
     w.out
 }
 

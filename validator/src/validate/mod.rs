@@ -25,6 +25,7 @@ mod references;
 mod registers;
 mod sandbox;
 mod scripts;
+pub(crate) mod table_layout;
 mod yield_points;
 
 pub use frames::{CallFrame, CallFrameKind, ThreadLayout};

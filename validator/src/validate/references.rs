@@ -2,7 +2,7 @@
 //! the objects. It also collects what later families need: the object graph's edges and, for
 //! each string, the first string with the same bytes.
 
-use super::{Context, obj, value_text};
+use super::{Context, obj, table_layout, value_text};
 use crate::contract::{self, UpvalueRule};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::limits::PermanentKind;
@@ -450,6 +450,13 @@ impl Walker<'_, '_> {
                 let path = here().with(Segment::Key(Self::key_text(self.ctx.s, k)));
                 self.sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
             }
+        }
+        if let Some((p, why)) = table_layout::problem(self.ctx.s, t) {
+            let path = match t.hash.get(p) {
+                Some(Some((k, _))) => here().with(Segment::Key(Self::key_text(self.ctx.s, k))),
+                _ => here().with(Segment::Index("hash position", p as u64)),
+            };
+            self.sink.error(Code::HashLayout, path, why);
         }
     }
 

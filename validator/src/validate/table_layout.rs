@@ -1,0 +1,181 @@
+//! Hash-part layout (R014): a table's keys sit where Luau's lookups will look for them.
+//!
+//! Restore writes every key hashed by contents (strings, numbers, booleans, vectors) back to its
+//! captured node and rebuilds each collision chain from its main position; keys hashed by
+//! address (tables, functions, userdata, threads) are placed afresh. A lookup only finds a key
+//! whose chain starts at its main position and whose main position holds a key of that chain,
+//! and it never looks in the hash part for an integer key inside the array part. So this family
+//! computes the main positions exactly as Luau 0.745 does (`ltable.cpp`: `mainposition`,
+//! `hashnum`, `hashvec`, `hashstr`, `hashboolean`; `lstring.cpp`: `luaS_hash`) and requires:
+//!
+//! - no number key that is an integer from 1 to the array size in the hash part (the VM reads
+//!   those from the array);
+//! - no vector key with a NaN component (the VM refuses them as keys: `index is NaN`);
+//! - after restore's own first step (a key whose main position is free moves there), the main
+//!   position of every key hashed by contents holds a key with that same main position.
+//!
+//! Keys hashed by address do not take part: restore places them where this VM hashes them.
+
+use crate::snapshot::{Object, Snapshot, Table, Value};
+
+/// Luau's string hash (`luaS_hash`): an ARX mix over 12-byte blocks while 32 or more bytes
+/// remain, then Lua 5.1's shift-add-xor over the rest, last byte first.
+pub(crate) fn string_hash(bytes: &[u8]) -> u32 {
+    let (mut a, mut b) = (0u32, 0u32);
+    let mut h = bytes.len() as u32;
+    let mut rest = bytes;
+    while rest.len() >= 32 {
+        let word = |k: usize| u32::from_le_bytes([rest[k], rest[k + 1], rest[k + 2], rest[k + 3]]);
+        a = a.wrapping_add(word(0));
+        b = b.wrapping_add(word(4));
+        h = h.wrapping_add(word(8));
+        a ^= h;
+        a = a.wrapping_sub(h.rotate_right(14));
+        b ^= a;
+        b = b.wrapping_sub(a.rotate_right(11));
+        h ^= b;
+        h = h.wrapping_sub(b.rotate_right(25));
+        rest = &rest[12..];
+    }
+    for &byte in rest.iter().rev() {
+        h ^= (h << 5).wrapping_add(h >> 2).wrapping_add(u32::from(byte));
+    }
+    h
+}
+
+/// `hashnum`: the double's two 32-bit halves (sign bit cleared, so -0 and 0 agree) through
+/// MurmurHash64B's finalizer; the low half is the hash.
+fn number_hash(n: f64) -> u32 {
+    let bits = n.to_bits();
+    let mut h1 = bits as u32;
+    let mut h2 = ((bits >> 32) as u32) & 0x7fff_ffff;
+    const M: u32 = 0x5bd1_e995;
+    h1 ^= h2 >> 18;
+    h1 = h1.wrapping_mul(M);
+    h2 ^= h1 >> 22;
+    h2 = h2.wrapping_mul(M);
+    h1 ^= h2 >> 17;
+    h1 = h1.wrapping_mul(M);
+    h2 ^= h1 >> 19;
+    h2.wrapping_mul(M)
+}
+
+/// `hashvec` for three float components (`LUA_VECTOR_SIZE` 3): -0 counts as 0, each component
+/// is scrambled, then combined with the spatial-hashing primes.
+fn vector_hash(v: [f32; 3]) -> u32 {
+    let i = v.map(|c| {
+        let bits = c.to_bits();
+        let bits = if bits == 0x8000_0000 { 0 } else { bits };
+        bits ^ (bits >> 17)
+    });
+    i[0].wrapping_mul(73_856_093) ^ i[1].wrapping_mul(19_349_663) ^ i[2].wrapping_mul(83_492_791)
+}
+
+/// The hash of a key hashed by its contents; `None` for keys hashed by address.
+fn content_hash(objects: &[Object], key: &Value) -> Option<u32> {
+    match *key {
+        Value::Boolean(b) => Some(u32::from(b)),
+        Value::Number(n) => Some(number_hash(n)),
+        Value::Vector(v) => Some(vector_hash(v)),
+        Value::Object(i) => match objects.get(i as usize) {
+            Some(Object::String(bytes)) => Some(string_hash(bytes)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The main position of a key hashed by its contents in a hash part of `size` nodes (a power
+/// of two); `None` for keys hashed by address.
+pub(crate) fn main_position(objects: &[Object], key: &Value, size: usize) -> Option<usize> {
+    content_hash(objects, key).map(|h| h as usize & size.wrapping_sub(1))
+}
+
+/// Whether the VM would look for `n` in an array part of `array` slots.
+pub(crate) fn in_array_range(n: f64, array: usize) -> bool {
+    n.fract() == 0.0 && n >= 1.0 && n <= array as f64
+}
+
+/// Why a table's hash part is not laid out as Luau lays it out: (hash position, reason).
+pub(crate) fn problem(s: &Snapshot, t: &Table) -> Option<(usize, String)> {
+    let size = t.hash.len();
+    if size == 0 || !size.is_power_of_two() {
+        return None; // an empty hash part, or a size R006 refuses
+    }
+    // The node each iteration position is written to.
+    let node_of = |p: usize| t.node_of.as_ref().map_or(Some(p), |m| m.get(p).map(|&n| n as usize));
+    // Main position of the key at each node, for keys hashed by contents (`None`: empty or
+    // hashed by address).
+    let mut at: Vec<Option<usize>> = vec![None; size];
+    for (p, entry) in t.hash.iter().enumerate() {
+        let Some((key, _)) = entry else { continue };
+        match *key {
+            Value::Number(n) if in_array_range(n, t.array.len()) => {
+                return Some((p, format!("the key {n} belongs to the array part ({} slots)", t.array.len())));
+            }
+            Value::Vector(v) if v.iter().any(|c| c.is_nan()) => {
+                return Some((p, "a vector key with a NaN component".into()));
+            }
+            _ => {}
+        }
+        let (Some(mp), Some(node)) = (main_position(&s.objects, key, size), node_of(p)) else { continue };
+        if node < size {
+            at[node] = Some(mp);
+        }
+    }
+    // Restore's first step: in node order, a key whose main position is free moves there.
+    for node in 0..size {
+        if let Some(mp) = at[node]
+            && mp != node
+            && at[mp].is_none()
+        {
+            at[mp] = Some(mp);
+            at[node] = None;
+        }
+    }
+    for (node, mp) in at.iter().enumerate() {
+        let Some(mp) = *mp else { continue };
+        if at[mp] != Some(mp) {
+            let position = match &t.node_of {
+                Some(map) => map.iter().position(|&n| n as usize == node).unwrap_or(node),
+                None => node,
+            };
+            return Some((
+                position,
+                format!("the key's chain cannot start at its main position (node {mp}): another chain's key holds it"),
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_strings_hash_as_lua_5_1_did() {
+        // h = len; for each byte from the last: h ^= (h << 5) + (h >> 2) + byte.
+        assert_eq!(string_hash(b""), 0);
+        let mut h = 1u32;
+        h ^= (h << 5).wrapping_add(h >> 2).wrapping_add(u32::from(b'a'));
+        assert_eq!(string_hash(b"a"), h);
+    }
+
+    #[test]
+    fn zero_and_minus_zero_share_a_main_position() {
+        assert_eq!(number_hash(0.0), number_hash(-0.0));
+        assert_eq!(vector_hash([0.0, -0.0, 1.0]), vector_hash([-0.0, 0.0, 1.0]));
+        assert_ne!(number_hash(1.0), number_hash(2.0));
+    }
+
+    #[test]
+    fn integer_keys_of_the_array_range_are_array_keys() {
+        assert!(in_array_range(1.0, 1));
+        assert!(in_array_range(4.0, 4));
+        assert!(!in_array_range(5.0, 4));
+        assert!(!in_array_range(0.0, 4));
+        assert!(!in_array_range(1.5, 4));
+        assert!(!in_array_range(-1.0, 4));
+    }
+}
