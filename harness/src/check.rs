@@ -200,6 +200,25 @@ fn save_divergence(
 }
 
 /// Writes summary.md and results.json; returns the summary text.
+/// The result table people read at the end of `amber check`: one row per script and schedule.
+pub fn table(rows: &[Row]) -> String {
+    let width = rows.iter().map(|r| r.script.len()).max().unwrap_or(6).max(6);
+    let mut out =
+        format!("{:width$}  {:18}  {:>9}  {:>5}  {:>8}  verdict\n", "script", "schedule", "points", "runs", "persists");
+    for r in rows {
+        out += &format!(
+            "{:width$}  {:18}  {:>9}  {:>5}  {:>8}  {}\n",
+            r.script,
+            r.schedule,
+            r.points,
+            r.runs,
+            r.persists,
+            r.verdict.short()
+        );
+    }
+    out
+}
+
 pub fn write_report(opts: &Options, rows: &[Row], seconds: f64) -> std::io::Result<String> {
     std::fs::create_dir_all(&opts.report_dir)?;
     let failures = rows.iter().filter(|r| r.verdict.is_failure()).count();

@@ -1,11 +1,14 @@
-//! Untrusted-snapshot intake for `amber validate` and `amber inspect`: the limits file and the
-//! report writers (text for people, JSON and SARIF for CI gates).
+//! Untrusted-snapshot intake for `amber validate` and `amber inspect`: the limits file, the
+//! snapshot files a command line names (files, directories, globs), validation of many files in
+//! parallel, and the report writers for people (text) and programs (JSON, whose shape
+//! `docs/validate-report.schema.json` specifies; SARIF is [`crate::sarif`]).
 
-use amber_luau::PermanentRegistry;
-use amber_validator::diagnostics::Code;
+use amber_luau::{PermanentRegistry, SourceCatalog};
 use amber_validator::{Limits, Report};
 use serde_json::{Value as Json, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Reads a limits file (TOML). Every key is optional; unknown keys are errors, so a typo never
 /// silently loosens a gate.
@@ -92,6 +95,101 @@ pub struct Summary {
     pub bytes: usize,
 }
 
+/// The snapshot files named by `inputs`: files as given, every `*.snap` under a directory
+/// (recursively, sorted), and the matches of a glob pattern (`incoming/**/*.snap`, for shells
+/// and CI inputs that do not expand it). A name that is none of these is an error, as is a
+/// pattern or directory that yields nothing: a gate that silently checks nothing passes.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let text = input.to_string_lossy();
+        if input.is_dir() {
+            let before = out.len();
+            snapshots_under(input, &mut out).map_err(|e| format!("{}: {e}", input.display()))?;
+            out[before..].sort();
+            if out.len() == before {
+                return Err(format!("{}: no .snap files in this directory", input.display()));
+            }
+        } else if input.exists() || !text.contains(['*', '?', '[']) {
+            out.push(input.clone());
+        } else {
+            let paths = glob::glob(&text).map_err(|e| format!("{text}: not a valid pattern: {e}"))?;
+            let before = out.len();
+            for p in paths {
+                let p = p.map_err(|e| format!("{text}: {e}"))?;
+                if p.is_file() {
+                    out.push(p);
+                }
+            }
+            if out.len() == before {
+                return Err(format!("{text}: no files match this pattern"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn snapshots_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    // An explicit stack, not recursion: directory depth is whatever the file system has.
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "snap") {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates one file. An unreadable file is an I/O error (the caller's exit code 2), not a
+/// verdict.
+pub fn validate_file(path: &Path, limits: &Limits, catalog: &SourceCatalog) -> Result<Verdict, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let result = amber_validator::validate(&bytes, limits, catalog).map(|v| Summary {
+        objects: v.snapshot().objects.len(),
+        scripts: v.snapshot().scripts.len(),
+        bytes: bytes.len(),
+    });
+    Ok(Verdict { file: path.display().to_string(), result })
+}
+
+/// Validates `files` on `jobs` threads; verdicts come back in the order of `files`.
+/// `progress(done, total)` is called after each file.
+pub fn validate_files(
+    files: &[PathBuf],
+    limits: &Limits,
+    catalog: &SourceCatalog,
+    jobs: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<Verdict>, String> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<Verdict, String>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, files.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let verdict = validate_file(path, limits, catalog);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(verdict);
+                    }
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, files.len());
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().ok().flatten().unwrap_or_else(|| Err("a validation thread failed".into())))
+        .collect()
+}
+
 pub fn text(verdicts: &[Verdict]) -> String {
     let mut out = String::new();
     for v in verdicts {
@@ -142,46 +240,6 @@ pub fn json(verdicts: &[Verdict]) -> String {
         "version": env!("CARGO_PKG_VERSION"),
         "valid": verdicts.iter().all(|v| v.result.is_ok()),
         "snapshots": snapshots,
-    });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
-}
-
-/// SARIF 2.1.0, one run, a rule per diagnostic code, a result per finding located at the
-/// snapshot file (physical) and the object path (logical).
-pub fn sarif(verdicts: &[Verdict]) -> String {
-    let rules: Vec<Json> = Code::ALL
-        .iter()
-        .map(|c| {
-            json!({
-                "id": c.as_str(),
-                "name": c.rule(),
-                "shortDescription": {"text": c.rule()},
-                "properties": {"family": c.family().name()},
-                "helpUri": format!("docs/DIAGNOSTICS.md#{}", c.as_str().to_lowercase()),
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for v in verdicts {
-        let Err(report) = &v.result else { continue };
-        for d in &report.diagnostics {
-            results.push(json!({
-                "ruleId": d.code.as_str(),
-                "level": match d.severity { amber_validator::Severity::Error => "error", amber_validator::Severity::Warning => "warning" },
-                "message": {"text": format!("{}: {}", d.path, d.message)},
-                "locations": [{
-                    "physicalLocation": {"artifactLocation": {"uri": v.file}},
-                    "logicalLocations": [{"fullyQualifiedName": d.path.to_string(), "kind": "object"}],
-                }],
-            }));
-        }
-    }
-    let doc = json!({
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "amber", "version": env!("CARGO_PKG_VERSION"), "rules": rules}},
-            "results": results,
-        }],
     });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }

@@ -11,11 +11,15 @@ pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod check;
 #[cfg(feature = "cli")]
+pub mod commands;
+#[cfg(feature = "cli")]
 pub mod fuzz_report;
 pub mod generators;
 pub mod inspect;
 pub mod intake;
 pub mod oracles;
 pub mod runner;
+pub mod sarif;
 pub mod sweep;
 pub mod targets;
+pub mod wire;

@@ -248,29 +248,75 @@ fn run_persisting_within(script: &Script, schedule: Schedule, points_total: u64)
     Ok(run.finish(ending))
 }
 
+/// Where [`run_to`] stops a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopAt {
+    /// At pre-emption point N (the N-th interrupt tick; a deferred pre-emption stops a little
+    /// later, which is still a pre-emption point).
+    Point(u64),
+    /// Right after the main function's first `coroutine.yield`.
+    MainYield,
+}
+
+/// What a run stopped by [`run_to`] had done so far.
+#[derive(Debug, Clone, Default)]
+pub struct Prefix {
+    pub output: Vec<u8>,
+    pub yields: Vec<String>,
+    /// Ticks the task has run.
+    pub ticks: u64,
+}
+
+/// How [`run_to`] left the task.
+#[derive(Debug)]
+pub enum Reached {
+    /// Suspended at the point, with what it did before.
+    At(Prefix),
+    /// It ended first; this is its whole run.
+    Ended(RunReport),
+}
+
+/// Runs `task` until `stop` (in as few slices as possible: main-function yields end slices
+/// early), streaming its output to `observer`. The one way drivers get a task to a persist
+/// point: `amber persist`, the check's schedules and the sweep.
+pub fn run_to(task: &mut Task, stop: StopAt, observer: &mut dyn RunObserver) -> Result<Reached, RunError> {
+    let mut run = Run::default();
+    loop {
+        let budget = match stop {
+            StopAt::Point(at) => Budget::ticks(at.saturating_sub(task.stats().ticks).max(1)),
+            StopAt::MainYield => Budget::unlimited(),
+        };
+        let outcome = task.resume(budget)?;
+        let chunk = task.take_output();
+        observer.output(&chunk);
+        run.output.extend(chunk);
+        if let Some(ending) = run.end(task, &outcome) {
+            return Ok(Reached::Ended(run.finish(ending)));
+        }
+        let reached = match (&outcome, stop) {
+            (Outcome::Preempted, StopAt::Point(at)) => task.stats().ticks + 1 >= at,
+            (Outcome::Yielded(_), StopAt::MainYield) => true,
+            _ => false,
+        };
+        if let Outcome::Yielded(v) = &outcome {
+            run.yields.push(v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t"));
+        }
+        if reached {
+            return Ok(Reached::At(Prefix { output: run.output, yields: run.yields, ticks: task.stats().ticks }));
+        }
+    }
+}
+
 /// Persisting once, at pre-emption `at`; restored copies (or a child process) finish the run.
 fn run_persisting_at(script: &Script, schedule: Schedule, at: u64, amber: &Path) -> Result<RunReport, RunError> {
     let vm = Vm::deterministic()?;
     let mut task = vm.spawn(script)?;
-    let mut run = Run::default();
-    // Reach tick `at` in as few slices as possible (main-function yields end slices early); a
-    // deferred pre-emption stops a little later, which is still a pre-emption point.
-    loop {
-        let left = at.saturating_sub(task.stats().ticks).max(1);
-        let outcome = task.resume(Budget::ticks(left))?;
-        run.output.extend(task.take_output());
-        if let Some(ending) = run.end(&task, &outcome) {
-            // The script ended first: nothing left to persist, and its run is this one.
-            return Ok(run.finish(ending));
-        }
-        match outcome {
-            Outcome::Preempted if task.stats().ticks + 1 >= at => break,
-            Outcome::Yielded(v) => run.yields.push(v.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\t")),
-            _ => {}
-        }
-    }
-    let Run { output: prefix, yields, .. } = run;
-    let counts = RunCounts { preemptions: 1, ticks: task.stats().ticks, ..RunCounts::default() };
+    let Prefix { output: prefix, yields, ticks } = match run_to(&mut task, StopAt::Point(at), &mut Quiet)? {
+        Reached::At(prefix) => prefix,
+        // The script ended first: nothing left to persist, and its run is this one.
+        Reached::Ended(report) => return Ok(report),
+    };
+    let counts = RunCounts { preemptions: 1, ticks, ..RunCounts::default() };
     if schedule == Schedule::CrossProcess {
         return cross_process(&task, prefix, yields, counts, amber);
     }
@@ -320,26 +366,12 @@ fn cross_process(
         .output()
         .map_err(|e| RunError::Process(format!("{}: {e}", amber.display())))?;
     let _ = std::fs::remove_file(&path);
-    // `amber resume --digest` reports the rest of the trace on stderr, one field a line.
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // `amber resume --digest` reports the rest of the trace on stderr (crate::wire).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail = crate::wire::read(&stderr).map_err(|e| RunError::Process(format!("{e}: {stderr}")))?;
     let mut yields = yields;
-    let mut ending = None;
-    let mut digest = String::new();
-    for line in stderr.lines() {
-        if let Some(y) = line.strip_prefix("trace yield: ") {
-            yields.push(y.to_string());
-        } else if let Some(r) = line.strip_prefix("trace returned: ") {
-            ending =
-                Some(Ending::Returned(if r.is_empty() { vec![] } else { r.split('\t').map(str::to_string).collect() }));
-        } else if let Some(e) = line.strip_prefix("trace error: ") {
-            ending = Some(Ending::Error(e.to_string()));
-        } else if let Some(k) = line.strip_prefix("trace killed: ") {
-            ending = Some(Ending::Killed(k.to_string()));
-        } else if let Some(d) = line.strip_prefix("state digest: ") {
-            digest = d.to_string();
-        }
-    }
-    let ending = ending.ok_or_else(|| RunError::Process(format!("the child reported no ending: {stderr}")))?;
+    yields.extend(tail.yields);
+    let (ending, digest) = (tail.ending, tail.digest);
     let mut output = prefix;
     output.extend_from_slice(&out.stdout);
     Ok(RunReport {

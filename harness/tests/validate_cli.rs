@@ -112,8 +112,16 @@ fn an_invalid_snapshot_fails_with_codes_paths_and_rules() {
     let out = amber(&["validate", &bad, "--format", "sarif"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = doc["runs"][0]["results"].as_array().unwrap();
-    assert!(results.iter().any(|r| r["ruleId"] == "R003"));
-    assert_eq!(results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap(), bad);
+    let r003 = results.iter().find(|r| r["ruleId"] == "R003").expect("an R003 result");
+    let location = &r003["locations"][0]["physicalLocation"];
+    // An absolute path becomes a file URI; the region is the table's own encoded bytes.
+    assert_eq!(location["artifactLocation"]["uri"].as_str().unwrap(), format!("file://{bad}"));
+    let (_, spans) = amber_validator::snapshot::format::encode_with_spans(&m);
+    assert_eq!(location["region"]["byteOffset"].as_u64(), Some(spans.objects[1].start as u64));
+    assert_eq!(location["region"]["byteLength"].as_u64(), Some(spans.objects[1].len() as u64));
+    assert_eq!(r003["locations"][0]["logicalLocations"][0]["fullyQualifiedName"], "table#1 > metatable");
+    let rules = doc["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["id"] == "R003" && r["name"] == "WrongType"));
     let out = amber(&["validate", &bad, "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["valid"], false);
@@ -124,7 +132,14 @@ fn an_invalid_snapshot_fails_with_codes_paths_and_rules() {
     let cut = write("cut.snap", &bytes[..bytes.len() / 2]);
     let out = amber(&["validate", &cut]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("F003"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("F003"), "{text}");
+    // Its SARIF region is the byte where decoding stopped, as the message says.
+    let out = amber(&["validate", &cut, "--format", "sarif"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let region = &doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"];
+    let offset = region["byteOffset"].as_u64().expect("a byte offset");
+    assert!(text.contains(&format!("byte {offset}")), "{offset} in {text}");
 }
 
 #[test]
