@@ -48,8 +48,8 @@ for snap in "$snapshots"/*.snap; do
             print class "\t" k "\t" $3 "\t" detail } }' > /tmp/amber-classes.$$
     # Codes few snapshots can show (they need open upvalues, run-time C closures, resume chains,
     # live loops) are always taken; the rest rotate.
-    mapfile -t rare < <(grep -P '\t(R007|R011|R013|V001|V003|G004|G005|T003)\t' /tmp/amber-classes.$$ || true)
-    mapfile -t rows < <(grep -vP '\t(R007|R011|R013|V001|V003|G004|G005|T003)\t' /tmp/amber-classes.$$ || true)
+    mapfile -t rare < <(grep -P '\t(R007|R011|R013|R014|V001|V003|G004|G005|T003)\t' /tmp/amber-classes.$$ || true)
+    mapfile -t rows < <(grep -vP '\t(R007|R011|R013|R014|V001|V003|G004|G005|T003)\t' /tmp/amber-classes.$$ || true)
     count=${#rows[@]}
     picked=("${rare[@]}")
     for ((j = 0; j < per_snapshot && j < count; j++)); do

@@ -62,7 +62,11 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("closure.env", "a closure's environment replaced by the base globals, a library table or a non-table"),
     ("thread.globals", "a thread's globals replaced by the base globals or a non-table"),
     ("table.readonly", "a table frozen or thawed"),
+    ("table.layout", "two hash nodes of a table swapped, or a hash key made an integer of the array's range"),
 ];
+
+/// Tables per snapshot that get the `table.layout` mutations.
+const LAYOUT_TABLES: usize = 8;
 
 /// Calls `each` with every mutant of a verified snapshot (a valid capture: its layout tells
 /// where frames are), one at a time (a deep stack has tens of thousands).
@@ -947,6 +951,42 @@ impl<'a> Mutator<'a, '_> {
                     |s| {
                         if let Object::Table(t) = &mut s.objects[i] {
                             t.readonly = to;
+                        }
+                    },
+                );
+            }
+        }
+        let hashed = self.s.objects.iter().enumerate().filter_map(|(i, o)| match o {
+            Object::Table(t) if t.hash.iter().flatten().count() >= 1 => Some((i, t)),
+            _ => None,
+        });
+        for (i, t) in hashed.take(LAYOUT_TABLES) {
+            let occupied: Vec<usize> = t.hash.iter().enumerate().filter(|(_, n)| n.is_some()).map(|(p, _)| p).collect();
+            if let [a, b, ..] = occupied[..] {
+                // Two keys trade nodes: refused when either now sits in the other's chain head
+                // (R014), the same table when they share a main position.
+                self.push(
+                    "table.layout",
+                    || format!("table#{i} hash positions {a} and {b} swapped"),
+                    None,
+                    |s| {
+                        if let Object::Table(t) = &mut s.objects[i] {
+                            t.hash.swap(a, b);
+                        }
+                    },
+                );
+            }
+            if !t.array.is_empty() {
+                let p = occupied[0];
+                self.push(
+                    "table.layout",
+                    || format!("table#{i} hash position {p} key -> 1 (inside the {}-slot array)", t.array.len()),
+                    Some(Code::HashLayout),
+                    |s| {
+                        if let Object::Table(t) = &mut s.objects[i]
+                            && let Some(Some((k, _))) = t.hash.get_mut(p)
+                        {
+                            *k = Value::Number(1.0);
                         }
                     },
                 );
