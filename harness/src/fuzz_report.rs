@@ -22,6 +22,13 @@ fn field(line: &str, name: &str) -> Option<u64> {
     number.parse().ok()
 }
 
+/// libFuzzer's own count of executions from its final statistics
+/// (`stat::number_of_executed_runs: N`, printed with `-print_final_stats=1`), which includes the
+/// runs after the last status line.
+pub fn final_executions(log: &str) -> Option<u64> {
+    log.lines().rev().find_map(|l| field(l, "stat::number_of_executed_runs:"))
+}
+
 /// Parses a timestamped log: lines `SECONDS LIBFUZZER-LINE`. Other lines are skipped.
 pub fn parse(log: &str) -> Vec<Sample> {
     let mut out = Vec::new();
@@ -46,6 +53,8 @@ pub struct Campaign<'a> {
     pub samples: &'a [Sample],
     /// Seconds the fuzzer ran (from the log's first to last line when not given).
     pub seconds: f64,
+    /// Executions in all (libFuzzer's final statistics; the last status line's when absent).
+    pub executions: Option<u64>,
     /// Files in the minimized corpus.
     pub corpus_files: usize,
     /// Crash, timeout and out-of-memory artifacts left by the run.
@@ -59,7 +68,8 @@ pub fn write(dir: &Path, c: &Campaign<'_>) -> std::io::Result<String> {
     std::fs::create_dir_all(dir)?;
     let last = c.samples.last().copied().unwrap_or(Sample { at: 0.0, execs: 0, edges: 0, corpus: 0 });
     let seconds = if c.seconds > 0.0 { c.seconds } else { last.at };
-    let rate = if seconds > 0.0 { last.execs as f64 / seconds } else { 0.0 };
+    let executions = c.executions.unwrap_or(last.execs).max(last.execs);
+    let rate = if seconds > 0.0 { executions as f64 / seconds } else { 0.0 };
     // Edges at each full minute, for the report's table.
     let mut per_minute = Vec::new();
     let mut minute = 0.0;
@@ -72,13 +82,14 @@ pub fn write(dir: &Path, c: &Campaign<'_>) -> std::io::Result<String> {
     let doc = json!({
         "target": c.target,
         "seconds": seconds,
-        "executions": last.execs,
+        "executions": executions,
         "executions_per_second": rate,
         "edges": last.edges,
         "corpus_files": c.corpus_files,
         "crashes": c.crashes,
         "build": c.build,
-        "coverage": c.samples.iter().map(|s| json!([s.at, s.edges])).collect::<Vec<_>>(),
+        // [seconds, edges] where coverage grew (libFuzzer prints a line per new input).
+        "coverage": growth(c.samples).map(|s| json!([(s.at * 10.0).round() / 10.0, s.edges])).collect::<Vec<_>>(),
     });
     std::fs::write(dir.join(format!("{}.json", c.target)), serde_json::to_string_pretty(&doc).unwrap_or_default())?;
 
@@ -87,7 +98,7 @@ pub fn write(dir: &Path, c: &Campaign<'_>) -> std::io::Result<String> {
     md += &format!(
         "| duration | executions | exec/s | edges covered | corpus (minimized) | crashes |\n|---:|---:|---:|---:|---:|---:|\n| {:.0} s | {} | {:.0} | {} | {} files | {} |\n\n",
         seconds,
-        last.execs,
+        executions,
         rate,
         last.edges,
         c.corpus_files,
@@ -107,6 +118,20 @@ pub fn write(dir: &Path, c: &Campaign<'_>) -> std::io::Result<String> {
     std::fs::write(dir.join(format!("{}.md", c.target)), &md)?;
     plot(&dir.join(format!("{}.svg", c.target)), c.target, c.samples, seconds).map_err(std::io::Error::other)?;
     Ok(md)
+}
+
+/// The samples at which the edge count grew, and the last one.
+fn growth(samples: &[Sample]) -> impl Iterator<Item = &Sample> {
+    let mut best = None;
+    samples
+        .iter()
+        .enumerate()
+        .filter(move |&(i, s)| {
+            let grew = best.is_none_or(|b| s.edges > b);
+            best = Some(best.map_or(s.edges, |b: u64| b.max(s.edges)));
+            grew || i + 1 == samples.len()
+        })
+        .map(|(_, s)| s)
 }
 
 fn plot(path: &Path, target: &str, samples: &[Sample], seconds: f64) -> Result<(), String> {
@@ -142,5 +167,22 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!((s[1].execs, s[1].edges, s[1].corpus), (4096, 300, 9));
         assert!((s[1].at - 60.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn final_statistics_give_the_execution_count() {
+        let log = "1.0 #4096\tpulse  cov: 300 ft: 310 corp: 9/80b exec/s: 68 rss: 40Mb\n\
+                   2.0 stat::number_of_executed_runs: 5123\n\
+                   2.0 stat::average_exec_per_sec:     70\n";
+        assert_eq!(final_executions(log), Some(5123));
+        assert_eq!(final_executions("1.0 #2 INITED cov: 1\n"), None);
+    }
+
+    #[test]
+    fn coverage_series_keeps_growth_and_the_last_sample() {
+        let s = |at: f64, edges: u64| Sample { at, execs: 0, edges, corpus: 0 };
+        let samples = [s(0.0, 10), s(1.0, 10), s(2.0, 12), s(3.0, 12), s(4.0, 12)];
+        let kept: Vec<f64> = growth(&samples).map(|x| x.at).collect();
+        assert_eq!(kept, vec![0.0, 2.0, 4.0]);
     }
 }
