@@ -7,12 +7,44 @@ use super::{Context, obj};
 use crate::contract::{CRole, vm};
 use crate::diagnostics::{Code, Segment, Sink};
 use crate::snapshot::*;
-use petgraph::csr::Csr;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{HashMap, HashSet};
 
 pub(crate) fn check(ctx: &Context<'_>, edges: Vec<(u32, u32)>, layouts: &super::Layouts, sink: &mut Sink) {
     Graph { ctx, sink }.run(edges, layouts)
+}
+
+/// Which of `n` objects the walk from `root` reaches over `edges` (sources and targets below
+/// `n`; the references family recorded only valid ones). Reachability is the one graph question
+/// asked of every object, so it gets a flat adjacency (a counting sort of the edges by source:
+/// linear, no comparisons) and an explicit stack (no recursion an attacker can deepen); the
+/// resume chains, a handful of threads, use petgraph's algorithms.
+fn reachable(n: usize, edges: &[(u32, u32)], root: u32) -> Vec<bool> {
+    let mut start = vec![0u32; n + 1];
+    for &(from, _) in edges {
+        start[from as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut targets = vec![0u32; edges.len()];
+    for &(from, to) in edges {
+        let at = &mut fill[from as usize];
+        targets[*at as usize] = to;
+        *at += 1;
+    }
+    let mut reached = vec![false; n];
+    let mut stack = vec![root];
+    reached[root as usize] = true;
+    while let Some(v) = stack.pop() {
+        for &w in &targets[start[v as usize] as usize..start[v as usize + 1] as usize] {
+            if !std::mem::replace(&mut reached[w as usize], true) {
+                stack.push(w);
+            }
+        }
+    }
+    reached
 }
 
 struct Graph<'c, 'a> {
@@ -21,34 +53,11 @@ struct Graph<'c, 'a> {
 }
 
 impl Graph<'_, '_> {
-    fn run(&mut self, mut edges: Vec<(u32, u32)>, layouts: &super::Layouts) {
+    fn run(&mut self, edges: Vec<(u32, u32)>, layouts: &super::Layouts) {
         let s = self.ctx.s;
         let n = s.objects.len();
-        // Edges were collected object by object, so they are grouped by source already (in
-        // ascending order): sorting each object's few edges sorts them all. A compressed-sparse-
-        // row graph keeps reachability linear and cache-friendly.
-        let mut start = 0;
-        while start < edges.len() {
-            let source = edges[start].0;
-            let end = start + edges[start..].iter().take_while(|e| e.0 == source).count();
-            edges[start..end].sort_unstable();
-            start = end;
-        }
-        if !edges.is_sorted() {
-            edges.sort_unstable(); // not grouped after all (a model built by hand): sort them all
-        }
-        edges.dedup();
-        let graph: Csr<(), ()> = Csr::from_sorted_edges(&edges).unwrap_or_else(|_| Csr::new());
         if (s.roots.main_thread as usize) < n {
-            let mut reached = vec![false; n];
-            if (s.roots.main_thread as usize) < graph.node_count() {
-                let mut bfs = petgraph::visit::Bfs::new(&graph, s.roots.main_thread);
-                while let Some(node) = bfs.next(&graph) {
-                    reached[node as usize] = true;
-                }
-            } else {
-                reached[s.roots.main_thread as usize] = true;
-            }
+            let reached = reachable(n, &edges, s.roots.main_thread);
             for (i, r) in reached.iter().enumerate() {
                 if !r {
                     self.sink.error(
@@ -245,5 +254,19 @@ impl Graph<'_, '_> {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reachable;
+
+    #[test]
+    fn reachability_follows_edges_in_any_order_through_cycles() {
+        // 0 -> 2 -> 1 -> 0 (a cycle), 2 -> 3 twice, 4 -> 0 (4 is not reached), 5 alone.
+        let edges = [(2, 3), (0, 2), (1, 0), (2, 1), (2, 3), (4, 0)];
+        assert_eq!(reachable(6, &edges, 0), vec![true, true, true, true, false, false]);
+        assert_eq!(reachable(6, &edges, 4), vec![true, true, true, true, true, false]);
+        assert_eq!(reachable(1, &[], 0), vec![true]);
     }
 }
