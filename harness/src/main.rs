@@ -217,7 +217,9 @@ enum Command {
     /// `--mutation`, lists every mutant the snapshot has: index, class, field and the code its
     /// class expects.
     Mutate {
-        snapshot: PathBuf,
+        /// The valid capture to mutate (not needed with --list-classes).
+        #[arg(required_unless_present = "list_classes")]
+        snapshot: Option<PathBuf>,
         /// Mutation class (see --list-classes), optionally with `:INDEX` to pick one of its
         /// mutants (default 0).
         #[arg(long, value_name = "CLASS[:INDEX]")]
@@ -279,7 +281,7 @@ fn main() -> ExitCode {
             commands::fuzz_report(commands::FuzzReportOptions { target, log, corpus, artifacts, seconds, build, out })
         }
         Command::Mutate { snapshot, mutation, output, source_dir, list_classes } => {
-            commands::mutate(&snapshot, mutation, output, source_dir, list_classes)
+            commands::mutate(snapshot.as_deref(), mutation, output, source_dir, list_classes)
         }
     };
     result.unwrap_or_else(|stop| {

@@ -186,3 +186,14 @@ fn exhaustive_max_raises_the_exhaustive_cap() {
     assert!(run("10").contains("skipped"), "a cap below the script's points skips it");
     assert!(run("1000").contains("agrees"), "a cap above them runs one persist per point");
 }
+
+#[test]
+fn mutate_lists_its_classes_without_a_snapshot() {
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_amber")).args(["mutate", "--list-classes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().count() >= 30 && text.contains("table.layout"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amber")).args(["mutate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a snapshot is required without --list-classes");
+}

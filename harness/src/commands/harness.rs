@@ -94,7 +94,7 @@ pub fn sweep_worker(list: &Path, max_ticks: u64) -> Result<ExitCode, Stop> {
 }
 
 pub fn mutate(
-    path: &Path,
+    path: Option<&Path>,
     mutation: Option<String>,
     output: Option<PathBuf>,
     source_dir: Option<PathBuf>,
@@ -106,6 +106,7 @@ pub fn mutate(
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let path = path.ok_or_else(|| Stop::usage("a snapshot to mutate is required"))?;
     let catalog = load_catalog(source_dir.as_deref())?;
     let bytes = read_file(path)?;
     let verified = amber_validator::validate(&bytes, &intake::default_limits(), &catalog).map_err(|report| {
