@@ -29,7 +29,9 @@ fi
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
 
-export CC=clang-14 CXX=clang++-14
+# clang for the fuzz builds only (libFuzzer's instrumentation of the C++ needs it); the host
+# `amber` that writes seeds and reports is built as usual, so the main target stays as it was.
+fuzz_env=(env CC=clang-14 CXX=clang++-14)
 seeds="$root/corpus/fuzz/$target"
 work="$root/fuzz/corpus/$target"          # libFuzzer's working corpus (not committed)
 artifacts="$root/fuzz/artifacts/$target"
@@ -42,12 +44,12 @@ fi
 cp -n "$seeds"/* "$work"/ 2>/dev/null || true
 
 cd fuzz
-cargo +nightly fuzz build "$target"
+"${fuzz_env[@]}" cargo +nightly fuzz build "$target"
 echo "campaign: $target for $seconds s"
 start=$EPOCHREALTIME
 # Every libFuzzer line gets the time it was printed at (the report plots coverage over time).
 set +e
-cargo +nightly fuzz run "$target" "$work" -- \
+"${fuzz_env[@]}" cargo +nightly fuzz run "$target" "$work" -- \
     -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$@" 2>&1 |
     while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done > "$log"
@@ -56,7 +58,7 @@ elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a 
 
 # Minimize into the committed seeds.
 rm -rf "$seeds.min" && mkdir -p "$seeds.min"
-cargo +nightly fuzz cmin "$target" "$work" -- -timeout=30 -rss_limit_mb=4096 >/dev/null 2>&1 || true
+"${fuzz_env[@]}" cargo +nightly fuzz cmin "$target" "$work" -- -timeout=30 -rss_limit_mb=4096 >/dev/null 2>&1 || true
 cp "$work"/* "$seeds.min"/ 2>/dev/null || true
 if [ -n "$(ls -A "$seeds.min")" ]; then
     rm -rf "$seeds" && mv "$seeds.min" "$seeds"

@@ -40,6 +40,14 @@ fn main() {
     own_files.sort();
 
     let package = locate_luau_package(&manifest_dir);
+    // The Luau release, from the package folder's name (`luau0-src-0.23.0+luau745` is Luau
+    // 0.745): snapshot headers record it, so it comes from the sources actually built.
+    let release = package
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once("+luau"))
+        .map_or_else(|| "unknown".to_string(), |(_, r)| format!("0.{r}"));
+    println!("cargo:rustc-env=AMBER_LUAU_RELEASE={release}");
     let out = PathBuf::from(env("OUT_DIR")).join("luau");
     if out.exists() {
         fs::remove_dir_all(&out).expect("cleaning the previous Luau copy");

@@ -77,10 +77,11 @@ pub fn summary(s: &Snapshot, bytes: usize) -> String {
     }
     let _ = writeln!(
         out,
-        "\nroots: main thread#{}, random state {:016x}, {} global names",
+        "\nroots: main thread#{}, random state {:016x}, base globals: {} names at {} positions",
         s.roots.main_thread,
         s.roots.random_state,
-        s.roots.global_names.len()
+        s.roots.globals_layout.iter().flatten().count(),
+        s.roots.globals_layout.len()
     );
     out
 }

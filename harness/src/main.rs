@@ -128,8 +128,8 @@ enum Command {
         /// Scripts or directories (default: the bundled corpus, corpus/scripts).
         paths: Vec<PathBuf>,
         /// Schedules (repeatable): preempt:N, exhaustive, every:N, random:SEED[:COUNT],
-        /// at-yields, cross-process, restores:K. Default: preempt:1, exhaustive, every:97,
-        /// random:SEED:20, at-yields, restores:3, cross-process.
+        /// at-yields, cross-process, restores:K, upgrade. Default: preempt:1, exhaustive,
+        /// every:97, random:SEED:20, at-yields, restores:3, cross-process, upgrade.
         #[arg(long = "schedule", value_name = "S")]
         schedules: Vec<Schedule>,
         /// Scripts checked in parallel (default: the number of CPUs).

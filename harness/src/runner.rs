@@ -326,7 +326,7 @@ fn run_persisting_at(script: &Script, schedule: Schedule, at: u64, amber: &Path)
     for _ in 0..copies {
         let verified = validate(&bytes, &crate::intake::default_limits(), &SourceCatalog::embedded_only())
             .map_err(RunError::Refused)?;
-        let vm = Vm::deterministic()?;
+        let vm = if schedule == Schedule::Upgrade { crate::generators::upgraded_vm()? } else { Vm::deterministic()? };
         let mut restored = restore(&vm, &verified, RestoreOptions::default())?;
         let mut run = Run { output: prefix.clone(), yields: yields.clone(), counts, ..Run::default() };
         let ending = run.until_end(&mut restored, Budget::unlimited(), &mut Quiet, &mut |_, _| Ok(None))?;

@@ -62,7 +62,7 @@ fn model(embed: bool) -> Snapshot {
             Object::LuaClosure(LuaClosure { script: 0, proto: main_proto, env: Value::Object(1), upvalues: vec![] }),
             Object::String(b"__index".to_vec()),
         ],
-        roots: Roots { main_thread: 0, random_state: 42, global_names: vec![] },
+        roots: Roots { main_thread: 0, random_state: 42, globals_layout: vec![] },
     }
 }
 

@@ -16,6 +16,10 @@
 #include "lobject.h"
 #include "lstate.h"
 #include "lstring.h"
+#include "ltable.h"
+#include "lmem.h"
+
+#include "amber_tables.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +152,82 @@ int host_print(lua_State* L)
     line.push_back('\n');
     vm->output += line;
     return 0;
+}
+
+// A function of a host library: its index is upvalue 1. Arguments and results are plain values
+// (nil, booleans, numbers, vectors, strings); the host's error becomes a Luau error here, after
+// the host has returned, so no exception ever crosses the host's frames.
+int host_call(lua_State* L)
+{
+    AmberVm* vm = vm_of(L);
+    int function = int(lua_tointeger(L, lua_upvalueindex(1)));
+    int n = lua_gettop(L);
+    std::vector<AmberHostValue> args(static_cast<size_t>(n));
+    for (int i = 1; i <= n; i++)
+    {
+        AmberHostValue& a = args[size_t(i - 1)];
+        a = AmberHostValue{};
+        a.type = lua_type(L, i);
+        switch (a.type)
+        {
+        case LUA_TNIL:
+            break;
+        case LUA_TBOOLEAN:
+            a.boolean = lua_toboolean(L, i);
+            break;
+        case LUA_TNUMBER:
+            a.number = lua_tonumber(L, i);
+            break;
+        case LUA_TVECTOR:
+        {
+            const float* v = lua_tovector(L, i);
+            a.vector[0] = v[0];
+            a.vector[1] = v[1];
+            a.vector[2] = v[2];
+            break;
+        }
+        case LUA_TSTRING:
+            a.string = lua_tolstring(L, i, &a.length);
+            break;
+        default:
+            luaL_error(L, "argument %d: host functions take nil, booleans, numbers, vectors and strings, not %s", i,
+                luaL_typename(L, i));
+        }
+    }
+    AmberHostReturn ret{};
+    if (!vm->host_call)
+        luaL_error(L, "this VM has no host functions");
+    vm->host_call(vm->host_ctx, function, args.data(), n, &ret);
+    if (ret.count < 0)
+    {
+        lua_pushlstring(L, ret.error ? ret.error : "host function failed", ret.error ? ret.error_length : 20);
+        lua_error(L);
+    }
+    int count = ret.count > AMBER_HOST_RESULTS ? AMBER_HOST_RESULTS : ret.count;
+    lua_checkstack(L, count);
+    for (int i = 0; i < count; i++)
+    {
+        const AmberHostValue& v = ret.values[i];
+        switch (v.type)
+        {
+        case LUA_TBOOLEAN:
+            lua_pushboolean(L, v.boolean);
+            break;
+        case LUA_TNUMBER:
+            lua_pushnumber(L, v.number);
+            break;
+        case LUA_TVECTOR:
+            lua_pushvector(L, v.vector[0], v.vector[1], v.vector[2]);
+            break;
+        case LUA_TSTRING:
+            lua_pushlstring(L, v.string ? v.string : "", v.string ? v.length : 0);
+            break;
+        default:
+            lua_pushnil(L);
+            break;
+        }
+    }
+    return count;
 }
 
 lua_State* thread_of_ref(AmberVm* vm, int ref)
@@ -507,11 +587,13 @@ int fixed_date(lua_State* L)
 
 } // namespace
 
-AmberVm* amber_vm_new(int deterministic)
+AmberVm* amber_vm_new(int deterministic, const AmberHostLibrary* libraries, int library_count, AmberHostCall call, void* ctx)
 {
     AmberVm* vm = new (std::nothrow) AmberVm();
     if (!vm)
         return nullptr;
+    vm->host_call = call;
+    vm->host_ctx = ctx;
     lua_State* L = luaL_newstate();
     if (!L)
     {
@@ -569,6 +651,20 @@ AmberVm* amber_vm_new(int deterministic)
         vm->xpcall = lua_tocfunction(L, -1);
         lua_pop(L, 1);
 
+        // The host's libraries are part of the base image: scanned into the registry, frozen.
+        for (int l = 0; l < library_count; l++)
+        {
+            const AmberHostLibrary& lib = libraries[l];
+            lua_createtable(L, 0, lib.functions);
+            for (int f = 0; f < lib.functions; f++)
+            {
+                lua_pushinteger(L, lib.first + f);
+                lua_pushcclosure(L, host_call, lib.function_names[f], 1);
+                lua_setfield(L, -2, lib.function_names[f]);
+            }
+            lua_setglobal(L, lib.name);
+        }
+
         build_registry(vm);
         luaL_sandbox(L);
 
@@ -604,11 +700,41 @@ void amber_vm_set_preemption(AmberVm* vm, int enabled)
     lua_callbacks(vm->L)->interrupt = enabled ? amber_interrupt : nullptr;
 }
 
-int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int* out_ref, char* err, size_t err_cap)
+int amber_vm_load(
+    AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int env_ref, int* out_ref, char* err, size_t err_cap
+)
 {
     lua_State* T = vm->loader;
     try
     {
+        if (env_ref != 0)
+        {
+            // Imports resolve against the loading thread's globals (lvmload.cpp), not against
+            // luau_load's `env`: load in a thread whose globals are the view.
+            lua_getref(T, env_ref);
+            if (!lua_istable(T, -1))
+            {
+                lua_settop(T, 0);
+                copy_message(err, err_cap, std::string("the load environment is not a table"));
+                return -1;
+            }
+            lua_State* V = lua_newthread(T);
+            lua_pushvalue(T, -2);
+            lua_xmove(T, V, 1);
+            lua_replace(V, LUA_GLOBALSINDEX);
+            if (luau_load(V, chunk, bytecode, length, 0) != 0)
+            {
+                size_t len = 0;
+                const char* msg = lua_tolstring(V, -1, &len);
+                copy_message(err, err_cap, msg ? msg : "load failed", msg ? len : 11);
+                lua_settop(T, 0);
+                return -1;
+            }
+            *out_ref = lua_ref(V, -1);
+            lua_settop(V, 0);
+            lua_settop(T, 0);
+            return 0;
+        }
         if (luau_load(T, chunk, bytecode, length, 0) != 0)
         {
             size_t len = 0;
@@ -625,6 +751,94 @@ int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t l
     {
         lua_settop(T, 0);
         copy_message(err, err_cap, std::string("load failed: ") + e.what());
+        return -1;
+    }
+}
+
+int amber_vm_globals_view(
+    AmberVm* vm, const char* const* names, const size_t* lengths, int count, int* out_ref, uintptr_t* out_object, char* err,
+    size_t err_cap
+)
+{
+    lua_State* L = vm->L;
+    int top = lua_gettop(L);
+    try
+    {
+        if (count < 0 || (count & (count - 1)) != 0)
+        {
+            copy_message(err, err_cap, std::string("a globals layout has 0 or a power of two positions"));
+            return -1;
+        }
+        // As many nodes as the layout has positions: inserting at most that many keys never
+        // rehashes, so every key keeps the node it is given here.
+        lua_createtable(L, 0, count);
+        int view = lua_gettop(L);
+        LuaTable* t = hvalue(luaA_toobject(L, view));
+        for (int p = 0; p < count; p++)
+        {
+            if (!names[p])
+                continue;
+            lua_pushlstring(L, names[p], lengths[p]);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, LUA_GLOBALSINDEX);
+            if (lua_isnil(L, -1))
+            {
+                lua_pop(L, 2); // a global this image lacks: its position stays empty
+                continue;
+            }
+            if (lua_istable(L, -1) && lua_rawequal(L, -1, LUA_GLOBALSINDEX))
+            {
+                lua_pop(L, 1);
+                lua_pushvalue(L, view); // `_G` and any other self-reference name the view
+            }
+            lua_rawset(L, view);
+        }
+        // Iteration follows the layout: position p is the node holding the name the layout
+        // has at p (tables.h, explicit orders), so a loop over the globals goes on where it was.
+        int size = t->node == &luaH_dummynode ? 0 : sizenode(t);
+        if (size != count && count > 0)
+        {
+            lua_settop(L, top);
+            copy_message(err, err_cap, std::string("the view's node count differs from the layout's"));
+            return -1;
+        }
+        if (size > 0)
+        {
+            int* order = luaM_newarray(L, kAmberOrderSegments * size, int, t->memcat);
+            for (int i = 0; i < kAmberOrderSegments * size; i++)
+                order[i] = -1;
+            bool natural = true;
+            for (int p = 0; p < count; p++)
+            {
+                if (!names[p])
+                    continue;
+                TString* key = luaS_newlstr(L, names[p], lengths[p]);
+                const TValue* slot = luaH_getstr(t, key);
+                if (slot == luaO_nilobject)
+                    continue;
+                int node = gval2slot(t, slot);
+                order[p] = node;
+                order[size + node] = p;
+                order[2 * size + p] = p;
+                natural = natural && node == p;
+            }
+            if (natural)
+                luaM_freearray(L, order, kAmberOrderSegments * size, int, t->memcat);
+            else
+                t->iterorder = order;
+        }
+        // Like the base globals: the fast paths may trust it (safeenv), and no script changes it.
+        lua_setsafeenv(L, view, true);
+        lua_setreadonly(L, view, true);
+        *out_object = uintptr_t(t);
+        *out_ref = lua_ref(L, view);
+        lua_settop(L, top);
+        return 0;
+    }
+    catch (std::exception& e)
+    {
+        lua_settop(L, top);
+        copy_message(err, err_cap, std::string("globals view failed: ") + e.what());
         return -1;
     }
 }

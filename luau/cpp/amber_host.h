@@ -72,18 +72,66 @@ int amber_flag_get(int index, const char** name, int* value);
 char* amber_compile(const char* source, size_t length, int optimization_level, int debug_level, size_t* out_length);
 void amber_free(void* p);
 
-// Creates the base image: libraries, host print, sandboxed and frozen, plus the loader thread.
-// Returns NULL when the VM cannot be created.
+// A value passed to or returned by a host function: nil, boolean, number, vector or string.
+typedef struct AmberHostValue
+{
+    int type; // lua_Type: LUA_TNIL, LUA_TBOOLEAN, LUA_TNUMBER, LUA_TVECTOR or LUA_TSTRING
+    int boolean;
+    double number;
+    float vector[3];
+    const char* string; // arguments: VM-owned; results: host-owned until the next call
+    size_t length;
+} AmberHostValue;
+
+// What a host function returned: up to AMBER_HOST_RESULTS values, or an error message. The
+// pointers stay valid until the next call of the host function table.
+#define AMBER_HOST_RESULTS 8
+typedef struct AmberHostReturn
+{
+    int count; // values; -1 for an error
+    AmberHostValue values[AMBER_HOST_RESULTS];
+    const char* error;
+    size_t error_length;
+} AmberHostReturn;
+
+// Calls host function `function` (its index among all libraries' functions, in order).
+typedef void (*AmberHostCall)(void* ctx, int function, const AmberHostValue* args, int nargs, AmberHostReturn* out);
+
+// One library a host adds to the base image: a global table `name` with `functions` C functions
+// named `function_names[i]`, which call the host through `call` with their index counted from
+// `first`.
+typedef struct AmberHostLibrary
+{
+    const char* name;
+    const char* const* function_names;
+    int functions;
+    int first;
+} AmberHostLibrary;
+
+// Creates the base image: libraries, host print, the host's libraries, sandboxed and frozen,
+// plus the loader thread. Returns NULL when the VM cannot be created.
 // With `deterministic`, os.clock, os.time and os.date read a fixed clock instead of the host's
 // (os.clock() is 0, os.time() 1700000000, os.date formats in UTC): fresh and resumed runs, on any
 // machine, see the same times.
-AmberVm* amber_vm_new(int deterministic);
+AmberVm* amber_vm_new(int deterministic, const AmberHostLibrary* libraries, int library_count, AmberHostCall call, void* ctx);
 void amber_vm_free(AmberVm* vm);
 // Installs or removes the scheduler's interrupt callback (removed: tasks are never pre-empted).
 void amber_vm_set_preemption(AmberVm* vm, int enabled);
 
-// Loads bytecode into the loader thread and anchors its main function; 0 on success.
-int amber_vm_load(AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int* out_ref, char* err, size_t err_cap);
+// Loads bytecode into the loader thread and anchors its main function; 0 on success. With
+// `env_ref` (an anchor of a globals view, else 0) its imports and constant closures bind to
+// that table instead of the base globals.
+int amber_vm_load(
+    AmberVm* vm, const char* chunk, const char* bytecode, size_t length, int env_ref, int* out_ref, char* err, size_t err_cap
+);
+
+// Makes a globals view: a frozen table holding exactly the base globals named (`_G` in it names
+// the view itself), for tasks restored from a base image that lacked the others. Anchors it
+// (`out_ref`) and gives its identity (`out_object`); 0 on success.
+int amber_vm_globals_view(
+    AmberVm* vm, const char* const* names, const size_t* lengths, int count, int* out_ref, uintptr_t* out_object, char* err,
+    size_t err_cap
+);
 // Drops an anchor made by amber_vm_load or amber_task_spawn.
 void amber_vm_unref(AmberVm* vm, int ref);
 
@@ -253,7 +301,9 @@ void amber_buffer_bytes(uintptr_t o, const char** data, size_t* length);
 // Proto handles of a loaded script, by bytecode id (for restore and for capture's lookup).
 int amber_vm_script_protos(AmberVm* vm, int fn_ref, uintptr_t* out, int cap);
 
-int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t cap);
+// Starts a restore of `objects` objects charged to `memcat`. With `globals_view_ref` (else 0),
+// permanent `globals_index` (the base globals) stands for that view.
+int amber_restore_begin(AmberVm* vm, int objects, int memcat, int globals_index, int globals_view_ref, char* err, size_t cap);
 void amber_restore_abort(AmberVm* vm);
 // How many tables the last restore gave an explicit iteration order.
 size_t amber_restore_orders(AmberVm* vm);

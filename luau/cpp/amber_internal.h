@@ -93,5 +93,12 @@ struct AmberVm
     bool restore_active = false;
     size_t restore_orders = 0; // explicit orders attached by the last restore
     int restore_gc_was_running = 0;
+    // During a restore into a globals view: permanent `restoring_globals_index` (the base
+    // globals) stands for this table instead.
+    int restoring_globals_index = -1;
+    LuaTable* restoring_globals = nullptr;
+    // Host library functions (AmberHostCall): called by host_call with their index.
+    AmberHostCall host_call = nullptr;
+    void* host_ctx = nullptr;
 };
 

@@ -356,6 +356,12 @@ void from_amber(AmberVm* vm, const AmberTV* in, TValue* out)
     {
         if (in->ref >= vm->registry.size())
             fail("permanent index out of range");
+        if (vm->restoring_globals && in->ref == uintptr_t(vm->restoring_globals_index))
+        {
+            // The task sees the base globals through its view (names its image lacked hidden).
+            sethvalue(L, out, vm->restoring_globals);
+            return;
+        }
         const RegistryEntry& e = vm->registry[in->ref];
         if (!e.object)
             fail("a C-function identity cannot be a value");
@@ -459,13 +465,28 @@ lua_State* thread_at(AmberVm* vm, int index)
 
 extern "C" {
 
-int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t cap)
+int amber_restore_begin(AmberVm* vm, int objects, int memcat, int globals_index, int globals_view_ref, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
         if (vm->restore_active)
             fail("a restore is already in progress");
         if (objects < 0)
             fail("negative object count");
+        vm->restoring_globals_index = -1;
+        vm->restoring_globals = nullptr;
+        if (globals_view_ref != 0)
+        {
+            if (globals_index < 0 || size_t(globals_index) >= vm->registry.size())
+                fail("globals index out of range");
+            lua_getref(vm->L, globals_view_ref);
+            bool table = lua_istable(vm->L, -1);
+            LuaTable* view = table ? hvalue(luaA_toobject(vm->L, -1)) : nullptr;
+            lua_pop(vm->L, 1);
+            if (!view)
+                fail("the globals view is not a table");
+            vm->restoring_globals_index = globals_index;
+            vm->restoring_globals = view;
+        }
         vm->restoring.assign(size_t(objects), nullptr);
         vm->restoring_deferred.clear();
         vm->restoring_positions.clear();
@@ -480,6 +501,8 @@ int amber_restore_begin(AmberVm* vm, int objects, int memcat, char* err, size_t 
 
 static void restore_stop(AmberVm* vm)
 {
+    vm->restoring_globals_index = -1;
+    vm->restoring_globals = nullptr;
     vm->restoring.clear();
     vm->restoring_deferred.clear();
     vm->restoring_positions.clear();

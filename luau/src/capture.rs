@@ -16,8 +16,9 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::c_int;
 use thiserror::Error;
 
-/// The Luau release these sources are (the package `luau0-src =0.23.0+luau745`).
-pub const LUAU_VERSION: &str = "0.745";
+/// The Luau release this build was compiled from (build.rs reads it off the `luau0-src` package:
+/// `0.745` for `luau0-src =0.23.0+luau745`).
+pub const LUAU_VERSION: &str = env!("AMBER_LUAU_RELEASE");
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("cannot capture {path}: {reason}")]
@@ -621,6 +622,13 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
             globals_permanent = Some(k);
         }
     }
+    // A task restored into a globals view sees the view where the base globals were: it is
+    // captured as the base globals, as it was when the snapshot it came from was taken.
+    if let (Some(g), Some(v)) = (globals_permanent, task.globals_view())
+        && let Some(view) = vm.views.borrow().views.get(v)
+    {
+        permanent_objects.insert(view.object, g);
+    }
     let mut c = Capturer {
         vm,
         objects: Vec::new(),
@@ -643,9 +651,10 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     c.object(main, 0, Edge::Root);
     c.run()?;
 
-    let mut global_names = visible_global_names(&c, main);
-    global_names.sort();
-    global_names.dedup();
+    let globals_layout = match task.globals_view() {
+        Some(v) => vm.views.borrow().views.get(v).map(|g| g.layout.clone()).unwrap_or_default(),
+        None => vm.base_layout.clone(),
+    };
     let objects: Vec<Object> = c.objects.into_iter().map(|o| o.unwrap_or(Object::String(Vec::new()))).collect();
     let flags = FeatureFlags::pinned();
     let mut snapshot = Snapshot {
@@ -659,7 +668,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         scripts: c.scripts,
         permanents: c.permanents,
         objects,
-        roots: Roots { main_thread: 0, random_state: task.random_state(), global_names },
+        roots: Roots { main_thread: 0, random_state: task.random_state(), globals_layout },
     };
     // Every proto a closure runs carries its signature (the loader compares them).
     let loaded = vm.loaded.borrow();
@@ -672,35 +681,6 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     }
     drop(loaded);
     Ok(snapshot)
-}
-
-/// Global names the task could read: the string keys of its own globals table and of the base
-/// globals its proxy falls back to.
-fn visible_global_names(c: &Capturer<'_>, main: usize) -> Vec<Vec<u8>> {
-    let mut names = Vec::new();
-    let mut info = ffi::AmberThreadInfo::default();
-    // SAFETY: `main` is the task's live thread.
-    unsafe { ffi::amber_thread_info(main, &mut info) };
-    let mut tables = vec![info.globals];
-    if let Some(g) = c.vm.registry.iter().find(|r| r.name == "@globals") {
-        tables.push(g.object);
-    }
-    for t in tables.into_iter().filter(|&t| t != 0) {
-        let mut ti = ffi::AmberTableInfo::default();
-        // SAFETY: `t` is a live table.
-        unsafe { ffi::amber_table_info(t, &mut ti) };
-        for k in 0..ti.node_count {
-            let (mut key, mut val) = (tv(), tv());
-            // SAFETY: `k` is below the node count.
-            if unsafe { ffi::amber_table_node(t, k, &mut key, &mut val) } == 1
-                && key.type_ == ffi::LUA_TSTRING
-                && val.type_ != ffi::LUA_TNIL
-            {
-                names.push(bytes(key.ref_, ffi::amber_string_bytes));
-            }
-        }
-    }
-    names
 }
 
 /// A call frame as the VM holds it right now (for tests comparing it with the validator's

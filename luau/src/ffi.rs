@@ -60,6 +60,45 @@ pub struct AmberValue {
     pub type_name: *const c_char,
 }
 
+/// A host function's argument or result (`AmberHostValue` in amber_host.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct AmberHostValue {
+    pub type_: c_int,
+    pub boolean: c_int,
+    pub number: f64,
+    pub vector: [f32; LUA_VECTOR_SIZE],
+    pub string: *const c_char,
+    pub length: usize,
+}
+
+pub const AMBER_HOST_RESULTS: usize = 8;
+
+#[repr(C)]
+pub struct AmberHostReturn {
+    pub count: c_int,
+    pub values: [AmberHostValue; AMBER_HOST_RESULTS],
+    pub error: *const c_char,
+    pub error_length: usize,
+}
+
+/// The host's entry point for library functions (`AmberHostCall`).
+pub type AmberHostCall = extern "C" fn(
+    ctx: *mut c_void,
+    function: c_int,
+    args: *const AmberHostValue,
+    nargs: c_int,
+    out: *mut AmberHostReturn,
+);
+
+#[repr(C)]
+pub struct AmberHostLibrary {
+    pub name: *const c_char,
+    pub function_names: *const *const c_char,
+    pub functions: c_int,
+    pub first: c_int,
+}
+
 #[repr(C)]
 pub struct AmberSite {
     pub bytecode_id: c_int,
@@ -82,7 +121,13 @@ unsafe extern "C" {
     ) -> *mut c_char;
     pub fn amber_free(p: *mut c_void);
 
-    pub fn amber_vm_new(deterministic: c_int) -> *mut AmberVm;
+    pub fn amber_vm_new(
+        deterministic: c_int,
+        libraries: *const AmberHostLibrary,
+        library_count: c_int,
+        call: Option<AmberHostCall>,
+        ctx: *mut c_void,
+    ) -> *mut AmberVm;
     pub fn amber_vm_free(vm: *mut AmberVm);
     pub fn amber_vm_set_preemption(vm: *mut AmberVm, enabled: c_int);
     pub fn amber_vm_load(
@@ -90,7 +135,18 @@ unsafe extern "C" {
         chunk: *const c_char,
         bytecode: *const c_char,
         length: usize,
+        env_ref: c_int,
         out_ref: *mut c_int,
+        err: *mut c_char,
+        err_cap: usize,
+    ) -> c_int;
+    pub fn amber_vm_globals_view(
+        vm: *mut AmberVm,
+        names: *const *const c_char,
+        lengths: *const usize,
+        count: c_int,
+        out_ref: *mut c_int,
+        out_object: *mut usize,
         err: *mut c_char,
         err_cap: usize,
     ) -> c_int;
@@ -269,7 +325,15 @@ unsafe extern "C" {
 
     pub fn amber_vm_script_protos(vm: *mut AmberVm, fn_ref: c_int, out: *mut usize, cap: c_int) -> c_int;
 
-    pub fn amber_restore_begin(vm: *mut AmberVm, objects: c_int, memcat: c_int, err: *mut c_char, cap: usize) -> c_int;
+    pub fn amber_restore_begin(
+        vm: *mut AmberVm,
+        objects: c_int,
+        memcat: c_int,
+        globals_index: c_int,
+        globals_view_ref: c_int,
+        err: *mut c_char,
+        cap: usize,
+    ) -> c_int;
     pub fn amber_restore_abort(vm: *mut AmberVm);
     pub fn amber_restore_orders(vm: *mut AmberVm) -> usize;
     pub fn amber_restore_end(

@@ -12,6 +12,8 @@ mod capture;
 mod catalog;
 pub mod ffi;
 mod flags;
+mod globals;
+mod host;
 mod permanents;
 mod restore;
 mod script;
@@ -24,6 +26,7 @@ pub const LUAU_ASSERTIONS: bool = matches!(env!("AMBER_LUAU_ASSERTIONS").as_byte
 pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, LiveFrame, capture, capture_with, live_frames};
 pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
+pub use host::{HostFunction, HostLibrary, VmOptions};
 pub use permanents::PermanentRegistry;
 pub use restore::{RestoreError, RestoreOptions, restore, runtime_identity};
 pub use script::{CompileError, CompilerSettings, Script, ScriptHash, compile_bytecode};

@@ -7,7 +7,7 @@
 use crate::ffi::{self, AmberTV};
 use crate::script::Script;
 use crate::vm::{ProtoIdentity, SpawnOptions, Task, Vm, c_buffer_text};
-use crate::{FeatureFlags, PermanentRegistry, capture::LUAU_VERSION};
+use crate::{FeatureFlags, capture::LUAU_VERSION};
 use amber_validator::RuntimeIdentity;
 use amber_validator::snapshot::*;
 use amber_validator::validate::{CallFrameKind, ThreadLayout, Verified};
@@ -17,14 +17,12 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RestoreError {
-    #[error("snapshot was taken under Luau {found}; this build runs Luau {expected}")]
-    LuauVersion { expected: String, found: String },
     #[error("snapshot was taken under another Luau feature-flag set (enabled there: {0})")]
     FeatureFlags(String),
-    #[error("snapshot refers to another permanent registry (a different base image)")]
-    Registry,
     #[error("permanent `{0}` does not exist in this VM's base image")]
     UnknownPermanent(String),
+    #[error("globals: {0}")]
+    Globals(String),
     #[error("script {chunk}: {message}")]
     Script { chunk: String, message: String },
     #[error("userdata #{object}: {message}")]
@@ -54,6 +52,8 @@ struct Builder<'a> {
     permanents: Vec<usize>,
     /// Script index -> proto handles by bytecode id.
     protos: Vec<Vec<usize>>,
+    /// (registry index of the base globals, anchor of the view standing for them).
+    globals: Option<(usize, c_int)>,
     err: Vec<c_char>,
 }
 
@@ -117,8 +117,19 @@ impl<'a> Builder<'a> {
         let n = c_int::try_from(s.objects.len())
             .map_err(|_| RestoreError::Build { path: "snapshot".into(), message: "too many objects".into() })?;
         let cap = self.err.len();
-        // SAFETY: the VM is live; `err` has `cap` bytes.
-        let rc = unsafe { ffi::amber_restore_begin(self.ptr(), n, c_int::from(memcat), self.err.as_mut_ptr(), cap) };
+        let (globals_index, view_anchor) = self.globals.map_or((-1, 0), |(i, a)| (i as c_int, a));
+        // SAFETY: the VM is live; `err` has `cap` bytes; the anchor is a view this VM made.
+        let rc = unsafe {
+            ffi::amber_restore_begin(
+                self.ptr(),
+                n,
+                c_int::from(memcat),
+                globals_index,
+                view_anchor,
+                self.err.as_mut_ptr(),
+                cap,
+            )
+        };
         self.check(rc, || "snapshot".into())?;
 
         // Phase 1: make every object except upvalues (they need their values or threads).
@@ -432,31 +443,23 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// This runtime as a validator's [`Limits::runtime`](amber_validator::Limits) names it: the Luau
-/// release, the pinned feature-flag set and the base image's registry. Restore refuses any
-/// other, and a host that sets it in its limits has the validator refuse them first (S007).
+/// This runtime as a validator's [`Limits::runtime`](amber_validator::Limits) names it: its Luau
+/// release (for messages) and the pinned feature-flag set. Restore refuses another flag set, and
+/// a host that sets this in its limits has the validator refuse it first (S007).
 pub fn runtime_identity() -> RuntimeIdentity {
-    RuntimeIdentity {
-        luau_version: LUAU_VERSION.into(),
-        flags_digest: FeatureFlags::pinned().digest(),
-        permanents_digest: PermanentRegistry::standard().digest(),
-    }
+    RuntimeIdentity { luau_version: LUAU_VERSION.into(), flags_digest: FeatureFlags::pinned().digest() }
 }
 
 /// Restores a verified snapshot as a new task of `vm`. Restoring the same snapshot N times gives
 /// N independent tasks.
 pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) -> Result<Task, RestoreError> {
     let s = verified.snapshot();
-    let runtime = runtime_identity();
-    if s.header.luau_version != runtime.luau_version {
-        return Err(RestoreError::LuauVersion { expected: runtime.luau_version, found: s.header.luau_version.clone() });
-    }
-    if s.header.flags_digest != runtime.flags_digest {
+    // The Luau release and the base image that took the snapshot are information: the
+    // validator compared every used proto's signature with this release's compiled code, and
+    // permanents are resolved by name below. The flag set must be this one.
+    if s.header.flags_digest != FeatureFlags::pinned().digest() {
         let enabled = if s.header.enabled_flags.is_empty() { "none".into() } else { s.header.enabled_flags.join(", ") };
         return Err(RestoreError::FeatureFlags(enabled));
-    }
-    if s.header.permanents_digest != runtime.permanents_digest {
-        return Err(RestoreError::Registry);
     }
     let registry = &vm.inner().registry;
     let permanents = s
@@ -470,18 +473,29 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
         })
         .collect::<Result<Vec<_>, _>>()?;
 
+    // A task whose snapshot saw other base globals than this image has (other names, or the
+    // same names laid out otherwise) sees them through a view (globals.rs): its scripts load
+    // against the view, and the base-globals permanent stands for it.
+    let view = vm.globals_view(&s.roots.globals_layout).map_err(|e| RestoreError::Globals(e.to_string()))?;
+    let globals = match view {
+        Some(v) => {
+            let index = registry.iter().position(|r| r.kind != b'A' && r.name == "@globals");
+            let anchor = vm.inner().views.borrow().views.get(v).map(|g| g.anchor);
+            match (index, anchor) {
+                (Some(i), Some(a)) => Some((i, a)),
+                _ => return Err(RestoreError::Globals("this base image has no globals table to view".into())),
+            }
+        }
+        None => None,
+    };
     let mut scripts = Vec::with_capacity(s.scripts.len());
     let mut protos = Vec::with_capacity(s.scripts.len());
     for (entry, v) in s.scripts.iter().zip(verified.scripts()) {
         let script = Script::from_verified(&entry.chunk_name, v, s.header.compiler);
-        vm.load(&script)
+        let handles = vm
+            .protos_in(&script, view)
             .map_err(|e| RestoreError::Script { chunk: entry.chunk_name.clone(), message: e.to_string() })?;
-        let loaded = vm.inner().loaded.borrow();
-        let l = loaded
-            .get(&(script.hash(), script.settings()))
-            .ok_or_else(|| RestoreError::Script { chunk: entry.chunk_name.clone(), message: "not loaded".into() })?;
-        protos.push(l.protos.clone());
-        drop(loaded);
+        protos.push(handles);
         scripts.push(script);
     }
     let main_script = scripts.first().cloned().ok_or_else(|| RestoreError::Script {
@@ -489,13 +503,14 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
         message: "a snapshot without scripts has no code to resume".into(),
     })?;
 
-    let mut b = Builder { vm, verified, snapshot: s, permanents, protos, err: vec![0; 512] };
+    let mut b = Builder { vm, verified, snapshot: s, permanents, protos, globals, err: vec![0; 512] };
     match b.build(options.memory_category) {
         Ok(thread_ref) => {
             let mut task =
                 Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
             // SAFETY: the VM is live; reads a counter of the restore that just ended.
             task.set_explicit_orders(unsafe { ffi::amber_restore_orders(vm.inner().ptr()) });
+            task.set_globals_view(view);
             Ok(task)
         }
         Err(e) => {

@@ -26,6 +26,10 @@ pub enum VmError {
     BadChunkName(String),
     #[error("the base image's `{0}` is not the C function the validator's contract says it is")]
     Contract(String),
+    #[error("host library: {0}")]
+    HostLibrary(String),
+    #[error("globals view: {0}")]
+    View(String),
 }
 
 /// How long a task may run before it is pre-empted.
@@ -181,9 +185,15 @@ pub(crate) type Codecs = std::collections::BTreeMap<u8, (String, Rc<dyn Userdata
 
 pub(crate) struct VmInner {
     raw: NonNull<ffi::AmberVm>,
-    /// Loaded scripts by source hash.
     /// Loaded scripts by source hash and compiler settings.
     pub(crate) loaded: RefCell<HashMap<ScriptKey, LoadedScript>>,
+    /// Globals views for tasks restored from base images with fewer globals, and the scripts
+    /// loaded against them.
+    pub(crate) views: RefCell<crate::globals::Views>,
+    /// The base image's globals as tasks see them (a snapshot records the same for its task).
+    pub(crate) base_layout: crate::globals::Layout,
+    /// Host library functions; the VM calls them through this box (dropped after the VM).
+    _host: Box<RefCell<crate::host::HostTable>>,
     /// Proto handle -> (script key, bytecode id), for every loaded script.
     pub(crate) protos: RefCell<HashMap<usize, (ScriptKey, u32)>>,
     pub(crate) codecs: RefCell<Codecs>,
@@ -223,20 +233,38 @@ pub struct Vm {
 
 impl Vm {
     pub fn new() -> Result<Vm, VmError> {
-        Vm::create(false)
+        Vm::with_options(crate::VmOptions::default())
     }
 
     /// A VM whose clock is fixed: `os.clock()` is 0, `os.time()` is 1700000000 and `os.date`
     /// formats in UTC. Fresh and resumed runs, on any machine, then see the same times (the
     /// differential harness uses it). The permanent registry is the same as `Vm::new`'s.
     pub fn deterministic() -> Result<Vm, VmError> {
-        Vm::create(true)
+        Vm::with_options(crate::VmOptions { deterministic: true, ..Default::default() })
     }
 
-    fn create(deterministic: bool) -> Result<Vm, VmError> {
+    /// A VM made as `options` say: a fixed clock or the host's, and host libraries added to
+    /// the base image (their functions become permanents, as the standard library's are).
+    pub fn with_options(options: crate::VmOptions) -> Result<Vm, VmError> {
         FeatureFlags::pinned();
-        // SAFETY: amber_vm_new has no preconditions and returns NULL on failure.
-        let raw = NonNull::new(unsafe { ffi::amber_vm_new(c_int::from(deterministic)) }).ok_or(VmError::Create)?;
+        let standard = |name: &str| -> bool {
+            !options.libraries.is_empty() && crate::PermanentRegistry::standard().names.iter().any(|(n, _)| n == name)
+        };
+        let (host, views) = crate::host::HostTable::new(&options.libraries, &standard).map_err(VmError::HostLibrary)?;
+        let ctx: *const RefCell<crate::host::HostTable> = &*host;
+        // SAFETY: the library views point at names alive for this call; `ctx` points at the boxed
+        // host table, which the VM keeps until it is freed (VmInner drops it after the VM).
+        let raw = NonNull::new(unsafe {
+            ffi::amber_vm_new(
+                c_int::from(options.deterministic),
+                views.libraries.as_ptr(),
+                views.libraries.len() as c_int,
+                Some(crate::host::dispatch),
+                ctx.cast_mut().cast(),
+            )
+        })
+        .ok_or(VmError::Create)?;
+        drop(views);
         // SAFETY: `raw` is live; entries are copied out before any other VM call.
         let count = unsafe { ffi::amber_registry_count(raw.as_ptr()) };
         let mut registry = Vec::with_capacity(count.max(0) as usize);
@@ -279,10 +307,17 @@ impl Vm {
                 return Err(VmError::Contract((*name).to_string()));
             }
         }
+        let base_layout = registry
+            .iter()
+            .find(|h| h.name == "@globals")
+            .map_or_else(Vec::new, |h| crate::globals::layout_of(h.object));
         Ok(Vm {
             inner: Rc::new(VmInner {
                 raw,
                 loaded: RefCell::new(HashMap::new()),
+                views: RefCell::new(crate::globals::Views::default()),
+                base_layout,
+                _host: host,
                 protos: RefCell::new(HashMap::new()),
                 codecs: RefCell::new(std::collections::BTreeMap::new()),
                 registry,
@@ -312,6 +347,55 @@ impl Vm {
         if let Some(l) = self.inner.loaded.borrow().get(&key) {
             return Ok(l.fn_ref);
         }
+        let loaded = self.load_bytecode(script, 0)?;
+        let fn_ref = loaded.fn_ref;
+        self.inner.loaded.borrow_mut().insert(key, loaded);
+        Ok(fn_ref)
+    }
+
+    /// The globals view a task restored with the base-globals `layout` its snapshot recorded
+    /// sees: `None` when that is this image's own layout, else a view made once per layout.
+    pub(crate) fn globals_view(&self, layout: &crate::globals::Layout) -> Result<Option<usize>, VmError> {
+        if *layout == self.inner.base_layout {
+            return Ok(None);
+        }
+        let mut views = self.inner.views.borrow_mut();
+        if let Some(i) = views.views.iter().position(|v| v.layout == *layout) {
+            return Ok(Some(i));
+        }
+        views.views.push(crate::globals::make_view(self.inner.ptr(), layout.clone())?);
+        Ok(Some(views.views.len() - 1))
+    }
+
+    /// How many globals views this VM has made (one per distinct base-globals layout of the
+    /// snapshots restored into it that differed from its own).
+    pub fn globals_views(&self) -> usize {
+        self.inner.views.borrow().views.len()
+    }
+
+    /// The proto handles of `script` loaded against globals view `view` (or the base globals),
+    /// loading it once per view.
+    pub(crate) fn protos_in(&self, script: &Script, view: Option<usize>) -> Result<Vec<usize>, VmError> {
+        self.load(script)?;
+        let key = (script.hash(), script.settings());
+        let Some(view) = view else {
+            let loaded = self.inner.loaded.borrow();
+            return Ok(loaded.get(&key).map(|l| l.protos.clone()).unwrap_or_default());
+        };
+        if let Some(l) = self.inner.views.borrow().loads.get(&(view, key)) {
+            return Ok(l.protos.clone());
+        }
+        let anchor = self.inner.views.borrow().views.get(view).map(|v| v.anchor).unwrap_or(0);
+        let loaded = self.load_bytecode(script, anchor)?;
+        let protos = loaded.protos.clone();
+        self.inner.views.borrow_mut().loads.insert((view, key), loaded);
+        Ok(protos)
+    }
+
+    /// Loads `script` against the globals anchored at `env_ref` (0: the base globals) and maps
+    /// its protos to the script.
+    fn load_bytecode(&self, script: &Script, env_ref: c_int) -> Result<LoadedScript, VmError> {
+        let key = (script.hash(), script.settings());
         let chunk = CString::new(script.chunk_name()).map_err(|_| VmError::BadChunkName(script.chunk_name().into()))?;
         let bytecode = script.bytecode();
         let mut fn_ref = 0;
@@ -323,6 +407,7 @@ impl Vm {
                 chunk.as_ptr(),
                 bytecode.as_ptr().cast(),
                 bytecode.len(),
+                env_ref,
                 &mut fn_ref,
                 err.as_mut_ptr(),
                 err.len(),
@@ -341,14 +426,11 @@ impl Vm {
                 message: format!("the VM loaded {n} protos, the bytecode has {count}"),
             });
         }
-        {
-            let mut map = self.inner.protos.borrow_mut();
-            for (id, &p) in protos.iter().enumerate() {
-                map.insert(p, (key, id as u32));
-            }
+        let mut map = self.inner.protos.borrow_mut();
+        for (id, &p) in protos.iter().enumerate() {
+            map.insert(p, (key, id as u32));
         }
-        self.inner.loaded.borrow_mut().insert(key, LoadedScript { fn_ref, script: script.clone(), protos });
-        Ok(fn_ref)
+        Ok(LoadedScript { fn_ref, script: script.clone(), protos })
     }
 
     /// Spawns a task of `script` with default options.
@@ -431,6 +513,8 @@ pub struct Task {
     stats: TaskStats,
     done: bool,
     explicit_orders: usize,
+    /// The globals view the task was restored into, if any (an index into the VM's views).
+    globals_view: Option<usize>,
     /// Where a slice writes its error text and traceback: allocated once per task, not per slice,
     /// because the scheduler resumes tasks millions of times and only the last slice can fail.
     message: Box<[c_char]>,
@@ -455,6 +539,7 @@ impl Task {
             stats: TaskStats::default(),
             done: false,
             explicit_orders: 0,
+            globals_view: None,
             message: vec![0; 4096].into_boxed_slice(),
             trace: vec![0; 8192].into_boxed_slice(),
         }
@@ -462,6 +547,16 @@ impl Task {
 
     pub(crate) fn set_explicit_orders(&mut self, n: usize) {
         self.explicit_orders = n;
+    }
+
+    pub(crate) fn set_globals_view(&mut self, view: Option<usize>) {
+        self.globals_view = view;
+    }
+
+    /// The globals view the task sees instead of the base globals (restored tasks whose
+    /// snapshot listed fewer globals than this image has).
+    pub(crate) fn globals_view(&self) -> Option<usize> {
+        self.globals_view
     }
 
     pub(crate) fn vm(&self) -> &Rc<VmInner> {

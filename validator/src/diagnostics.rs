@@ -70,7 +70,7 @@ codes! {
     NonCanonical = "F007", Format, "booleans are 0 or 1 and flag bytes use only defined bits";
     SectionMismatch = "F008", Format, "sections come in order and their lengths match their contents";
     TrailingBytes = "F009", Format, "nothing follows the last section";
-    BadText = "F010", Format, "names are UTF-8";
+    BadText = "F010", Format, "names are UTF-8 text without NUL bytes";
     InputTooLarge = "L001", Limits, "the snapshot is no larger than the byte limit";
     TooManyObjects = "L002", Limits, "the object count is within the limit";
     StringTooLong = "L003", Limits, "strings and sources are within the length limit";
@@ -93,6 +93,7 @@ codes! {
     DuplicatePermanent = "R012", References, "each permanent name appears once";
     CClosureUpvalues = "R013", References, "C closures are the ones libraries make at run time, with the upvalues their function reads";
     HashLayout = "R014", References, "a table's keys sit where Luau's lookups look for them";
+    GlobalsLayout = "R015", References, "the base globals' layout has 0 or a power of two positions and names each global once";
     OrphanObject = "G001", Graph, "every object is reachable from the roots";
     UpvalueOwnership = "G002", Graph, "an open upvalue is listed by exactly the thread it points into, once";
     DuplicateOpenSlot = "G003", Graph, "a thread has at most one open upvalue per stack slot";
@@ -117,7 +118,7 @@ codes! {
     ProtoOutOfRange = "S004", Scripts, "a closure's proto exists in its script";
     UpvalueCountMismatch = "S005", Scripts, "a closure has as many upvalues as its proto";
     DuplicateScript = "S006", Scripts, "each script appears once in the script table";
-    OtherRuntime = "S007", Scripts, "the snapshot was taken under this runtime's Luau release, feature flags and base image";
+    OtherRuntime = "S007", Scripts, "the snapshot was taken under this runtime's Luau feature flags";
     PermanentNotAllowed = "X001", Sandbox, "only permanents the host allowlists are referenced";
     RawLightUserdata = "X002", Sandbox, "no raw light userdata";
     UnknownCodec = "X003", Sandbox, "userdata only with a codec the host registered";

@@ -29,16 +29,17 @@ impl PermanentKind {
     }
 }
 
-/// What the restoring runtime is: a snapshot taken under another Luau release, another
-/// feature-flag set or another base image is refused by the validator (S007), not only later by
-/// restore.
+/// What the restoring runtime is. A snapshot taken under another feature-flag set is refused
+/// by the validator (S007): under other flags the same values and code mean other things. The
+/// Luau release is information: what decides whether a snapshot can resume under this release
+/// is that every proto it runs has the same yield-point signature here (Y003), and its
+/// permanents are checked by name and kind against this runtime's allowlist (X001, R003).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeIdentity {
+    /// This runtime's Luau release (for messages).
     pub luau_version: String,
     /// SHA-256 of the feature-flag set (`amber_luau::FeatureFlags::digest`).
     pub flags_digest: [u8; 32],
-    /// SHA-256 of the permanent registry (`amber_luau::PermanentRegistry::digest`).
-    pub permanents_digest: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -287,7 +287,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
         roots: Roots {
             main_thread: 0,
             random_state: 0x1234_5678_9abc_def0,
-            global_names: vec![b"print".to_vec(), b"x".to_vec()],
+            globals_layout: vec![Some(b"print".to_vec()), None, Some(b"x".to_vec()), None],
         },
     }
 }

@@ -552,10 +552,20 @@ fn format_errors_have_their_codes() {
     let at = section_body(&b, 3);
     b[at + 2] = 0xff; // count, length, then the name's first byte: now invalid UTF-8
     check(&b, Code::BadText);
-    // Global names out of byte order, proto signatures out of proto order.
+    // A chunk name with a NUL byte (the runtime makes a C string of it).
     let mut s = sample();
-    s.roots.global_names.reverse();
-    check(&encode(&s), Code::NonCanonical);
+    s.scripts[0].chunk_name = "=te\0st".into();
+    check(&encode(&s), Code::BadText);
+    // A globals-layout position flag that is not a boolean.
+    let mut s = sample();
+    s.roots.globals_layout = vec![None, Some(b"print".to_vec())];
+    let mut b = encode(&s);
+    let roots = section_body(&b, 5);
+    let flag = roots + 1 + 8 + 1; // main thread, random state, position count
+    assert_eq!(b[flag], 0);
+    b[flag] = 7;
+    check(&b, Code::NonCanonical);
+    // Proto signatures out of proto order.
     let mut s = sample();
     s.scripts[0].signatures.reverse();
     check(&encode(&s), Code::NonCanonical);
@@ -699,6 +709,20 @@ fn spans_locate_every_object_script_and_section() {
     for (k, span) in spans.scripts.iter().enumerate() {
         assert_eq!(&bytes[span.start..span.start + 32], &s.scripts[k].hash.0, "script {k} starts with its hash");
     }
+}
+
+/// R015: the globals layout is a hash part's: a power of two of positions, each name once.
+#[test]
+fn globals_layouts_are_hash_parts() {
+    let refused_with = |layout: Vec<Option<&str>>| {
+        let mut s = sample();
+        s.roots.globals_layout = layout.into_iter().map(|n| n.map(|n| n.as_bytes().to_vec())).collect();
+        validate_model(s, &limits(), &TestCatalog).err().map(|r| r.codes())
+    };
+    assert_eq!(refused_with(vec![]), None);
+    assert_eq!(refused_with(vec![Some("print"), None, Some("x"), None]), None);
+    assert_eq!(refused_with(vec![Some("print"), None, Some("x")]), Some(vec![Code::GlobalsLayout]));
+    assert_eq!(refused_with(vec![Some("print"), Some("x"), None, Some("print")]), Some(vec![Code::GlobalsLayout]));
 }
 
 /// R014: keys sit where Luau's lookups look for them. Luau's own layouts pass (the testkit lays

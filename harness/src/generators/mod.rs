@@ -30,6 +30,9 @@ pub enum Schedule {
     CrossProcess,
     /// The same snapshot restored K times at a few points; every copy must agree.
     Restores(u32),
+    /// Persisted at a few points and restored into a newer base image (this one plus a host
+    /// library, [`upgraded_vm`]): the extra globals are hidden, and the run must not notice.
+    Upgrade,
 }
 
 impl Schedule {
@@ -53,6 +56,7 @@ impl Schedule {
             Schedule::AtYields => "at-yields".into(),
             Schedule::CrossProcess => "cross-process".into(),
             Schedule::Restores(k) => format!("restores:{k}"),
+            Schedule::Upgrade => "upgrade".into(),
         }
     }
 }
@@ -74,6 +78,7 @@ impl std::str::FromStr for Schedule {
             ("exhaustive", []) => Schedule::Exhaustive { max: EXHAUSTIVE_LIMIT },
             ("at-yields", []) => Schedule::AtYields,
             ("cross-process", []) => Schedule::CrossProcess,
+            ("upgrade", []) => Schedule::Upgrade,
             ("preempt", [n]) => Schedule::Preempt(number(n, "the tick count")?),
             ("every", [n]) => Schedule::Every(number(n, "the persist interval")?),
             ("restores", [k]) => Schedule::Restores(
@@ -88,7 +93,7 @@ impl std::str::FromStr for Schedule {
             },
             _ => {
                 return Err(format!(
-                    "unknown schedule `{s}` (known: fresh, preempt:N, exhaustive, every:N, random:SEED[:COUNT], at-yields, cross-process, restores:K)"
+                    "unknown schedule `{s}` (known: fresh, preempt:N, exhaustive, every:N, random:SEED[:COUNT], at-yields, cross-process, restores:K, upgrade)"
                 ));
             }
         };
@@ -107,7 +112,23 @@ pub fn default_schedules(seed: u64) -> Vec<Schedule> {
         Schedule::AtYields,
         Schedule::Restores(3),
         Schedule::CrossProcess,
+        Schedule::Upgrade,
     ]
+}
+
+/// The newer base image of the `upgrade` schedule: the deterministic image plus a host library
+/// `hostlib` (`hostlib.version()` returns 2) that no corpus script knows.
+pub fn upgraded_vm() -> Result<amber_luau::Vm, amber_luau::VmError> {
+    fn version(_: &[amber_luau::Value]) -> Result<Vec<amber_luau::Value>, String> {
+        Ok(vec![amber_luau::Value::Number(2.0)])
+    }
+    amber_luau::Vm::with_options(amber_luau::VmOptions {
+        deterministic: true,
+        libraries: vec![amber_luau::HostLibrary {
+            name: "hostlib".into(),
+            functions: vec![("version".into(), version as amber_luau::HostFunction)],
+        }],
+    })
 }
 
 /// Exhaustive runs cost one run per point: by default scripts with more points than this are
@@ -153,7 +174,7 @@ pub fn separate_points(schedule: Schedule, total: u64) -> Option<Vec<u64>> {
             Some(v)
         }
         Schedule::CrossProcess => Some(spread(3)),
-        Schedule::Restores(_) => Some(spread(4)),
+        Schedule::Restores(_) | Schedule::Upgrade => Some(spread(4)),
         _ => None,
     }
 }

@@ -52,7 +52,7 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("upvalue.thread", "an open upvalue moved to another thread"),
     ("header.compiler", "the compiler settings the scripts are compiled with changed"),
     ("signature", "a proto's recorded yield-point signature changed or dropped"),
-    ("header.runtime", "the Luau release, feature-flag digest or base-image digest changed"),
+    ("header.runtime", "the Luau release, feature-flag digest or base-image digest changed (only the flags gate)"),
     ("permanent.duplicate", "a permanent name repeated"),
     ("permanent.rename", "a permanent renamed to another library function"),
     ("thread.namecall", "a pending NAMECALL method replaced by a non-string"),
@@ -864,10 +864,12 @@ impl<'a> Mutator<'a, '_> {
                 },
             );
         }
+        // The release and the base image's digest are information (signatures and permanents
+        // by name decide); such mutants must resume exactly as the capture does.
         self.push(
             "header.runtime",
             || "Luau version -> 0.999".into(),
-            Some(Code::OtherRuntime),
+            None,
             |s| {
                 s.header.luau_version = "0.999".into();
             },
@@ -883,7 +885,7 @@ impl<'a> Mutator<'a, '_> {
         self.push(
             "header.runtime",
             || "permanents digest bit flipped".into(),
-            Some(Code::OtherRuntime),
+            None,
             |s| {
                 s.header.permanents_digest[31] ^= 0x80;
             },

@@ -171,7 +171,7 @@ mod tests {
             scripts: vec![],
             permanents: vec![],
             objects,
-            roots: Roots { main_thread: 0, random_state: 0, global_names: vec![] },
+            roots: Roots { main_thread: 0, random_state: 0, globals_layout: vec![] },
         }
     }
 

@@ -11,7 +11,7 @@ use crate::diagnostics::{Code, Diagnostic, ObjectPath, Segment, Severity};
 use crate::limits::Limits;
 
 pub const MAGIC: &[u8; 8] = b"AMBRSNAP";
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 
 const SECTION_HEADER: u8 = 1;
 const SECTION_SCRIPTS: u8 = 2;
@@ -241,9 +241,15 @@ fn encode_recording(s: &Snapshot, mut spans: Option<&mut Spans>) -> Vec<u8> {
     let start = w.section(SECTION_ROOTS, |w| {
         w.varint(u64::from(s.roots.main_thread));
         w.out.extend_from_slice(&s.roots.random_state.to_le_bytes());
-        w.len(s.roots.global_names.len());
-        for n in &s.roots.global_names {
-            w.bytes(n);
+        w.len(s.roots.globals_layout.len());
+        for n in &s.roots.globals_layout {
+            match n {
+                None => w.u8(0),
+                Some(name) => {
+                    w.u8(1);
+                    w.bytes(name);
+                }
+            }
         }
     });
     placed("roots", start, w.out.len(), &mut inner);
@@ -545,6 +551,11 @@ impl<'a> Decoder<'a> {
     fn text(&mut self, what: &str) -> Result<String, DecodeError> {
         let start = self.pos;
         let bytes = self.bytes(what, self.limits.max_string_bytes, Code::StringTooLong)?;
+        if bytes.contains(&0) {
+            self.pos = start;
+            // The runtime hands names to C (chunk names, registry lookups): no NUL inside.
+            return Err(self.fail(Code::BadText, format!("{what} contains a NUL byte")));
+        }
         String::from_utf8(bytes).map_err(|_| {
             self.pos = start;
             self.fail(Code::BadText, format!("{what} is not UTF-8"))
@@ -699,16 +710,16 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
     let roots = d.section(SECTION_ROOTS, "roots", |d| {
         let main_thread = d.u32v("main thread")?;
         let random_state = u64::from_le_bytes(d.array("random state")?);
-        let n = d.count("global name count", MIN_NAME, d.limits.max_global_names, Code::TooManyEntries)?;
-        let mut global_names = Vec::with_capacity(n);
+        let n = d.count("globals layout positions", 1, d.limits.max_global_names, Code::TooManyEntries)?;
+        let mut globals_layout = Vec::with_capacity(n);
         for _ in 0..n {
-            let name = d.bytes("global name", d.limits.max_string_bytes, Code::StringTooLong)?;
-            if global_names.last().is_some_and(|prev: &Vec<u8>| *prev >= name) {
-                return Err(d.fail(Code::NonCanonical, "global names are not in strictly ascending byte order"));
-            }
-            global_names.push(name);
+            globals_layout.push(if d.bool("globals layout position")? {
+                Some(d.bytes("global name", d.limits.max_string_bytes, Code::StringTooLong)?)
+            } else {
+                None
+            });
         }
-        Ok(Roots { main_thread, random_state, global_names })
+        Ok(Roots { main_thread, random_state, globals_layout })
     })?;
 
     d.context = None;

@@ -94,8 +94,11 @@ pub struct Roots {
     pub main_thread: u32,
     /// The task's `math.random` state.
     pub random_state: u64,
-    /// Global names the task could see when it was taken (in byte order).
-    pub global_names: Vec<Vec<u8>>,
+    /// The base globals as the task saw them when it was taken: one entry per position of
+    /// that table's hash part (0 or a power of two), the global's name there or `None`. Restore
+    /// compares it with its own base image: the task sees exactly these names (others are
+    /// hidden), and a loop over the globals in progress continues at the same positions.
+    pub globals_layout: Vec<Option<Vec<u8>>>,
 }
 
 /// A value in a slot (table entry, stack slot, upvalue, ...).

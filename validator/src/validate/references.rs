@@ -278,6 +278,32 @@ impl Walker<'_, '_> {
                 format!("object #{} does not exist ({} objects)", s.roots.main_thread, s.objects.len()),
             ),
         }
+        self.globals_layout();
+    }
+
+    /// The base globals' layout is a hash part: 0 or a power of two of positions, each name at
+    /// most once (restore builds a table from it and maps loop positions through it).
+    fn globals_layout(&mut self) {
+        let layout = &self.ctx.s.roots.globals_layout;
+        let here = || ObjectPath::new().with(Segment::Roots).with(Segment::Field("globals layout"));
+        if !layout.is_empty() && !layout.len().is_power_of_two() {
+            self.sink.error(
+                Code::GlobalsLayout,
+                here(),
+                format!("{} positions; a hash part has 0 or a power of two", layout.len()),
+            );
+        }
+        // Sorting borrowed names (no hashing of attacker-chosen bytes): repeats are neighbours.
+        let mut names: Vec<(&[u8], usize)> =
+            layout.iter().enumerate().filter_map(|(p, n)| n.as_deref().map(|n| (n, p))).collect();
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|w| w[0].0 == w[1].0) {
+            self.sink.error(
+                Code::GlobalsLayout,
+                here().with(Segment::Index("position", pair[1].1 as u64)),
+                format!("the global `{}` appears twice", String::from_utf8_lossy(pair[1].0)),
+            );
+        }
     }
 
     /// A C closure is one the libraries make at run time, with the upvalues its function reads

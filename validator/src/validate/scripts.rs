@@ -8,32 +8,21 @@ use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::snapshot::*;
 use std::collections::HashMap;
 
-/// The header against the runtime the host named: the scripts would compile, and the permanents
-/// resolve, to something else under another one.
+/// The header against the runtime the host named: the scripts would compile, and values would
+/// mean, something else under another flag set. The Luau release and the base image are not
+/// compared here: signatures (Y003) and permanents by name (X001, R003) decide those.
 fn runtime(ctx: &Context<'_>, sink: &mut Sink) {
     let Some(want) = &ctx.limits.runtime else { return };
     let h = &ctx.s.header;
-    let here = || ObjectPath::new().with(Segment::Section("header"));
-    if h.luau_version != want.luau_version {
-        sink.error(
-            Code::OtherRuntime,
-            here().with(Segment::Field("Luau version")),
-            format!("taken under Luau {}; this runtime is Luau {}", h.luau_version, want.luau_version),
-        );
-    }
     if h.flags_digest != want.flags_digest {
         let enabled = if h.enabled_flags.is_empty() { "none".to_string() } else { h.enabled_flags.join(", ") };
         sink.error(
             Code::OtherRuntime,
-            here().with(Segment::Field("feature flags")),
-            format!("taken under another Luau feature-flag set (enabled there: {enabled})"),
-        );
-    }
-    if h.permanents_digest != want.permanents_digest {
-        sink.error(
-            Code::OtherRuntime,
-            here().with(Segment::Field("permanents digest")),
-            "taken against another base image (its permanent registry differs from this runtime's)",
+            ObjectPath::new().with(Segment::Section("header")).with(Segment::Field("feature flags")),
+            format!(
+                "taken under another Luau feature-flag set (enabled there: {enabled}); this runtime (Luau {}) runs another",
+                want.luau_version
+            ),
         );
     }
 }
