@@ -57,7 +57,13 @@ pub struct Options {
     pub report_dir: PathBuf,
     pub seed: u64,
     pub amber: PathBuf,
+    /// Limits of every script's reference run and of its pre-empted runs: a runaway script
+    /// is killed and fails the check instead of stalling it.
+    pub limits: runner::RunLimits,
 }
+
+/// The reference run's default tick cap: about 30 times the largest corpus script.
+pub const DEFAULT_MAX_TICKS: u64 = 100_000_000;
 
 /// The progress bar of long runs (hidden when stderr is not a terminal).
 pub fn progress_bar() -> indicatif::ProgressBar {
@@ -118,10 +124,13 @@ fn check_script(path: &Path, opts: &Options, bar: &indicatif::ProgressBar) -> Ve
         Ok(s) => s,
         Err(e) => return fail_all(format!("compile error: {e}")),
     };
-    let fresh = match runner::run_script(&script, Schedule::Fresh, &mut Quiet) {
+    let fresh = match runner::run_script_limited(&script, Schedule::Fresh, opts.limits, &mut Quiet) {
         Ok(r) => r,
         Err(e) => return fail_all(format!("fresh run: {e}")),
     };
+    if let crate::oracles::Ending::Killed(why) = &fresh.trace.ending {
+        return fail_all(format!("the reference run was killed: {why}"));
+    }
     let points = fresh.counts.ticks;
     let mut out = Vec::new();
     for &schedule in &opts.schedules {
@@ -138,7 +147,7 @@ fn check_script(path: &Path, opts: &Options, bar: &indicatif::ProgressBar) -> Ve
         }
         let reports: Result<Vec<RunReport>, _> = match schedule {
             Schedule::Fresh | Schedule::Preempt(_) => {
-                runner::run_script(&script, schedule, &mut Quiet).map(|r| vec![r])
+                runner::run_script_limited(&script, schedule, opts.limits, &mut Quiet).map(|r| vec![r])
             }
             _ => runner::run_persisting(&script, schedule, points, &opts.amber),
         };

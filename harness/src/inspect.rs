@@ -13,11 +13,10 @@ pub fn summary(s: &Snapshot, bytes: usize) -> String {
         writeln!(out, "snapshot: {bytes} bytes, format version {}", amber_validator::snapshot::format::FORMAT_VERSION);
     let _ = writeln!(
         out,
-        "luau {}, compiler O{} g{}, feature flags {} ({})",
+        "luau {}, compiler O{} g{}, feature flags on: {}",
         h.luau_version,
         h.compiler.optimization_level,
         h.compiler.debug_level,
-        hex8(&h.flags_digest),
         if h.enabled_flags.is_empty() { "defaults".to_string() } else { h.enabled_flags.join(", ") }
     );
     let _ = writeln!(out, "permanent registry {}", hex8(&h.permanents_digest));

@@ -26,7 +26,7 @@ pub fn read_limits(path: &Path) -> Result<Limits, String> {
 
 pub fn parse_limits(text: &str) -> Result<Limits, String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
-    let mut limits = default_limits();
+    let mut limits = default_limits()?;
     for (key, value) in &table {
         let number = || -> Result<usize, String> {
             value
@@ -53,9 +53,15 @@ pub fn parse_limits(text: &str) -> Result<Limits, String> {
             "max_upvalues" => limits.max_upvalues = number()?,
             "max_global_names" => limits.max_global_names = number()?,
             "max_diagnostics" => limits.max_diagnostics = number()?,
+            "max_memory" => {
+                limits.max_memory = Some(match value.as_str() {
+                    Some(text) => parse_size(text).map_err(|e| format!("`max_memory`: {e}"))?,
+                    None => number()?,
+                })
+            }
             "codecs" => limits.codecs = strings()?.into_iter().collect(),
             "permanents" => {
-                let registry = PermanentRegistry::standard();
+                let registry = PermanentRegistry::standard().map_err(|e| e.to_string())?;
                 let mut allow = std::collections::BTreeMap::new();
                 for name in strings()? {
                     let kind = registry.kind(&name).ok_or_else(|| {
@@ -71,15 +77,41 @@ pub fn parse_limits(text: &str) -> Result<Limits, String> {
     Ok(limits)
 }
 
+/// A size in bytes: a number with an optional unit (`B`, `KiB`, `MiB`, `GiB`, or `KB`, `MB`,
+/// `GB` in powers of ten), e.g. `64MiB`.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size (e.g. 64MiB)"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("`{other}` is not a size unit (B, KiB, MiB, GiB, KB, MB, GB)")),
+    };
+    let bytes = n.checked_mul(scale).filter(|&b| b > 0).ok_or_else(|| format!("`{text}`: out of range"))?;
+    usize::try_from(bytes).map_err(|_| format!("`{text}`: out of range"))
+}
+
 /// The default intake policy: default sizes, the standard base image's permanents, no codecs,
 /// and this runtime's identity (a snapshot of another Luau release, flag set or base image is
 /// refused by the validator).
-pub fn default_limits() -> Limits {
-    Limits {
-        permanents: Some(PermanentRegistry::standard().allowlist()),
+///
+/// Making the allowlist needs the base image's registry: a VM made once per process. Under
+/// memory pressure that fails, as an error.
+pub fn default_limits() -> Result<Limits, String> {
+    let registry = PermanentRegistry::standard().map_err(|e| format!("the base image's registry: {e}"))?;
+    Ok(Limits {
+        permanents: Some(registry.allowlist()),
         runtime: Some(amber_luau::runtime_identity()),
+        object_sizes: Some(amber_luau::memory_model()),
         ..Limits::default()
-    }
+    })
 }
 
 /// The verdict on one snapshot file.

@@ -38,6 +38,8 @@ enum Command {
         /// Print one line per pre-emption on stderr: chunk, line, proto id, yield-point index.
         #[arg(long)]
         trace_yields: bool,
+        #[command(flatten)]
+        limits: TaskLimitArgs,
     },
     /// Run a script to its N-th pre-emption point (interrupt tick), or to the first
     /// coroutine.yield of its main function, and write its state there to a snapshot.
@@ -72,11 +74,14 @@ enum Command {
         /// Pre-empt at every N-th tick after resuming (default: run uninterrupted).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         preempt_every: Option<u64>,
-        /// Limits and allowlists for the intake check (see `amber validate --limits`).
+        /// Limits and allowlists for the intake check (see `amber validate --limits`); its
+        /// `max_memory` is the task's memory limit when --memory-limit is not given.
         #[arg(long, value_name = "FILE")]
         limits: Option<PathBuf>,
-        /// After the run, report its trace on stderr (`trace ...` lines and `state digest:`),
-        /// for `amber check`'s cross-process schedule.
+        #[command(flatten)]
+        task_limits: TaskLimitArgs,
+        /// After the run, report the rest of its trace on stderr (yields, ending, end-state
+        /// digest), for `amber check`'s cross-process schedule.
         #[arg(long)]
         digest: bool,
     },
@@ -145,6 +150,13 @@ enum Command {
         /// schedule (one run per point); raise it for nightly runs.
         #[arg(long, value_name = "N", default_value_t = generators::EXHAUSTIVE_LIMIT)]
         exhaustive_max: u64,
+        /// Ticks a script's reference run (and its pre-empted runs) may take; a runaway script
+        /// is killed and fails the check.
+        #[arg(long, value_name = "N", default_value_t = amber_harness::check::DEFAULT_MAX_TICKS)]
+        max_ticks: u64,
+        /// Bytes a script's reference run (and its pre-empted runs) may hold, e.g. 256MiB.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        memory_limit: Option<usize>,
     },
     /// Hostile-mutation sweep: capture every script at several points, apply every targeted
     /// mutation class to each capture, validate every mutant as untrusted bytes, and resume every
@@ -236,6 +248,38 @@ enum Command {
     },
 }
 
+/// What a task may spend; a task that passes a limit is killed with the reason (exit 1).
+#[derive(clap::Args, Debug, Clone, Default)]
+struct TaskLimitArgs {
+    /// Interrupt ticks the task may run in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_ticks: Option<u64>,
+    /// Seconds the task may run (wall clock of its slices, checked every 50,000 ticks).
+    #[arg(long, value_name = "S")]
+    max_seconds: Option<f64>,
+    /// Bytes the task may hold, e.g. 64MiB (units B, KiB, MiB, GiB, KB, MB, GB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<usize>,
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    amber_harness::intake::parse_size(text)
+}
+
+impl TaskLimitArgs {
+    fn limits(&self) -> Result<amber_harness::runner::RunLimits, commands::Stop> {
+        let max_time = match self.max_seconds {
+            Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(std::time::Duration::from_secs_f64(s)),
+            Some(s) => return Err(commands::Stop::usage(format!("--max-seconds {s}: a positive number of seconds"))),
+            None => None,
+        };
+        Ok(amber_harness::runner::RunLimits {
+            task: amber_luau::TaskLimits { max_ticks: self.max_ticks, max_time },
+            memory_limit: self.memory_limit,
+        })
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ReportFormat {
     Text,
@@ -246,7 +290,9 @@ enum ReportFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { script, preempt_every, trace_yields } => commands::run(&script, preempt_every, trace_yields),
+        Command::Run { script, preempt_every, trace_yields, limits } => {
+            limits.limits().and_then(|l| commands::run(&script, preempt_every, trace_yields, l))
+        }
         Command::Validate { snapshots, source_dir, limits, format, jobs, docs_url } => {
             let format = match format {
                 ReportFormat::Text => Format::Text,
@@ -266,11 +312,15 @@ fn main() -> ExitCode {
         Command::Persist { script, at, at_yield: _, output, no_embed_source } => {
             commands::persist(&script, at, &output, no_embed_source)
         }
-        Command::Resume { snapshot, source_dir, preempt_every, limits, digest } => {
-            commands::resume(&snapshot, source_dir, preempt_every, limits, digest)
+        Command::Resume { snapshot, source_dir, preempt_every, limits, task_limits, digest } => {
+            task_limits.limits().and_then(|l| commands::resume(&snapshot, source_dir, preempt_every, limits, l, digest))
         }
-        Command::Check { paths, schedules, jobs, report, seed, exhaustive_max } => {
-            commands::check(paths, schedules, jobs, report, seed, exhaustive_max)
+        Command::Check { paths, schedules, jobs, report, seed, exhaustive_max, max_ticks, memory_limit } => {
+            let limits = amber_harness::runner::RunLimits {
+                task: amber_luau::TaskLimits { max_ticks: Some(max_ticks), max_time: None },
+                memory_limit,
+            };
+            commands::check(paths, schedules, jobs, report, seed, exhaustive_max, limits)
         }
         Command::Sweep { paths, points, max_ticks, hang_seconds, stride, jobs, report } => {
             commands::sweep(commands::SweepOptions { paths, points, max_ticks, hang_seconds, stride, jobs, report })

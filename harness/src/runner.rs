@@ -24,12 +24,19 @@ pub enum RunError {
     Restore(#[from] amber_luau::RestoreError),
     #[error("cross-process resume: {0}")]
     Process(String),
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Called for every slice's output as soon as the slice ends, and for every pre-emption site.
 pub trait RunObserver {
     fn output(&mut self, _bytes: &[u8]) {}
     fn preempted(&mut self, _site: Option<&SuspendSite>) {}
+    /// Whether the run's end-state digest is wanted: taking it captures the final state, which
+    /// costs memory in proportion to that state (`amber run` does without).
+    fn wants_digest(&self) -> bool {
+        true
+    }
 }
 
 /// Observes nothing.
@@ -59,17 +66,36 @@ pub struct RunReport {
     pub last_snapshot: Option<Vec<u8>>,
 }
 
+/// What a run's task may spend: its total budgets and its memory (`None`: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunLimits {
+    pub task: amber_luau::TaskLimits,
+    pub memory_limit: Option<usize>,
+}
+
 /// Runs `script` in a fresh deterministic VM until it finishes, errors or is killed, resuming
 /// after every pre-emption and every `coroutine.yield` of its main function.
 pub fn run_script(script: &Script, schedule: Schedule, observer: &mut dyn RunObserver) -> Result<RunReport, RunError> {
+    run_script_limited(script, schedule, RunLimits::default(), observer)
+}
+
+/// [`run_script`] with the task under `limits` (a kill ends the run as `Ending::Killed`).
+pub fn run_script_limited(
+    script: &Script,
+    schedule: Schedule,
+    limits: RunLimits,
+    observer: &mut dyn RunObserver,
+) -> Result<RunReport, RunError> {
     let vm = Vm::deterministic()?;
-    let mut task = vm.spawn(script)?;
+    let options = amber_luau::SpawnOptions { memory_limit: limits.memory_limit, ..Default::default() };
+    let mut task = vm.spawn_with(script, options)?;
+    task.set_limits(limits.task);
     run_task(&mut task, schedule, observer)
 }
 
 /// Runs an existing task (fresh or restored) to its end, pre-empted by `schedule`'s budget.
 pub fn run_task(task: &mut Task, schedule: Schedule, observer: &mut dyn RunObserver) -> Result<RunReport, RunError> {
-    let mut run = Run::default();
+    let mut run = Run { no_digest: !observer.wants_digest(), ..Run::default() };
     let ending = run.until_end(task, schedule.budget(), observer, &mut |_, _| Ok(None))?;
     Ok(run.finish(ending))
 }
@@ -84,6 +110,8 @@ struct Run {
     last_snapshot: Option<Vec<u8>>,
     /// The end-state digest of whichever task ran last.
     digest: String,
+    /// Leave the digest out (see [`RunObserver::wants_digest`]).
+    no_digest: bool,
 }
 
 /// What happens at a pre-emption (its 1-based number) or main-function yield: `Some(task)`
@@ -141,7 +169,7 @@ impl Run {
                 self.traceback = Some(e.traceback.clone());
                 Ending::Error(e.message.clone())
             }
-            Outcome::Killed(reason) => Ending::Killed(reason.clone()),
+            Outcome::Killed(reason) => Ending::Killed(reason.to_string()),
         };
         self.collect(t);
         Some(ending)
@@ -151,7 +179,7 @@ impl Run {
         let s = t.stats();
         self.counts.ticks += s.ticks;
         self.counts.deferrals += s.deferrals;
-        if t.is_done() {
+        if t.is_done() && !self.no_digest {
             self.digest = end_digest(t);
         }
     }
@@ -178,8 +206,9 @@ pub fn end_digest(task: &Task) -> String {
 /// restore into a fresh VM.
 pub fn persist(task: &Task) -> Result<(Vec<u8>, Vm, Task), RunError> {
     let bytes = encode(&capture(task)?);
-    let verified = validate(&bytes, &crate::intake::default_limits(), &SourceCatalog::embedded_only())
-        .map_err(RunError::Refused)?;
+    let verified =
+        validate(&bytes, &crate::intake::default_limits().map_err(RunError::Setup)?, &SourceCatalog::embedded_only())
+            .map_err(RunError::Refused)?;
     let vm = Vm::deterministic()?;
     let restored = restore(&vm, &verified, RestoreOptions::default())?;
     Ok((bytes, vm, restored))
@@ -324,8 +353,12 @@ fn run_persisting_at(script: &Script, schedule: Schedule, at: u64, amber: &Path)
     let bytes = encode(&capture(&task)?);
     let mut reports = Vec::new();
     for _ in 0..copies {
-        let verified = validate(&bytes, &crate::intake::default_limits(), &SourceCatalog::embedded_only())
-            .map_err(RunError::Refused)?;
+        let verified = validate(
+            &bytes,
+            &crate::intake::default_limits().map_err(RunError::Setup)?,
+            &SourceCatalog::embedded_only(),
+        )
+        .map_err(RunError::Refused)?;
         let vm = if schedule == Schedule::Upgrade { crate::generators::upgraded_vm()? } else { Vm::deterministic()? };
         let mut restored = restore(&vm, &verified, RestoreOptions::default())?;
         let mut run = Run { output: prefix.clone(), yields: yields.clone(), counts, ..Run::default() };

@@ -117,7 +117,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str, usize, usize)) -> Resu
     let stage = opts.report.join("staged");
     std::fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
     let catalog = CachedCatalog::default();
-    let limits = crate::intake::default_limits();
+    let limits = crate::intake::default_limits()?;
     let mut summary = Summary { scripts: opts.scripts.len(), ..Summary::default() };
     let mut staged: Vec<Staged> = Vec::new();
     for (n, path) in opts.scripts.iter().enumerate() {
@@ -438,7 +438,7 @@ fn describe_exit(status: &std::process::ExitStatus) -> String {
 pub fn worker(list: &Path, max_ticks: u64) -> Result<(), String> {
     let text = std::fs::read_to_string(list).map_err(|e| format!("{}: {e}", list.display()))?;
     let catalog = CachedCatalog::default();
-    let limits = crate::intake::default_limits();
+    let limits = crate::intake::default_limits()?;
     let stdout = std::io::stdout();
     for (k, line) in text.lines().enumerate() {
         {

@@ -33,7 +33,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
 /// The intake policy of the targets: this runtime's, as `amber validate` applies it.
 fn limits() -> Limits {
     thread_local! {
-        static LIMITS: Limits = crate::intake::default_limits();
+        static LIMITS: Limits = crate::intake::default_limits().expect("the intake policy (a VM for the registry)");
     }
     LIMITS.with(Limits::clone)
 }

@@ -28,7 +28,7 @@ fn every_committed_capture_is_accepted() {
     assert_eq!(scripts.len(), corpus_scripts, "every corpus script has captures");
     for f in &files {
         let bytes = std::fs::read(f).expect("readable");
-        if let Err(report) = validate(&bytes, &default_limits(), &SourceCatalog::embedded_only()) {
+        if let Err(report) = validate(&bytes, &default_limits().unwrap(), &SourceCatalog::embedded_only()) {
             panic!("{} is a capture of the runtime, yet refused:\n{report}", f.display());
         }
     }
@@ -70,7 +70,7 @@ fn every_hostile_mutant_is_refused_with_its_code() {
     let mut codes = std::collections::BTreeSet::new();
     for row in &rows {
         let bytes = std::fs::read(corpus("hostile").join(&row.file)).expect("readable");
-        match validate(&bytes, &default_limits(), &SourceCatalog::embedded_only()) {
+        match validate(&bytes, &default_limits().unwrap(), &SourceCatalog::embedded_only()) {
             Ok(_) => panic!("{} ({}) was accepted; it must be refused with {}", row.file, row.class, row.expect),
             Err(report) => assert!(
                 report.codes().contains(&row.expect),
@@ -111,7 +111,8 @@ fn every_hostile_mutant_is_what_its_mutation_gives() {
     }
     for (snapshot, rows) in by_snapshot {
         let bytes = std::fs::read(corpus("snapshots").join(&snapshot)).expect("the source capture");
-        let verified = validate(&bytes, &default_limits(), &SourceCatalog::embedded_only()).expect("a valid capture");
+        let verified =
+            validate(&bytes, &default_limits().unwrap(), &SourceCatalog::embedded_only()).expect("a valid capture");
         let all = mutations::mutants_of(&verified, None);
         for row in rows {
             let m = all

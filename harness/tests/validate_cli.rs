@@ -24,12 +24,11 @@ fn dir() -> PathBuf {
 fn model(embed: bool) -> Snapshot {
     let script = Script::compile(SOURCE, "=greeting").unwrap();
     let main_proto = script.module().main;
-    let registry = PermanentRegistry::standard();
+    let registry = PermanentRegistry::standard().unwrap();
     Snapshot {
         header: Header {
             luau_version: "0.745".into(),
             compiler: CompilerSettings::default(),
-            flags_digest: amber_luau::FeatureFlags::pinned().digest(),
             enabled_flags: vec![],
             permanents_digest: registry.digest(),
         },

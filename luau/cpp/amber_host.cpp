@@ -87,6 +87,7 @@ LUAU_NOINLINE void interrupt_slow(lua_State* L, Scheduler& s)
         if (s.deferred_now > s.defer_cap)
         {
             s.killed = true;
+            s.kill_kind = AMBER_KILL_DEFERRED;
             s.kill_reason = "task killed: pre-emption deferred for more than " + std::to_string((unsigned long long)s.defer_cap) +
                             " interrupt ticks (running where it cannot be suspended: a metamethod, a C call or pattern matching)";
             luaL_error(L, "%s", s.kill_reason.c_str());
@@ -228,6 +229,41 @@ int host_call(lua_State* L)
         }
     }
     return count;
+}
+
+// The VM's allocator: the C heap, with the memory limit in force. Growth that would take the
+// limited category past its limit fails (Luau then raises "not enough memory" where it
+// allocated), and the task is killed: the scheduler re-raises at every later interrupt, so a
+// pcall cannot keep it alive. Small blocks come from pages of Luau's own allocator, so the
+// category can pass its limit by less than one page per size class before a page is refused.
+void* amber_alloc(void* ud, void* ptr, size_t osize, size_t nsize)
+{
+    AmberVm* vm = static_cast<AmberVm*>(ud);
+    if (nsize == 0)
+    {
+        free(ptr);
+        return nullptr;
+    }
+    if (nsize > osize && vm->limit_category >= 0 && vm->L)
+    {
+        size_t used = vm->L->global->memcatbytes[vm->limit_category];
+        size_t grow = nsize - osize;
+        if (used > vm->limit_bytes || grow > vm->limit_bytes - used)
+        {
+            Scheduler& s = vm->sched;
+            if (!s.killed)
+            {
+                s.killed = true;
+                s.kill_kind = AMBER_KILL_MEMORY;
+                s.kill_reason = "task killed: memory limit of " + std::to_string((unsigned long long)vm->limit_bytes) + " bytes reached";
+                vm->limit_used = used;
+            }
+            // The next interrupt takes the slow path and raises the kill.
+            vm->L->global->amber_countdown = 0;
+            return nullptr;
+        }
+    }
+    return realloc(ptr, nsize);
 }
 
 lua_State* thread_of_ref(AmberVm* vm, int ref)
@@ -594,7 +630,7 @@ AmberVm* amber_vm_new(int deterministic, const AmberHostLibrary* libraries, int 
         return nullptr;
     vm->host_call = call;
     vm->host_ctx = ctx;
-    lua_State* L = luaL_newstate();
+    lua_State* L = lua_newstate(amber_alloc, vm);
     if (!L)
     {
         delete vm;
@@ -942,6 +978,7 @@ int amber_task_resume(
     s.countdown_cut = 0;
     s.deferring = false;
     s.killed = false;
+    s.kill_kind = AMBER_KILL_NONE;
     s.kill_reason.clear();
     s.deferred_now = 0;
     s.deferrals = 0;
@@ -957,6 +994,11 @@ int amber_task_resume(
     g->amber_countdown = start_countdown;
 
     g->rngstate = slice->rng_state;
+    if (slice->memory_limit > 0 && slice->memory_category >= 0 && slice->memory_category < LUA_MEMORY_CATEGORIES)
+    {
+        vm->limit_category = slice->memory_category;
+        vm->limit_bytes = slice->memory_limit;
+    }
 
     int status = LUA_OK;
     for (int i = n - 1; i >= 0; i--)
@@ -975,10 +1017,24 @@ int amber_task_resume(
     int64_t used = start_countdown - left - (refire ? 1 : 0) - s.countdown_cut;
     out->ticks = used < 0 ? 0 : uint64_t(used);
     bool killed = s.killed;
+    int kill_kind = s.kill_kind;
     std::string kill_reason = s.kill_reason;
     g->amber_countdown = kIdle;
     s.killed = false;
     s.active_len = 0;
+    vm->limit_category = -1;
+    // A kill stands whatever the script did after it (a pcall may have swallowed the allocation
+    // error before the next interrupt re-raised it); an error ending is reported further down,
+    // with its traceback.
+    if (killed && (status == LUA_OK || status == LUA_YIELD || status == LUA_BREAK))
+    {
+        lua_settop(main, 0);
+        out->status = AMBER_KILLED;
+        out->kill_kind = kill_kind;
+        out->kill_value = kill_kind == AMBER_KILL_MEMORY ? vm->limit_used : s.defer_cap;
+        copy_message(message, message_cap, kill_reason);
+        return out->status;
+    }
 
     if (status == LUA_BREAK)
     {
@@ -1007,6 +1063,8 @@ int amber_task_resume(
     if (killed)
     {
         out->status = AMBER_KILLED;
+        out->kill_kind = kill_kind;
+        out->kill_value = kill_kind == AMBER_KILL_MEMORY ? vm->limit_used : s.defer_cap;
         copy_message(message, message_cap, kill_reason);
     }
     else

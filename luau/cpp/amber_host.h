@@ -30,7 +30,17 @@ typedef struct AmberSlice
     uint64_t defer_cap; // ticks a due pre-emption may wait for a yieldable site before the kill
     uint64_t rng_state; // the task's math.random state, swapped in for the slice
     int preempt_after_yield; // also pre-empt at the first interrupt after any coroutine yields
+    int memory_category;     // the task's category
+    size_t memory_limit;     // its limit in bytes (0: none): growth past it fails, the task dies
 } AmberSlice;
+
+// Why a task was killed (AmberSliceResult::kill_kind).
+enum AmberKillKind
+{
+    AMBER_KILL_NONE = 0,
+    AMBER_KILL_DEFERRED = 1, // a due pre-emption waited past the defer cap; kill_value: the cap
+    AMBER_KILL_MEMORY = 2,   // its memory limit; kill_value: the category's bytes when it was hit
+};
 
 typedef struct AmberSliceResult
 {
@@ -40,6 +50,8 @@ typedef struct AmberSliceResult
     uint64_t deferrals;     // times a due pre-emption had to wait for a yieldable site
     uint64_t max_deferred;  // longest wait, in ticks
     int nvalues;            // values left on the task's stack (finished/yielded)
+    int kill_kind;          // AmberKillKind, with AMBER_KILLED
+    uint64_t kill_value;
 } AmberSliceResult;
 
 // A value read from a task's stack. Strings point into the VM; copy before the next VM call.
@@ -301,9 +313,30 @@ void amber_buffer_bytes(uintptr_t o, const char** data, size_t* length);
 // Proto handles of a loaded script, by bytecode id (for restore and for capture's lookup).
 int amber_vm_script_protos(AmberVm* vm, int fn_ref, uintptr_t* out, int cap);
 
-// Starts a restore of `objects` objects charged to `memcat`. With `globals_view_ref` (else 0),
-// permanent `globals_index` (the base globals) stands for that view.
-int amber_restore_begin(AmberVm* vm, int objects, int memcat, int globals_index, int globals_view_ref, char* err, size_t cap);
+// Starts a restore of `objects` objects charged to `memcat`, which may not grow past
+// `memory_limit` bytes (0: no limit). With `globals_view_ref` (else 0), permanent
+// `globals_index` (the base globals) stands for that view.
+int amber_restore_begin(
+    AmberVm* vm, int objects, int memcat, size_t memory_limit, int globals_index, int globals_view_ref, char* err, size_t cap
+);
+
+// The sizes the VM gives its objects (for estimating what a snapshot needs before restoring it).
+typedef struct AmberMemoryModel
+{
+    size_t string;       // a string: this + its length + 1
+    size_t table;        // a table: this + array slots * value + nodes * node
+    size_t value;
+    size_t node;
+    size_t lua_closure;  // a Luau closure: this + upvalues * value
+    size_t c_closure;    // a C closure: this + upvalues * value
+    size_t upvalue;
+    size_t thread;       // a thread: this + stack slots * value + frames * frame
+    size_t frame;
+    size_t userdata;     // userdata: this + payload
+    size_t buffer;       // a buffer: this + its length
+    size_t extra_stack;  // slots a thread's stack has beyond its frames' tops
+} AmberMemoryModel;
+void amber_memory_model(AmberMemoryModel* out);
 void amber_restore_abort(AmberVm* vm);
 // How many tables the last restore gave an explicit iteration order.
 size_t amber_restore_orders(AmberVm* vm);

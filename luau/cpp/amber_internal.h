@@ -33,6 +33,7 @@ struct Scheduler
     uint64_t deferred_now = 0;
     uint64_t deferrals = 0;
     uint64_t max_deferred = 0;
+    int kill_kind = 0; // AmberKillKind
     std::string kill_reason;
 
     // Threads currently inside lua_resume, outermost first (maintained by pre/postresume).
@@ -100,5 +101,10 @@ struct AmberVm
     // Host library functions (AmberHostCall): called by host_call with their index.
     AmberHostCall host_call = nullptr;
     void* host_ctx = nullptr;
+    // The memory limit in force (a slice of a limited task, or a restore): growth that would
+    // take `limit_category` past `limit_bytes` fails (amber_alloc), and the task is killed.
+    int limit_category = -1;
+    size_t limit_bytes = 0;
+    size_t limit_used = 0; // the category's bytes when the limit was hit
 };
 

@@ -465,7 +465,9 @@ lua_State* thread_at(AmberVm* vm, int index)
 
 extern "C" {
 
-int amber_restore_begin(AmberVm* vm, int objects, int memcat, int globals_index, int globals_view_ref, char* err, size_t cap)
+int amber_restore_begin(
+    AmberVm* vm, int objects, int memcat, size_t memory_limit, int globals_index, int globals_view_ref, char* err, size_t cap
+)
 {
     return guarded(vm, err, cap, [&] {
         if (vm->restore_active)
@@ -495,12 +497,19 @@ int amber_restore_begin(AmberVm* vm, int objects, int memcat, int globals_index,
         vm->restore_gc_was_running = lua_gc(vm->L, LUA_GCISRUNNING, 0);
         lua_gc(vm->L, LUA_GCSTOP, 0);
         lua_setmemcat(vm->L, memcat);
+        if (memory_limit > 0 && memcat >= 0 && memcat < LUA_MEMORY_CATEGORIES)
+        {
+            vm->limit_category = memcat;
+            vm->limit_bytes = memory_limit;
+        }
         vm->restore_active = true;
     });
 }
 
 static void restore_stop(AmberVm* vm)
 {
+    vm->limit_category = -1;
+    vm->sched.killed = false;
     vm->restoring_globals_index = -1;
     vm->restoring_globals = nullptr;
     vm->restoring.clear();
@@ -1031,6 +1040,22 @@ int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* i
             fail("unsupported thread status");
         }
     });
+}
+
+void amber_memory_model(AmberMemoryModel* out)
+{
+    out->string = sizestring(0) - 1;
+    out->table = sizeof(LuaTable);
+    out->value = sizeof(TValue);
+    out->node = sizeof(LuaNode);
+    out->lua_closure = sizeLclosure(0);
+    out->c_closure = sizeCclosure(0);
+    out->upvalue = sizeof(UpVal);
+    out->thread = sizeof(lua_State);
+    out->frame = sizeof(CallInfo);
+    out->userdata = sizeudata(0);
+    out->buffer = offsetof(Buffer, data);
+    out->extra_stack = EXTRA_STACK;
 }
 
 } // extern "C"

@@ -5,7 +5,6 @@
 //! object 0), permanents by first use, so the same state always gives the same model.
 
 use crate::ffi::{self, AmberTV};
-use crate::permanents::PermanentRegistry;
 use crate::vm::{ScriptKey, Task, VmInner};
 use crate::{FeatureFlags, ScriptHash};
 use amber_validator::bytecode::YieldKind;
@@ -661,9 +660,8 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         header: Header {
             luau_version: LUAU_VERSION.into(),
             compiler: c.settings.unwrap_or_else(|| task.script().settings()),
-            flags_digest: flags.digest(),
-            enabled_flags: flags.enabled().map(str::to_string).collect(),
-            permanents_digest: PermanentRegistry::standard().digest(),
+            enabled_flags: flags.enabled_sorted(),
+            permanents_digest: vm.registry_digest,
         },
         scripts: c.scripts,
         permanents: c.permanents,

@@ -36,6 +36,28 @@ pub struct AmberSlice {
     pub defer_cap: u64,
     pub rng_state: u64,
     pub preempt_after_yield: c_int,
+    pub memory_category: c_int,
+    pub memory_limit: usize,
+}
+
+pub const AMBER_KILL_DEFERRED: c_int = 1;
+pub const AMBER_KILL_MEMORY: c_int = 2;
+
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct AmberMemoryModel {
+    pub string: usize,
+    pub table: usize,
+    pub value: usize,
+    pub node: usize,
+    pub lua_closure: usize,
+    pub c_closure: usize,
+    pub upvalue: usize,
+    pub thread: usize,
+    pub frame: usize,
+    pub userdata: usize,
+    pub buffer: usize,
+    pub extra_stack: usize,
 }
 
 #[repr(C)]
@@ -47,6 +69,8 @@ pub struct AmberSliceResult {
     pub deferrals: u64,
     pub max_deferred: u64,
     pub nvalues: c_int,
+    pub kill_kind: c_int,
+    pub kill_value: u64,
 }
 
 #[repr(C)]
@@ -329,12 +353,14 @@ unsafe extern "C" {
         vm: *mut AmberVm,
         objects: c_int,
         memcat: c_int,
+        memory_limit: usize,
         globals_index: c_int,
         globals_view_ref: c_int,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
     pub fn amber_restore_abort(vm: *mut AmberVm);
+    pub fn amber_memory_model(out: *mut AmberMemoryModel);
     pub fn amber_restore_orders(vm: *mut AmberVm) -> usize;
     pub fn amber_restore_end(
         vm: *mut AmberVm,

@@ -2,11 +2,10 @@
 //!
 //! Luau's flags are process globals shared by every VM and compiler call (and by parallel test
 //! threads), and they change bytecode and VM behaviour. Amber pins one set for the whole process
-//! before any state exists or any script compiles (Luau's defaults), and every snapshot records it
-//! so that a loader under another set refuses it.
+//! before any state exists or any script compiles (Luau's defaults), and every snapshot records
+//! the flags that are on, so that a loader running with others refuses it.
 
 use crate::ffi;
-use sha2::{Digest, Sha256};
 use std::ffi::CStr;
 use std::sync::OnceLock;
 
@@ -47,15 +46,13 @@ impl FeatureFlags {
         self.flags.iter().filter(|(_, v)| *v).map(|(n, _)| n.as_str())
     }
 
-    /// SHA-256 of the set, sorted by name (registration order depends on link order).
-    pub fn digest(&self) -> [u8; 32] {
-        let mut sorted: Vec<_> = self.flags.iter().collect();
-        sorted.sort();
-        let mut h = Sha256::new();
-        for (name, value) in sorted {
-            h.update(name.as_bytes());
-            h.update([0, u8::from(*value)]);
-        }
-        h.finalize().into()
+    /// The flags that are on, sorted by name (registration order depends on link order): what
+    /// a snapshot records and a loader compares. Each release has its own flags, all off by
+    /// default, so the whole set would differ between any two releases; the ones that are on
+    /// say how this runtime departs from a release's defaults.
+    pub fn enabled_sorted(&self) -> Vec<String> {
+        let mut on: Vec<String> = self.enabled().map(str::to_string).collect();
+        on.sort();
+        on
     }
 }

@@ -14,6 +14,7 @@ pub mod ffi;
 mod flags;
 mod globals;
 mod host;
+mod memory;
 mod permanents;
 mod restore;
 mod script;
@@ -27,10 +28,11 @@ pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, LiveFrame, capture
 pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
 pub use host::{HostFunction, HostLibrary, VmOptions};
+pub use memory::{estimate_memory, memory_model};
 pub use permanents::PermanentRegistry;
 pub use restore::{RestoreError, RestoreOptions, restore, runtime_identity};
 pub use script::{CompileError, CompilerSettings, Script, ScriptHash, compile_bytecode};
 pub use vm::{
-    Budget, Outcome, ProtoIdentity, ScriptError, SpawnOptions, SuspendSite, Task, TaskStats, UserdataCodec, Value, Vm,
-    VmError,
+    Budget, KillReason, Outcome, ProtoIdentity, ScriptError, SpawnOptions, SuspendSite, TIME_CHECK_TICKS, Task,
+    TaskLimits, TaskStats, UserdataCodec, Value, Vm, VmError,
 };

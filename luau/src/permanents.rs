@@ -43,10 +43,16 @@ impl PermanentRegistry {
         PermanentRegistry { names, aliases }
     }
 
-    /// The registry of this build's base image.
-    pub fn standard() -> &'static PermanentRegistry {
+    /// The registry of this build's standard base image. The first call makes a VM to scan (a
+    /// host under memory pressure gets that failure as an error, never a panic); later calls
+    /// return the same registry.
+    pub fn standard() -> Result<&'static PermanentRegistry, crate::VmError> {
         static STANDARD: OnceLock<PermanentRegistry> = OnceLock::new();
-        STANDARD.get_or_init(|| Vm::new().expect("a Luau state for the registry scan").permanents())
+        if let Some(r) = STANDARD.get() {
+            return Ok(r);
+        }
+        let scanned = Vm::new()?.permanents();
+        Ok(STANDARD.get_or_init(|| scanned))
     }
 
     /// The allowlist form the validator's [`amber_validator::Limits`] takes.

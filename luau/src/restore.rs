@@ -23,6 +23,8 @@ pub enum RestoreError {
     UnknownPermanent(String),
     #[error("globals: {0}")]
     Globals(String),
+    #[error("the snapshot needs about {needed} bytes; the memory limit is {limit} (with {used} already in use)")]
+    MemoryLimit { needed: usize, limit: usize, used: usize },
     #[error("script {chunk}: {message}")]
     Script { chunk: String, message: String },
     #[error("userdata #{object}: {message}")]
@@ -36,11 +38,16 @@ pub enum RestoreError {
 pub struct RestoreOptions {
     /// Memory category the restored task's objects and later allocations are charged to.
     pub memory_category: u8,
+    /// Bytes that category may hold: a snapshot whose objects need more (estimated from the
+    /// verified model with the VM's own sizes, [`crate::estimate_memory`]) is refused before
+    /// anything is built, building stops at the limit, and the restored task runs under it.
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for RestoreOptions {
     fn default() -> Self {
-        RestoreOptions { memory_category: SpawnOptions::default().memory_category }
+        let spawn = SpawnOptions::default();
+        RestoreOptions { memory_category: spawn.memory_category, memory_limit: spawn.memory_limit }
     }
 }
 
@@ -112,7 +119,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn build(&mut self, memcat: u8) -> Result<c_int, RestoreError> {
+    fn build(&mut self, memcat: u8, memory_limit: Option<usize>) -> Result<c_int, RestoreError> {
         let s = self.snapshot;
         let n = c_int::try_from(s.objects.len())
             .map_err(|_| RestoreError::Build { path: "snapshot".into(), message: "too many objects".into() })?;
@@ -124,6 +131,7 @@ impl<'a> Builder<'a> {
                 self.ptr(),
                 n,
                 c_int::from(memcat),
+                memory_limit.unwrap_or(0),
                 globals_index,
                 view_anchor,
                 self.err.as_mut_ptr(),
@@ -447,7 +455,7 @@ impl<'a> Builder<'a> {
 /// release (for messages) and the pinned feature-flag set. Restore refuses another flag set, and
 /// a host that sets this in its limits has the validator refuse it first (S007).
 pub fn runtime_identity() -> RuntimeIdentity {
-    RuntimeIdentity { luau_version: LUAU_VERSION.into(), flags_digest: FeatureFlags::pinned().digest() }
+    RuntimeIdentity { luau_version: LUAU_VERSION.into(), enabled_flags: FeatureFlags::pinned().enabled_sorted() }
 }
 
 /// Restores a verified snapshot as a new task of `vm`. Restoring the same snapshot N times gives
@@ -457,9 +465,18 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
     // The Luau release and the base image that took the snapshot are information: the
     // validator compared every used proto's signature with this release's compiled code, and
     // permanents are resolved by name below. The flag set must be this one.
-    if s.header.flags_digest != FeatureFlags::pinned().digest() {
+    if s.header.enabled_flags != FeatureFlags::pinned().enabled_sorted() {
         let enabled = if s.header.enabled_flags.is_empty() { "none".into() } else { s.header.enabled_flags.join(", ") };
         return Err(RestoreError::FeatureFlags(enabled));
+    }
+    // Accounting is the restoring host's: the snapshot must fit the task's limit before a single
+    // object is built.
+    if let Some(limit) = options.memory_limit {
+        let needed = crate::estimate_memory(s);
+        let used = vm.memory_used(options.memory_category);
+        if needed.saturating_add(used) > limit {
+            return Err(RestoreError::MemoryLimit { needed, limit, used });
+        }
     }
     let registry = &vm.inner().registry;
     let permanents = s
@@ -504,13 +521,14 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
     })?;
 
     let mut b = Builder { vm, verified, snapshot: s, permanents, protos, globals, err: vec![0; 512] };
-    match b.build(options.memory_category) {
+    match b.build(options.memory_category, options.memory_limit) {
         Ok(thread_ref) => {
             let mut task =
                 Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
             // SAFETY: the VM is live; reads a counter of the restore that just ended.
             task.set_explicit_orders(unsafe { ffi::amber_restore_orders(vm.inner().ptr()) });
             task.set_globals_view(view);
+            task.set_memory(options.memory_category, options.memory_limit);
             Ok(task)
         }
         Err(e) => {

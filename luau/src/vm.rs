@@ -110,8 +110,54 @@ pub enum Outcome {
     Preempted,
     Errored(ScriptError),
     /// The scheduler killed the task (uncatchable by the script); the reason says why.
-    Killed(String),
+    Killed(KillReason),
 }
+
+/// Why a task was killed. Every kill is uncatchable (a `pcall` cannot keep the task alive), ends
+/// the task, and leaves the VM and every other task usable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KillReason {
+    /// A due pre-emption waited more ticks than the budget's defer cap, running where the task
+    /// cannot be suspended (a metamethod, a sort comparator, a C call).
+    Deferred { cap: u64 },
+    /// An allocation would have taken the task's memory category past its limit.
+    MemoryLimit { limit: usize, used: usize },
+    /// The task ran its total tick budget ([`TaskLimits::max_ticks`]).
+    TickLimit { limit: u64 },
+    /// The task ran its wall-clock budget ([`TaskLimits::max_time`]).
+    TimeLimit { limit: std::time::Duration },
+}
+
+impl std::fmt::Display for KillReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KillReason::Deferred { cap } => write!(
+                f,
+                "task killed: pre-emption deferred for more than {cap} interrupt ticks (running where it cannot be suspended: a metamethod, a C call or pattern matching)"
+            ),
+            KillReason::MemoryLimit { limit, used } => {
+                write!(f, "task killed: memory limit of {limit} bytes reached ({used} bytes in use)")
+            }
+            KillReason::TickLimit { limit } => write!(f, "task killed: total budget of {limit} ticks spent"),
+            KillReason::TimeLimit { limit } => {
+                write!(f, "task killed: wall-clock budget of {:.3} s spent", limit.as_secs_f64())
+            }
+        }
+    }
+}
+
+/// Budgets of a whole task, across all its slices (a slice's own budget is a [`Budget`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskLimits {
+    /// Interrupt ticks the task may run in all; then it is killed.
+    pub max_ticks: Option<u64>,
+    /// Time the task may spend running (its slices' wall-clock time summed); then it is
+    /// killed. Checked every [`TIME_CHECK_TICKS`] ticks and between slices.
+    pub max_time: Option<std::time::Duration>,
+}
+
+/// How often a task with a time budget looks at the clock, in interrupt ticks.
+pub const TIME_CHECK_TICKS: u64 = 50_000;
 
 /// Where a pre-empted task stopped: the innermost thread's top Lua frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,11 +190,15 @@ pub struct SpawnOptions {
     pub memory_category: u8,
     /// Initial `math.random` state; `None` derives one from the spawn count (deterministic).
     pub random_state: Option<u64>,
+    /// Bytes the task's memory category may hold; an allocation past it fails and the task is
+    /// killed ([`KillReason::MemoryLimit`]). The limit is the category's: give each limited task
+    /// a category of its own (tasks sharing one share its limit).
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for SpawnOptions {
     fn default() -> Self {
-        SpawnOptions { memory_category: 1, random_state: None }
+        SpawnOptions { memory_category: 1, random_state: None, memory_limit: None }
     }
 }
 
@@ -198,6 +248,8 @@ pub(crate) struct VmInner {
     pub(crate) protos: RefCell<HashMap<usize, (ScriptKey, u32)>>,
     pub(crate) codecs: RefCell<Codecs>,
     pub(crate) registry: Vec<RegistryHandle>,
+    /// The digest of the registry (snapshot headers record it as information).
+    pub(crate) registry_digest: [u8; 32],
     spawned: Cell<u64>,
 }
 
@@ -247,9 +299,12 @@ impl Vm {
     /// the base image (their functions become permanents, as the standard library's are).
     pub fn with_options(options: crate::VmOptions) -> Result<Vm, VmError> {
         FeatureFlags::pinned();
-        let standard = |name: &str| -> bool {
-            !options.libraries.is_empty() && crate::PermanentRegistry::standard().names.iter().any(|(n, _)| n == name)
+        let standard_names: Vec<String> = if options.libraries.is_empty() {
+            Vec::new()
+        } else {
+            crate::PermanentRegistry::standard()?.names.iter().map(|(n, _)| n.clone()).collect()
         };
+        let standard = |name: &str| -> bool { standard_names.iter().any(|n| n == name) };
         let (host, views) = crate::host::HostTable::new(&options.libraries, &standard).map_err(VmError::HostLibrary)?;
         let ctx: *const RefCell<crate::host::HostTable> = &*host;
         // SAFETY: the library views point at names alive for this call; `ctx` points at the boxed
@@ -320,6 +375,7 @@ impl Vm {
                 _host: host,
                 protos: RefCell::new(HashMap::new()),
                 codecs: RefCell::new(std::collections::BTreeMap::new()),
+                registry_digest: crate::PermanentRegistry::from_handles(&registry).digest(),
                 registry,
                 spawned: Cell::new(0),
             }),
@@ -463,7 +519,9 @@ impl Vm {
         let n = self.inner.spawned.get();
         self.inner.spawned.set(n + 1);
         let rng = options.random_state.unwrap_or_else(|| splitmix64(n));
-        Ok(Task::new(Rc::clone(&self.inner), thread_ref, script.clone(), ProtoIdentity(proto), rng))
+        let mut task = Task::new(Rc::clone(&self.inner), thread_ref, script.clone(), ProtoIdentity(proto), rng);
+        task.set_memory(options.memory_category, options.memory_limit);
+        Ok(task)
     }
 
     /// Turns the scheduler's interrupt callback off (or back on). Without it no task is ever
@@ -515,6 +573,12 @@ pub struct Task {
     explicit_orders: usize,
     /// The globals view the task was restored into, if any (an index into the VM's views).
     globals_view: Option<usize>,
+    /// Its memory category and the limit on it.
+    memory_category: u8,
+    memory_limit: Option<usize>,
+    limits: TaskLimits,
+    /// Wall-clock time its slices have run.
+    run_time: std::time::Duration,
     /// Where a slice writes its error text and traceback: allocated once per task, not per slice,
     /// because the scheduler resumes tasks millions of times and only the last slice can fail.
     message: Box<[c_char]>,
@@ -540,6 +604,10 @@ impl Task {
             done: false,
             explicit_orders: 0,
             globals_view: None,
+            memory_category: SpawnOptions::default().memory_category,
+            memory_limit: None,
+            limits: TaskLimits::default(),
+            run_time: std::time::Duration::ZERO,
             message: vec![0; 4096].into_boxed_slice(),
             trace: vec![0; 8192].into_boxed_slice(),
         }
@@ -551,6 +619,32 @@ impl Task {
 
     pub(crate) fn set_globals_view(&mut self, view: Option<usize>) {
         self.globals_view = view;
+    }
+
+    pub(crate) fn set_memory(&mut self, category: u8, limit: Option<usize>) {
+        self.memory_category = category;
+        self.memory_limit = limit;
+    }
+
+    /// Sets the task's total budgets (ticks, wall-clock time), counted from its first slice.
+    pub fn set_limits(&mut self, limits: TaskLimits) {
+        self.limits = limits;
+    }
+
+    /// Wall-clock time the task's slices have run.
+    pub fn run_time(&self) -> std::time::Duration {
+        self.run_time
+    }
+
+    /// Bytes its memory category holds now.
+    pub fn memory_used(&self) -> usize {
+        // SAFETY: the VM is live; the shim range-checks the category.
+        unsafe { ffi::amber_vm_memory(self.vm.ptr(), c_int::from(self.memory_category)) }
+    }
+
+    fn kill(&mut self, reason: KillReason) -> Outcome {
+        self.done = true;
+        Outcome::Killed(reason)
     }
 
     /// The globals view the task sees instead of the base globals (restored tasks whose
@@ -632,21 +726,64 @@ impl Task {
         std::mem::take(&mut self.output)
     }
 
-    /// Runs one time slice.
+    /// Runs one time slice: until the budget's ticks are spent (pre-empted), the task finishes,
+    /// yields from its main function, fails, or is killed (a defer cap, its memory limit, or its
+    /// total budgets, [`TaskLimits`]).
     pub fn resume(&mut self, budget: Budget) -> Result<Outcome, VmError> {
         if self.done {
             return Err(VmError::NotResumable("it has finished, failed or been killed".into()));
         }
+        let mut left = budget.ticks.max(1);
+        loop {
+            if let Some(limit) = self.limits.max_ticks
+                && self.stats.ticks >= limit
+            {
+                return Ok(self.kill(KillReason::TickLimit { limit }));
+            }
+            if let Some(limit) = self.limits.max_time
+                && self.run_time >= limit
+            {
+                return Ok(self.kill(KillReason::TimeLimit { limit }));
+            }
+            // A total budget cuts the slice into parts the host checks between: each part ends in
+            // a real pre-emption, which the script cannot tell from running on.
+            let mut part = left;
+            if let Some(limit) = self.limits.max_ticks {
+                part = part.min(limit - self.stats.ticks);
+            }
+            if self.limits.max_time.is_some() {
+                part = part.min(TIME_CHECK_TICKS);
+            }
+            let before = self.stats.ticks;
+            let outcome = self.slice(Budget { ticks: part, ..budget })?;
+            let used = self.stats.ticks - before;
+            if outcome != Outcome::Preempted || used < part || part == left {
+                // Finished, yielded, failed, killed; pre-empted early (after a yield, as the
+                // budget asked); or the caller's own budget is spent.
+                if outcome == Outcome::Preempted {
+                    self.stats.preemptions += 1;
+                }
+                return Ok(outcome);
+            }
+            left -= used.min(left - 1);
+        }
+    }
+
+    /// One call into the VM for at most `budget.ticks` ticks.
+    fn slice(&mut self, budget: Budget) -> Result<Outcome, VmError> {
         let slice = ffi::AmberSlice {
             budget: budget.ticks.clamp(1, i64::MAX as u64) as i64,
             defer_cap: budget.defer_cap,
             rng_state: self.rng_state,
             preempt_after_yield: c_int::from(budget.after_yields),
+            memory_category: c_int::from(self.memory_category),
+            memory_limit: self.memory_limit.unwrap_or(0),
         };
         let mut result = ffi::AmberSliceResult::default();
         // Cleared so that a slice which writes no text reads as empty, not as an earlier one.
         self.message[0] = 0;
         self.trace[0] = 0;
+        let started = std::time::Instant::now();
         // SAFETY: the thread anchor belongs to this VM; all buffers are valid for their lengths.
         let status = unsafe {
             ffi::amber_task_resume(
@@ -660,6 +797,7 @@ impl Task {
                 self.trace.len(),
             )
         };
+        self.run_time += started.elapsed();
         self.output.extend(self.vm.take_output());
         self.rng_state = result.rng_state;
         self.stats.slices += 1;
@@ -667,10 +805,7 @@ impl Task {
         self.stats.deferrals += result.deferrals;
         self.stats.max_deferred = self.stats.max_deferred.max(result.max_deferred);
         match status {
-            ffi::AMBER_PREEMPTED => {
-                self.stats.preemptions += 1;
-                Ok(Outcome::Preempted)
-            }
+            ffi::AMBER_PREEMPTED => Ok(Outcome::Preempted),
             ffi::AMBER_FINISHED | ffi::AMBER_YIELDED => {
                 let values = self.take_values(result.nvalues);
                 if status == ffi::AMBER_FINISHED {
@@ -688,8 +823,14 @@ impl Task {
                 }))
             }
             ffi::AMBER_KILLED => {
-                self.done = true;
-                Ok(Outcome::Killed(c_buffer_text(&self.message)))
+                let reason = match result.kill_kind {
+                    ffi::AMBER_KILL_MEMORY => KillReason::MemoryLimit {
+                        limit: self.memory_limit.unwrap_or(0),
+                        used: usize::try_from(result.kill_value).unwrap_or(usize::MAX),
+                    },
+                    _ => KillReason::Deferred { cap: budget.defer_cap },
+                };
+                Ok(self.kill(reason))
             }
             _ => {
                 self.done = true;

@@ -409,7 +409,7 @@ fn restored_tasks_are_charged_to_the_hosts_memory_category() {
     let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
     let vm2 = Vm::new().unwrap();
     let before = vm2.memory_used(42);
-    let mut restored = restore(&vm2, &verified, RestoreOptions { memory_category: 42 }).unwrap();
+    let mut restored = restore(&vm2, &verified, RestoreOptions { memory_category: 42, memory_limit: None }).unwrap();
     assert!(vm2.memory_used(42) > before + 50_000, "{} -> {}", before, vm2.memory_used(42));
     assert!(matches!(restored.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)));
     assert_eq!(restored.take_output(), b"2000\n");

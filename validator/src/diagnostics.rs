@@ -79,6 +79,7 @@ codes! {
     StackTooLarge = "L006", Limits, "thread stacks are within the slot limit";
     TooManyFrames = "L007", Limits, "threads have no more frames than the limit";
     TooManyEntries = "L008", Limits, "scripts, permanents, upvalues and names are within their limits";
+    StateTooLarge = "L009", Limits, "the restored state fits the host's memory limit";
     ObjectOutOfRange = "R001", References, "object references point into the object table";
     PermanentOutOfRange = "R002", References, "permanent references point into the permanents table";
     WrongType = "R003", References, "each reference has the type its slot requires";

@@ -17,7 +17,7 @@ pub mod testkit;
 pub mod validate;
 
 pub use diagnostics::{Code, Diagnostic, Family, ObjectPath, Report, Severity};
-pub use limits::{Limits, PermanentKind, RuntimeIdentity};
+pub use limits::{Limits, ObjectSizes, PermanentKind, RuntimeIdentity, estimate_memory};
 pub use snapshot::format::{decode, encode};
 pub use snapshot::{Snapshot, Value};
 pub use validate::{

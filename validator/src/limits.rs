@@ -38,8 +38,66 @@ impl PermanentKind {
 pub struct RuntimeIdentity {
     /// This runtime's Luau release (for messages).
     pub luau_version: String,
-    /// SHA-256 of the feature-flag set (`amber_luau::FeatureFlags::digest`).
-    pub flags_digest: [u8; 32],
+    /// The feature flags this runtime runs with on, sorted (`amber_luau::FeatureFlags::enabled`).
+    pub enabled_flags: Vec<String>,
+}
+
+/// The sizes a runtime gives its objects, in bytes (`amber_luau::memory_model` reads them off the
+/// VM it was built with). With them, the validator estimates what a snapshot will take once
+/// restored ([`estimate_memory`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObjectSizes {
+    /// A string: this + its length + 1.
+    pub string: usize,
+    /// A table: this + array slots * value + nodes * node.
+    pub table: usize,
+    pub value: usize,
+    pub node: usize,
+    /// A Luau closure: this + upvalues * value.
+    pub lua_closure: usize,
+    /// A C closure: this + upvalues * value.
+    pub c_closure: usize,
+    pub upvalue: usize,
+    /// A thread: this + (stack slots + extra) * value + (frames + 1) * frame.
+    pub thread: usize,
+    pub frame: usize,
+    pub extra_stack: usize,
+    /// Userdata: this + payload.
+    pub userdata: usize,
+    /// A buffer: this + its length (at least 8).
+    pub buffer: usize,
+}
+
+/// Bytes a snapshot's objects take once restored, by the runtime's sizes: a lower bound up to
+/// allocator rounding (small blocks come from size classes a few bytes larger). The scripts'
+/// code is the runtime's, charged to its base image, and is not counted.
+pub fn estimate_memory(s: &crate::snapshot::Snapshot, m: &ObjectSizes) -> usize {
+    use crate::snapshot::{Object, UserdataKind};
+    let values = |n: usize| n.saturating_mul(m.value);
+    s.objects.iter().fold(0usize, |total, o| {
+        let size = match o {
+            Object::String(b) => m.string.saturating_add(b.len()).saturating_add(1),
+            Object::Table(t) => {
+                let nodes = t.hash.len().saturating_mul(m.node);
+                // A table restored with an explicit iteration order carries 3 ints per node.
+                let order = if t.node_of.is_some() { t.hash.len().saturating_mul(12) } else { 0 };
+                m.table.saturating_add(values(t.array.len())).saturating_add(nodes).saturating_add(order)
+            }
+            Object::LuaClosure(c) => m.lua_closure.saturating_add(values(c.upvalues.len())),
+            Object::CClosure(c) => m.c_closure.saturating_add(values(c.upvalues.len())),
+            Object::Upvalue(_) => m.upvalue,
+            Object::Thread(t) => m
+                .thread
+                .saturating_add(values(t.stack.len().saturating_add(m.extra_stack)))
+                .saturating_add(t.frames.len().saturating_add(1).saturating_mul(m.frame)),
+            Object::Userdata(u) => match &u.kind {
+                UserdataKind::Codec { payload, .. } => m.userdata.saturating_add(payload.len()),
+                UserdataKind::Proxy => m.userdata,
+            },
+            Object::Buffer(b) => m.buffer.saturating_add(b.len().max(8)),
+        };
+        total.saturating_add(size)
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +128,10 @@ pub struct Limits {
     /// The runtime the snapshot must have been taken under (`None`: not checked here; restore
     /// still refuses a mismatch).
     pub runtime: Option<RuntimeIdentity>,
+    /// Bytes the restored state may take, estimated with `object_sizes` (L009); both are
+    /// needed for the check. Restore applies the same limit to the task it builds.
+    pub max_memory: Option<usize>,
+    pub object_sizes: Option<ObjectSizes>,
 }
 
 impl Default for Limits {
@@ -92,6 +154,8 @@ impl Default for Limits {
             permanents: None,
             codecs: BTreeSet::new(),
             runtime: None,
+            max_memory: None,
+            object_sizes: None,
         }
     }
 }

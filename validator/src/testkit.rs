@@ -272,7 +272,6 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
         header: Header {
             luau_version: "0.745".into(),
             compiler: CompilerSettings::default(),
-            flags_digest: [7; 32],
             enabled_flags: vec![],
             permanents_digest: [9; 32],
         },

@@ -65,7 +65,7 @@ pub fn inspect(path: &Path, dot: bool) -> Result<ExitCode, Stop> {
     let bytes = read_file(path)?;
     // Decoding is bounded by the limits; inspect shows snapshots the validator would refuse for
     // other reasons, so a person can see why.
-    let snapshot = amber_validator::decode(&bytes, &intake::default_limits())
+    let snapshot = amber_validator::decode(&bytes, &intake::default_limits().map_err(Stop::usage)?)
         .map_err(|d| Stop::failed(format!("{}: {d}", path.display())))?;
     if dot {
         println!("{}", crate::inspect::dot(&snapshot));

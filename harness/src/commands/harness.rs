@@ -30,6 +30,7 @@ pub fn check(
     report: PathBuf,
     seed: u64,
     exhaustive_max: u64,
+    limits: crate::runner::RunLimits,
 ) -> Result<ExitCode, Stop> {
     let scripts = scripts_or_corpus(paths)?;
     let schedules = if schedules.is_empty() { generators::default_schedules(seed) } else { schedules };
@@ -37,8 +38,15 @@ pub fn check(
         .into_iter()
         .map(|s| if let Schedule::Exhaustive { .. } = s { Schedule::Exhaustive { max: exhaustive_max } } else { s })
         .collect();
-    let opts =
-        check::Options { scripts, schedules, jobs: jobs(jobs_asked), report_dir: report, seed, amber: this_program() };
+    let opts = check::Options {
+        scripts,
+        schedules,
+        jobs: jobs(jobs_asked),
+        report_dir: report,
+        seed,
+        amber: this_program(),
+        limits,
+    };
     let started = std::time::Instant::now();
     let rows = check::run(&opts);
     let seconds = started.elapsed().as_secs_f64();
@@ -109,7 +117,8 @@ pub fn mutate(
     let path = path.ok_or_else(|| Stop::usage("a snapshot to mutate is required"))?;
     let catalog = load_catalog(source_dir.as_deref())?;
     let bytes = read_file(path)?;
-    let verified = amber_validator::validate(&bytes, &intake::default_limits(), &catalog).map_err(|report| {
+    let limits = intake::default_limits().map_err(Stop::usage)?;
+    let verified = amber_validator::validate(&bytes, &limits, &catalog).map_err(|report| {
         Stop::failed(format!("{} is refused (mutate takes a valid capture):\n{report}", path.display()))
     })?;
     let Some(mutation) = mutation else {

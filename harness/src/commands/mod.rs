@@ -39,7 +39,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Stop> {
 fn load_limits(limits: Option<PathBuf>) -> Result<amber_validator::Limits, Stop> {
     match limits {
         Some(path) => intake::read_limits(&path).map_err(|e| Stop::usage(format!("limits file {e}"))),
-        None => Ok(intake::default_limits()),
+        None => intake::default_limits().map_err(Stop::usage),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{Stop, load_catalog, load_limits, read_file};
 use crate::generators::Schedule;
 use crate::oracles::Ending;
-use crate::runner::{self, Reached, RunError, RunObserver, StopAt};
+use crate::runner::{self, Reached, RunError, RunLimits, RunObserver, StopAt};
 use amber_luau::SuspendSite;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,8 @@ fn read_script(path: &Path) -> Result<amber_luau::Script, Stop> {
 /// Streams a run's output to stdout, and its pre-emption sites to stderr when asked.
 struct Streaming {
     trace_yields: bool,
+    /// The end-state digest is wanted (`resume --digest`).
+    digest: bool,
 }
 
 impl RunObserver for Streaming {
@@ -25,6 +27,9 @@ impl RunObserver for Streaming {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(bytes);
         let _ = out.flush();
+    }
+    fn wants_digest(&self) -> bool {
+        self.digest
     }
     fn preempted(&mut self, site: Option<&SuspendSite>) {
         if self.trace_yields {
@@ -39,10 +44,10 @@ impl RunObserver for Streaming {
     }
 }
 
-pub fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool) -> Result<ExitCode, Stop> {
+pub fn run(path: &Path, preempt_every: Option<u64>, trace_yields: bool, limits: RunLimits) -> Result<ExitCode, Stop> {
     let script = read_script(path)?;
     let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Preempt);
-    Ok(finish(runner::run_script(&script, schedule, &mut Streaming { trace_yields })))
+    Ok(finish(runner::run_script_limited(&script, schedule, limits, &mut Streaming { trace_yields, digest: false })))
 }
 
 /// Runs a script to pre-emption point `at` (or its main function's first yield) and writes
@@ -52,7 +57,9 @@ pub fn persist(path: &Path, at: Option<u64>, output: &Path, no_embed: bool) -> R
     let vm = amber_luau::Vm::deterministic().map_err(Stop::usage)?;
     let mut task = vm.spawn(&script).map_err(Stop::usage)?;
     let stop = at.map_or(StopAt::MainYield, StopAt::Point);
-    match runner::run_to(&mut task, stop, &mut Streaming { trace_yields: false }).map_err(Stop::failed)? {
+    match runner::run_to(&mut task, stop, &mut Streaming { trace_yields: false, digest: false })
+        .map_err(Stop::failed)?
+    {
         Reached::At(_) => {}
         Reached::Ended(report) => {
             let what = match report.trace.ending {
@@ -80,19 +87,26 @@ pub fn resume(
     source_dir: Option<PathBuf>,
     preempt_every: Option<u64>,
     limits: Option<PathBuf>,
+    run_limits: RunLimits,
     digest: bool,
 ) -> Result<ExitCode, Stop> {
     let limits = load_limits(limits)?;
+    // --memory-limit, else the limits file's max_memory: the validator estimates against it
+    // (L009), restore refuses a state that cannot fit, and the task runs under it.
+    let memory_limit = run_limits.memory_limit.or(limits.max_memory);
+    let limits = amber_validator::Limits { max_memory: memory_limit, ..limits };
     let catalog = load_catalog(source_dir.as_deref())?;
     let bytes = read_file(path)?;
     let vm = amber_luau::Vm::deterministic().map_err(Stop::usage)?;
     let limits = amber_validator::Limits { codecs: vm.codec_names(), ..limits };
     let verified = amber_validator::validate(&bytes, &limits, &catalog)
         .map_err(|report| Stop::failed(format!("{} is refused:\n{report}", path.display())))?;
-    let mut task = amber_luau::restore(&vm, &verified, amber_luau::RestoreOptions::default())
+    let options = amber_luau::RestoreOptions { memory_limit, ..Default::default() };
+    let mut task = amber_luau::restore(&vm, &verified, options)
         .map_err(|e| Stop::failed(format!("cannot restore {}: {e}", path.display())))?;
+    task.set_limits(run_limits.task);
     let schedule = preempt_every.map_or(Schedule::Fresh, Schedule::Preempt);
-    let result = runner::run_task(&mut task, schedule, &mut Streaming { trace_yields: false });
+    let result = runner::run_task(&mut task, schedule, &mut Streaming { trace_yields: false, digest });
     let tail = match (&result, digest) {
         (Ok(report), true) => Some(crate::wire::write(&crate::wire::Tail {
             yields: report.trace.yields.clone(),

@@ -876,10 +876,10 @@ impl<'a> Mutator<'a, '_> {
         );
         self.push(
             "header.runtime",
-            || "feature-flag digest bit flipped".into(),
+            || "a feature flag turned on".into(),
             Some(Code::OtherRuntime),
             |s| {
-                s.header.flags_digest[0] ^= 1;
+                s.header.enabled_flags.push("LuauIntegerType".into());
             },
         );
         self.push(

@@ -164,7 +164,6 @@ mod tests {
             header: Header {
                 luau_version: "0.745".into(),
                 compiler: CompilerSettings::default(),
-                flags_digest: [0; 32],
                 enabled_flags: vec![],
                 permanents_digest: [0; 32],
             },

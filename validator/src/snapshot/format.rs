@@ -190,7 +190,6 @@ fn encode_recording(s: &Snapshot, mut spans: Option<&mut Spans>) -> Vec<u8> {
         w.bytes(h.luau_version.as_bytes());
         w.u8(h.compiler.optimization_level);
         w.u8(h.compiler.debug_level);
-        w.out.extend_from_slice(&h.flags_digest);
         w.len(h.enabled_flags.len());
         for f in &h.enabled_flags {
             w.bytes(f.as_bytes());
@@ -651,14 +650,17 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
         let luau_version = d.text("Luau version")?;
         let compiler =
             CompilerSettings { optimization_level: d.u8("optimization level")?, debug_level: d.u8("debug level")? };
-        let flags_digest = d.array("feature-flag digest")?;
         let n = d.count("enabled flag count", MIN_NAME, d.limits.max_permanents, Code::TooManyEntries)?;
-        let mut enabled_flags = Vec::with_capacity(n);
+        let mut enabled_flags: Vec<String> = Vec::with_capacity(n);
         for _ in 0..n {
-            enabled_flags.push(d.text("flag name")?);
+            let name = d.text("flag name")?;
+            if enabled_flags.last().is_some_and(|prev| *prev >= name) {
+                return Err(d.fail(Code::NonCanonical, "enabled flags are not in strictly ascending order"));
+            }
+            enabled_flags.push(name);
         }
         let permanents_digest = d.array("permanents digest")?;
-        Ok(Header { luau_version, compiler, flags_digest, enabled_flags, permanents_digest })
+        Ok(Header { luau_version, compiler, enabled_flags, permanents_digest })
     })?;
 
     let scripts = d.section(SECTION_SCRIPTS, "scripts", |d| {

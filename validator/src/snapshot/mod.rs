@@ -61,9 +61,8 @@ pub struct Header {
     /// The Luau release the snapshot was taken under (e.g. "0.745").
     pub luau_version: String,
     pub compiler: CompilerSettings,
-    /// SHA-256 of the feature-flag set (see `amber_luau::FeatureFlags::digest`).
-    pub flags_digest: [u8; 32],
-    /// Names of the flags that were on (empty under Luau's defaults), for messages.
+    /// The Luau feature flags that were on, sorted (empty under Luau's defaults). Every release
+    /// has its own flags, all off by default: what decides is the set that is on.
     pub enabled_flags: Vec<String>,
     /// SHA-256 of the permanent-name registry the snapshot was taken against.
     pub permanents_digest: [u8; 32],

@@ -31,4 +31,14 @@ pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
             sink.error(code, obj(o.kind(), i), format!("size {size} exceeds the limit of {limit}"));
         }
     }
+    if let (Some(max), Some(sizes)) = (limits.max_memory, &limits.object_sizes) {
+        let needed = crate::limits::estimate_memory(s, sizes);
+        if needed > max {
+            sink.error(
+                Code::StateTooLarge,
+                ObjectPath::new(),
+                format!("the restored state needs about {needed} bytes; the memory limit is {max}"),
+            );
+        }
+    }
 }

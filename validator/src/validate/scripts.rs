@@ -14,14 +14,16 @@ use std::collections::HashMap;
 fn runtime(ctx: &Context<'_>, sink: &mut Sink) {
     let Some(want) = &ctx.limits.runtime else { return };
     let h = &ctx.s.header;
-    if h.flags_digest != want.flags_digest {
-        let enabled = if h.enabled_flags.is_empty() { "none".to_string() } else { h.enabled_flags.join(", ") };
+    if h.enabled_flags != want.enabled_flags {
+        let list = |f: &[String]| if f.is_empty() { "none".to_string() } else { f.join(", ") };
+        let enabled = list(&h.enabled_flags);
         sink.error(
             Code::OtherRuntime,
             ObjectPath::new().with(Segment::Section("header")).with(Segment::Field("feature flags")),
             format!(
-                "taken under another Luau feature-flag set (enabled there: {enabled}); this runtime (Luau {}) runs another",
-                want.luau_version
+                "taken with other Luau feature flags on (there: {enabled}; this runtime, Luau {}: {})",
+                want.luau_version,
+                list(&want.enabled_flags)
             ),
         );
     }
