@@ -7,7 +7,6 @@
 //! - drivers: the CLI (`main.rs`), the differential [`check`], the hostile-mutation [`sweep`]
 //!   and the tests, which combine the two.
 
-pub mod catalog;
 #[cfg(feature = "cli")]
 pub mod check;
 #[cfg(feature = "cli")]

@@ -7,10 +7,10 @@
 //! a tick budget in a child process (`amber sweep-worker`), so a crash, a Luau assertion trap or
 //! a hang is a finding with the mutant saved, never a dead test runner.
 
-use crate::catalog::CachedCatalog;
 use crate::generators::mutations::{self, Mutant};
 use crate::oracles::safety::{self, Verdict};
 use crate::runner::compile_file;
+use amber_luau::SourceCatalog;
 use amber_luau::{Budget, Outcome, Script, Vm, capture};
 use amber_validator::diagnostics::Code;
 use amber_validator::{Limits, encode, validate};
@@ -116,7 +116,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str, usize, usize)) -> Resu
     let started = Instant::now();
     let stage = opts.report.join("staged");
     std::fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
-    let catalog = CachedCatalog::default();
+    let catalog = SourceCatalog::default();
     let limits = crate::intake::default_limits()?;
     let mut summary = Summary { scripts: opts.scripts.len(), ..Summary::default() };
     let mut staged: Vec<Staged> = Vec::new();
@@ -170,7 +170,7 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str, usize, usize)) -> Resu
 fn judge(
     opts: &Options,
     stage: &Path,
-    catalog: &CachedCatalog,
+    catalog: &SourceCatalog,
     limits: &Limits,
     name: &str,
     m: Mutant,
@@ -437,7 +437,7 @@ fn describe_exit(status: &std::process::ExitStatus) -> String {
 /// which one killed it.
 pub fn worker(list: &Path, max_ticks: u64) -> Result<(), String> {
     let text = std::fs::read_to_string(list).map_err(|e| format!("{}: {e}", list.display()))?;
-    let catalog = CachedCatalog::default();
+    let catalog = SourceCatalog::default();
     let limits = crate::intake::default_limits()?;
     let stdout = std::io::stdout();
     for (k, line) in text.lines().enumerate() {
@@ -460,7 +460,7 @@ pub fn worker(list: &Path, max_ticks: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn resume_one(path: &Path, catalog: &CachedCatalog, limits: &Limits, max_ticks: u64) -> String {
+fn resume_one(path: &Path, catalog: &SourceCatalog, limits: &Limits, max_ticks: u64) -> String {
     let Ok(bytes) = std::fs::read(path) else { return "unreadable".into() };
     match safety::resume_untrusted(&bytes, limits, catalog, max_ticks) {
         Ok(Verdict::Refused) => "refused".into(),

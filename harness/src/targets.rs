@@ -3,10 +3,10 @@
 //! test` replays every committed seed through these same functions (`tests/fuzz_seeds.rs`), so
 //! CI exercises them on stable Rust without libFuzzer.
 
-use crate::catalog::CachedCatalog;
 use crate::generators::programs::{DifferentialCase, Program};
 use crate::generators::structured::Structured;
 use crate::oracles::{self, safety};
+use amber_luau::SourceCatalog;
 use amber_validator::Limits;
 use arbitrary::{Arbitrary, Unstructured};
 
@@ -39,7 +39,7 @@ fn limits() -> Limits {
 }
 
 thread_local! {
-    static CATALOG: CachedCatalog = CachedCatalog::default();
+    static CATALOG: SourceCatalog = SourceCatalog::default();
     // One VM for every input: each restored task is independent, and the VM must stay usable.
     static VM: amber_luau::Vm = amber_luau::Vm::deterministic().expect("a VM for the fuzz targets");
 }

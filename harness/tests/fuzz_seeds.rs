@@ -3,10 +3,10 @@
 //! finding (a panic here is the finding, with the seed's path). And the replay is not vacuous:
 //! the snapshot targets' seeds reach restore and resume, not only the validator's refusals.
 
-use amber_harness::catalog::CachedCatalog;
 use amber_harness::generators::structured::Structured;
 use amber_harness::oracles::safety::{self, Verdict};
 use amber_harness::{intake, targets};
+use amber_luau::SourceCatalog;
 use std::path::{Path, PathBuf};
 
 fn seeds(target: &str) -> Vec<PathBuf> {
@@ -37,7 +37,7 @@ fn every_seed_of_every_target_replays_clean() {
 
 /// How the seeds of a snapshot target fare: (refused, accepted and resumed to an end).
 fn verdicts(snapshots: impl Iterator<Item = Vec<u8>>) -> (usize, usize) {
-    let (limits, catalog) = (intake::default_limits().unwrap(), CachedCatalog::default());
+    let (limits, catalog) = (intake::default_limits().unwrap(), SourceCatalog::default());
     let (mut refused, mut resumed) = (0, 0);
     for bytes in snapshots {
         match safety::resume_untrusted(&bytes, &limits, &catalog, targets::MAX_TICKS) {
@@ -54,7 +54,7 @@ fn snapshot_seeds_reach_both_verdicts() {
     let (refused, resumed) = verdicts(seeds("snapshot_bytes").iter().map(|f| std::fs::read(f).expect("readable")));
     assert!(refused > 0 && resumed > 0, "snapshot_bytes seeds: {refused} refused, {resumed} resumed");
 
-    let (limits, catalog) = (intake::default_limits().unwrap(), CachedCatalog::default());
+    let (limits, catalog) = (intake::default_limits().unwrap(), SourceCatalog::default());
     let structured = seeds("snapshot_structured")
         .iter()
         .filter_map(|f| Structured::from_bytes(&std::fs::read(f).expect("readable")).ok())

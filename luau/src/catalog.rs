@@ -4,14 +4,23 @@
 
 use crate::script::compile_bytecode;
 use amber_validator::snapshot::{CompilerSettings, ScriptHash};
-use amber_validator::{CatalogEntry, ScriptCatalog};
+use amber_validator::{CatalogEntry, ScriptCatalog, VerifiedScript};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Default)]
 pub struct SourceCatalog {
     by_hash: HashMap<ScriptHash, PathBuf>,
+    /// Scripts compiled and analysed for earlier snapshots, by (hash, compiler settings): keep
+    /// one catalog for a VM's lifetime and restoring many snapshots of one script (forks)
+    /// compiles and analyses it once. Bounded: at [`PREPARED_CAP`] entries it starts over.
+    prepared: Mutex<HashMap<(ScriptHash, CompilerSettings), VerifiedScript>>,
 }
+
+/// Most scripts a catalog keeps prepared (an intake gate fed many distinct hostile scripts does
+/// not grow without bound).
+pub const PREPARED_CAP: usize = 256;
 
 impl SourceCatalog {
     /// A catalog of embedded sources only.
@@ -30,7 +39,7 @@ impl SourceCatalog {
                 by_hash.entry(ScriptHash::of(&bytes)).or_insert(path);
             }
         }
-        Ok(SourceCatalog { by_hash })
+        Ok(SourceCatalog { by_hash, prepared: Mutex::default() })
     }
 }
 
@@ -57,5 +66,18 @@ impl ScriptCatalog for SourceCatalog {
         };
         let bytecode = compile_bytecode(&source, settings).ok_or("the compiler failed")?;
         Ok(CatalogEntry { source, bytecode })
+    }
+
+    fn prepared(&self, hash: &ScriptHash, settings: CompilerSettings) -> Option<VerifiedScript> {
+        self.prepared.lock().ok()?.get(&(*hash, settings)).cloned()
+    }
+
+    fn remember(&self, hash: &ScriptHash, settings: CompilerSettings, script: &VerifiedScript) {
+        if let Ok(mut cache) = self.prepared.lock() {
+            if cache.len() >= PREPARED_CAP {
+                cache.clear();
+            }
+            cache.insert((*hash, settings), Arc::clone(script));
+        }
     }
 }

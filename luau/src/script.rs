@@ -19,12 +19,10 @@ pub struct CompileError {
 #[derive(Debug)]
 struct ScriptInner {
     chunk_name: String,
-    source: Vec<u8>,
-    hash: ScriptHash,
     settings: CompilerSettings,
-    bytecode: Vec<u8>,
-    module: Module,
-    yield_maps: Vec<YieldPointMap>,
+    /// Source, bytecode and analysis, shared with the validator's catalog: a restored script
+    /// reuses the analysis validation made (or cached) instead of copying or redoing it.
+    prepared: amber_validator::VerifiedScript,
 }
 
 /// A compiled script. Cheap to clone (shared).
@@ -61,15 +59,14 @@ impl Script {
                 });
             }
         };
-        Ok(Script(Arc::new(ScriptInner {
-            chunk_name: chunk_name.into(),
+        let prepared = amber_validator::PreparedScript {
             source: source.to_vec(),
             hash: ScriptHash::of(source),
-            settings,
             bytecode,
             module,
             yield_maps,
-        })))
+        };
+        Ok(Script(Arc::new(ScriptInner { chunk_name: chunk_name.into(), settings, prepared: Arc::new(prepared) })))
     }
 
     /// A script whose bytecode the validator already compiled and parsed (restore path).
@@ -78,38 +75,30 @@ impl Script {
         verified: &amber_validator::VerifiedScript,
         settings: CompilerSettings,
     ) -> Script {
-        Script(Arc::new(ScriptInner {
-            chunk_name: chunk_name.into(),
-            source: verified.source.clone(),
-            hash: ScriptHash::of(&verified.source),
-            settings,
-            bytecode: verified.bytecode.clone(),
-            module: verified.module.clone(),
-            yield_maps: verified.yield_maps.clone(),
-        }))
+        Script(Arc::new(ScriptInner { chunk_name: chunk_name.into(), settings, prepared: Arc::clone(verified) }))
     }
 
     pub fn chunk_name(&self) -> &str {
         &self.0.chunk_name
     }
     pub fn source(&self) -> &[u8] {
-        &self.0.source
+        &self.0.prepared.source
     }
     pub fn hash(&self) -> ScriptHash {
-        self.0.hash
+        self.0.prepared.hash
     }
     pub fn settings(&self) -> CompilerSettings {
         self.0.settings
     }
     pub fn bytecode(&self) -> &[u8] {
-        &self.0.bytecode
+        &self.0.prepared.bytecode
     }
     pub fn module(&self) -> &Module {
-        &self.0.module
+        &self.0.prepared.module
     }
     /// The yield-point map of proto `id` (its index in the module).
     pub fn yield_map(&self, id: u32) -> Option<&YieldPointMap> {
-        self.0.yield_maps.get(id as usize)
+        self.0.prepared.yield_maps.get(id as usize)
     }
 }
 

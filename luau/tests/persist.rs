@@ -511,3 +511,27 @@ print(sum, t[0], t[math.huge], t[-math.huge], t[2^53], t[true], t[false], arr[6]
     }
     assert!(k > 2_000, "the script has pre-emption points to persist at ({k})");
 }
+
+/// Forks: one catalog kept for a VM's lifetime compiles and analyses a script once, however many
+/// snapshots of it are validated and restored; every restored task is independent.
+#[test]
+fn forks_share_one_prepared_script() {
+    let vm = Vm::new().unwrap();
+    let mut task = vm.spawn(&Script::compile("local n = 0 while n < 50 do n += 1 end print(n)", "=fork").unwrap()).unwrap();
+    assert_eq!(task.resume(Budget::ticks(20)).unwrap(), Outcome::Preempted);
+    let bytes = encode(&capture(&task).unwrap());
+    let catalog = SourceCatalog::embedded_only();
+    let first = validate(&bytes, &Limits::default(), &catalog).unwrap();
+    let second = validate(&bytes, &Limits::default(), &catalog).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first.scripts()[0], &second.scripts()[0]), "prepared once, shared");
+    let other = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first.scripts()[0], &other.scripts()[0]), "another catalog prepares its own");
+    let into = Vm::new().unwrap();
+    let mut outputs = Vec::new();
+    for v in [&first, &second, &first] {
+        let mut t = restore(&into, v, RestoreOptions::default()).unwrap();
+        assert!(matches!(t.resume(Budget::unlimited()).unwrap(), Outcome::Finished(_)));
+        outputs.push(t.take_output());
+    }
+    assert!(outputs.iter().all(|o| o == b"50\n"), "{outputs:?}");
+}

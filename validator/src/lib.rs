@@ -21,6 +21,6 @@ pub use limits::{Limits, ObjectSizes, PermanentKind, RuntimeIdentity, estimate_m
 pub use snapshot::format::{decode, encode};
 pub use snapshot::{Snapshot, Value};
 pub use validate::{
-    CallFrame, CallFrameKind, CatalogEntry, ScriptCatalog, ThreadLayout, Verified, VerifiedScript, validate,
-    validate_model,
+    CallFrame, CallFrameKind, CatalogEntry, PreparedScript, ScriptCatalog, ThreadLayout, Verified, VerifiedScript,
+    validate, validate_model,
 };

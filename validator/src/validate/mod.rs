@@ -59,6 +59,15 @@ pub trait ScriptCatalog {
         embedded: Option<&[u8]>,
         settings: CompilerSettings,
     ) -> Result<CatalogEntry, String>;
+
+    /// A script this catalog prepared before (compiled and analysed by [`PreparedScript::prepare`]),
+    /// so that validating many snapshots of one script compiles and analyses it once.
+    fn prepared(&self, _hash: &ScriptHash, _settings: CompilerSettings) -> Option<VerifiedScript> {
+        None
+    }
+
+    /// Offers a script the validator just prepared, for [`ScriptCatalog::prepared`] to return.
+    fn remember(&self, _hash: &ScriptHash, _settings: CompilerSettings, _script: &VerifiedScript) {}
 }
 
 #[derive(Debug, Clone)]
@@ -68,14 +77,34 @@ pub struct CatalogEntry {
     pub bytecode: Vec<u8>,
 }
 
-/// A script of a verified snapshot: its source, parsed bytecode and yield-point maps.
-#[derive(Debug, Clone)]
-pub struct VerifiedScript {
+/// A script compiled from its source and analysed: its bytecode parsed, every proto's
+/// yield-point map and register dataflow computed. Derived only from the source and the
+/// compiler, so one analysis serves every snapshot of the script (shared, immutable).
+#[derive(Debug)]
+pub struct PreparedScript {
     pub source: Vec<u8>,
+    /// SHA-256 of `source`.
+    pub hash: ScriptHash,
     pub bytecode: Vec<u8>,
     pub module: Module,
     pub yield_maps: Vec<YieldPointMap>,
 }
+
+impl PreparedScript {
+    /// Parses `bytecode` (what the runtime's compiler made of `source`, whose hash is `hash`)
+    /// and builds its yield-point maps.
+    pub fn prepare(
+        source: Vec<u8>,
+        hash: ScriptHash,
+        bytecode: Vec<u8>,
+    ) -> Result<PreparedScript, crate::bytecode::BytecodeError> {
+        let (module, yield_maps) = crate::bytecode::parse_with_maps(&bytecode)?;
+        Ok(PreparedScript { source, hash, bytecode, module, yield_maps })
+    }
+}
+
+/// A script of a verified snapshot (shared with every other snapshot of the same script).
+pub type VerifiedScript = std::sync::Arc<PreparedScript>;
 
 /// A value the validator has checked. Only this crate can make one, so an API that takes a
 /// `Verified<Snapshot>` cannot be handed an unchecked model.

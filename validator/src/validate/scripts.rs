@@ -2,8 +2,7 @@
 //! (through the host's catalog) to bytecode the reader accepts, and every closure names a proto
 //! that exists with its number of upvalues.
 
-use super::{Context, ScriptCatalog, VerifiedScript, obj};
-use crate::bytecode;
+use super::{Context, PreparedScript, ScriptCatalog, VerifiedScript, obj};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::snapshot::*;
 use std::collections::HashMap;
@@ -65,6 +64,10 @@ impl Scripts<'_, '_> {
                 out.push(None);
                 continue;
             }
+            if let Some(prepared) = catalog.prepared(&entry.hash, s.header.compiler) {
+                out.push(Some(prepared));
+                continue;
+            }
             let found = match catalog.lookup(&entry.hash, &entry.chunk_name, entry.source.as_deref(), s.header.compiler)
             {
                 Ok(found) => found,
@@ -87,14 +90,11 @@ impl Scripts<'_, '_> {
                 out.push(None);
                 continue;
             }
-            match bytecode::parse_with_maps(&found.bytecode) {
-                Ok((module, yield_maps)) => {
-                    out.push(Some(VerifiedScript {
-                        source: found.source,
-                        bytecode: found.bytecode,
-                        module,
-                        yield_maps,
-                    }));
+            match PreparedScript::prepare(found.source, entry.hash, found.bytecode) {
+                Ok(prepared) => {
+                    let prepared: VerifiedScript = std::sync::Arc::new(prepared);
+                    catalog.remember(&entry.hash, s.header.compiler, &prepared);
+                    out.push(Some(prepared));
                 }
                 Err(e) => {
                     self.sink.error(Code::BytecodeRefused, here(), format!("{}: {e}", entry.chunk_name));
