@@ -205,11 +205,20 @@ pub fn end_digest(task: &Task) -> String {
 /// One persist: capture, encode, decode and validate (as an untrusted snapshot would be), then
 /// restore into a fresh VM.
 pub fn persist(task: &Task) -> Result<(Vec<u8>, Vm, Task), RunError> {
+    persist_into(task, Vm::deterministic)
+}
+
+/// [`persist`], restoring into a VM `make_vm` makes (another base image, for the `upgrade`
+/// schedule).
+pub fn persist_into(
+    task: &Task,
+    make_vm: fn() -> Result<Vm, amber_luau::VmError>,
+) -> Result<(Vec<u8>, Vm, Task), RunError> {
     let bytes = encode(&capture(task)?);
     let verified =
         validate(&bytes, &crate::intake::default_limits().map_err(RunError::Setup)?, &SourceCatalog::embedded_only())
             .map_err(RunError::Refused)?;
-    let vm = Vm::deterministic()?;
+    let vm = make_vm()?;
     let restored = restore(&vm, &verified, RestoreOptions::default())?;
     Ok((bytes, vm, restored))
 }
@@ -221,6 +230,9 @@ pub fn count_points(script: &Script) -> Result<u64, RunError> {
 
 /// Most persists one `every:N` run makes: the interval grows for longer runs.
 pub const MAX_PERSISTS_PER_RUN: u64 = 200;
+
+/// The `upgrade` schedule persists every this many pre-emptions (like `every:N`).
+pub const UPGRADE_INTERVAL: u64 = 89;
 
 /// Runs `script` under a schedule that persists; returns one report per run the schedule makes
 /// (schedules that persist at separate points make one run per point).
@@ -247,8 +259,10 @@ pub fn run_persisted_once(script: &Script, at: u64) -> Result<RunReport, RunErro
 fn run_persisting_within(script: &Script, schedule: Schedule, points_total: u64) -> Result<RunReport, RunError> {
     let interval = match schedule {
         Schedule::Every(n) => n.max(points_total.div_ceil(MAX_PERSISTS_PER_RUN)),
+        Schedule::Upgrade => UPGRADE_INTERVAL.max(points_total.div_ceil(MAX_PERSISTS_PER_RUN)),
         _ => 1,
     };
+    let make_vm = if schedule == Schedule::Upgrade { crate::generators::upgraded_vm } else { Vm::deterministic };
     let budget = if schedule == Schedule::AtYields { schedule.budget() } else { Budget::ticks(interval) };
     let vm = Vm::deterministic()?;
     let mut task = vm.spawn(script)?;
@@ -258,14 +272,14 @@ fn run_persisting_within(script: &Script, schedule: Schedule, points_total: u64)
     let mut last = None;
     let ending = run.until_end(&mut task, budget, &mut Quiet, &mut |t, point| {
         let due = match schedule {
-            Schedule::Every(_) => point > 0,
+            Schedule::Every(_) | Schedule::Upgrade => point > 0,
             Schedule::AtYields => true, // every pre-emption of this budget follows a yield
             _ => false,
         };
         if !due {
             return Ok(None);
         }
-        let (bytes, vm, restored) = persist(t)?;
+        let (bytes, vm, restored) = persist_into(t, make_vm)?;
         persists += 1;
         bytes_total += bytes.len() as u64;
         last = Some(bytes);
@@ -359,7 +373,7 @@ fn run_persisting_at(script: &Script, schedule: Schedule, at: u64, amber: &Path)
             &SourceCatalog::embedded_only(),
         )
         .map_err(RunError::Refused)?;
-        let vm = if schedule == Schedule::Upgrade { crate::generators::upgraded_vm()? } else { Vm::deterministic()? };
+        let vm = Vm::deterministic()?;
         let mut restored = restore(&vm, &verified, RestoreOptions::default())?;
         let mut run = Run { output: prefix.clone(), yields: yields.clone(), counts, ..Run::default() };
         let ending = run.until_end(&mut restored, Budget::unlimited(), &mut Quiet, &mut |_, _| Ok(None))?;

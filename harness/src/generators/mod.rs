@@ -30,8 +30,9 @@ pub enum Schedule {
     CrossProcess,
     /// The same snapshot restored K times at a few points; every copy must agree.
     Restores(u32),
-    /// Persisted at a few points and restored into a newer base image (this one plus a host
-    /// library, [`upgraded_vm`]): the extra globals are hidden, and the run must not notice.
+    /// One run pre-empted at every tick and persisted at every 89th pre-emption, each state
+    /// restored into a newer base image (this one plus a host library, [`upgraded_vm`]) and
+    /// captured again from there: the extra global is hidden, and the run must not notice.
     Upgrade,
 }
 
@@ -174,7 +175,7 @@ pub fn separate_points(schedule: Schedule, total: u64) -> Option<Vec<u64>> {
             Some(v)
         }
         Schedule::CrossProcess => Some(spread(3)),
-        Schedule::Restores(_) | Schedule::Upgrade => Some(spread(4)),
+        Schedule::Restores(_) => Some(spread(4)),
         _ => None,
     }
 }
