@@ -43,7 +43,7 @@ fn model(embed: bool) -> Snapshot {
         }],
         permanents: vec!["@globals".into()],
         objects: vec![
-            Object::Thread(Thread {
+            Object::Thread(Box::new(Thread {
                 status: ThreadStatus::NotStarted,
                 stack: vec![Value::Nil, Value::Object(3)],
                 frames: vec![],
@@ -51,13 +51,13 @@ fn model(embed: bool) -> Snapshot {
                 globals: Value::Object(1),
                 namecall: None,
                 error: None,
-            }),
-            Object::Table(Table { metatable: Some(Value::Object(2)), safeenv: true, ..Table::default() }),
-            Object::Table(Table {
+            })),
+            Object::Table(Box::new(Table { metatable: Some(Value::Object(2)), safeenv: true, ..Table::default() })),
+            Object::Table(Box::new(Table {
                 hash: vec![Some((Value::Object(4), Value::Permanent(0)))],
                 readonly: true,
                 ..Table::default()
-            }),
+            })),
             Object::LuaClosure(LuaClosure { script: 0, proto: main_proto, env: Value::Object(1), upvalues: vec![] }),
             Object::String(b"__index".to_vec()),
         ],

@@ -354,7 +354,7 @@ impl<'a> Capturer<'a> {
         {
             node_of = None;
         }
-        Ok(Object::Table(Table {
+        Ok(Object::Table(Box::new(Table {
             array,
             hash,
             metatable,
@@ -362,7 +362,7 @@ impl<'a> Capturer<'a> {
             safeenv: info.safeenv != 0,
             insert_hint: info.insert_hint,
             node_of,
-        }))
+        })))
     }
 
     fn closure(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
@@ -456,7 +456,7 @@ impl<'a> Capturer<'a> {
             } else {
                 Value::Nil
             };
-            return Ok(Object::Thread(Thread {
+            return Ok(Object::Thread(Box::new(Thread {
                 status: ThreadStatus::Errored,
                 stack: vec![],
                 frames: vec![],
@@ -464,7 +464,7 @@ impl<'a> Capturer<'a> {
                 globals,
                 namecall,
                 error: Some(error),
-            }));
+            })));
         }
         let status = match (info.status, info.frames) {
             (ffi::LUA_OK, 0) if info.top > info.base => ThreadStatus::NotStarted,
@@ -578,7 +578,7 @@ impl<'a> Capturer<'a> {
                 open_upvalues.push(self.object(uh, i, Edge::OpenUpvalue));
             }
         }
-        Ok(Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, error: None }))
+        Ok(Object::Thread(Box::new(Thread { status, stack, frames, open_upvalues, globals, namecall, error: None })))
     }
 
     fn userdata(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
@@ -597,7 +597,7 @@ impl<'a> Capturer<'a> {
         }
         let metatable = self.handle_value(info.metatable, i, Edge::Metatable)?;
         if info.is_proxy != 0 {
-            return Ok(Object::Userdata(Userdata { kind: UserdataKind::Proxy, metatable }));
+            return Ok(Object::Userdata(Box::new(Userdata { kind: UserdataKind::Proxy, metatable })));
         }
         let tag = u8::try_from(info.tag).map_err(|_| self.error(i, None, format!("userdata tag {}", info.tag)))?;
         let codecs = self.vm.codecs.borrow();
@@ -607,7 +607,10 @@ impl<'a> Capturer<'a> {
         // SAFETY: `data` points at the userdata's `length` bytes, read before any VM call.
         let data = unsafe { std::slice::from_raw_parts(info.data.cast::<u8>(), info.length.max(0) as usize) };
         let payload = codec.encode(data).map_err(|e| self.error(i, None, format!("codec `{name}` failed: {e}")))?;
-        Ok(Object::Userdata(Userdata { kind: UserdataKind::Codec { tag, codec: name.clone(), payload }, metatable }))
+        Ok(Object::Userdata(Box::new(Userdata {
+            kind: UserdataKind::Codec { tag, codec: name.clone(), payload },
+            metatable,
+        })))
     }
 }
 

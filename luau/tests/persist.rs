@@ -517,7 +517,8 @@ print(sum, t[0], t[math.huge], t[-math.huge], t[2^53], t[true], t[false], arr[6]
 #[test]
 fn forks_share_one_prepared_script() {
     let vm = Vm::new().unwrap();
-    let mut task = vm.spawn(&Script::compile("local n = 0 while n < 50 do n += 1 end print(n)", "=fork").unwrap()).unwrap();
+    let mut task =
+        vm.spawn(&Script::compile("local n = 0 while n < 50 do n += 1 end print(n)", "=fork").unwrap()).unwrap();
     assert_eq!(task.resume(Budget::ticks(20)).unwrap(), Outcome::Preempted);
     let bytes = encode(&capture(&task).unwrap());
     let catalog = SourceCatalog::embedded_only();

@@ -144,8 +144,8 @@ pub fn signature(proto: u32) -> u64 {
 /// followed by their closed upvalues, wrapped coroutines by their coroutine).
 pub fn build(specs: &[ObjectSpec]) -> Snapshot {
     let mut objects: Vec<Object> = vec![
-        Object::Thread(thread(ThreadStatus::NotStarted, vec![Value::Nil, Value::Object(2)], vec![])),
-        Object::Table(Table { metatable: None, safeenv: true, ..Table::default() }),
+        Object::Thread(Box::new(thread(ThreadStatus::NotStarted, vec![Value::Nil, Value::Object(2)], vec![]))),
+        Object::Table(Box::new(Table { metatable: None, safeenv: true, ..Table::default() })),
         Object::LuaClosure(LuaClosure { script: 0, proto: 0, env: Value::Object(1), upvalues: vec![] }),
     ];
     // First pass: where each spec's object lands (upvalues follow their closure).
@@ -211,7 +211,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                     slot += stride.max(1);
                 }
                 let hint = hash_part.len() as i32 / 2;
-                objects.push(Object::Table(Table {
+                objects.push(Object::Table(Box::new(Table {
                     array: array.iter().map(resolve).collect(),
                     node_of: None,
                     insert_hint: if hash_part.is_empty() { -(array.len() as i32) / 2 } else { hint },
@@ -219,7 +219,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                     metatable: metatable.map(table_ref),
                     readonly: *readonly,
                     safeenv: false,
-                }));
+                })));
             }
             ObjectSpec::Closure { upvalues } => {
                 let me = objects.len() as u32;
@@ -240,17 +240,19 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                     env: Value::Permanent(0),
                     upvalues: vec![Value::Object(me + 1)],
                 }));
-                objects.push(Object::Thread(thread(ThreadStatus::Dead, vec![Value::Nil], vec![])));
+                objects.push(Object::Thread(Box::new(thread(ThreadStatus::Dead, vec![Value::Nil], vec![]))));
             }
             ObjectSpec::Buffer(b) => objects.push(Object::Buffer(b.clone())),
-            ObjectSpec::Proxy { metatable } => objects
-                .push(Object::Userdata(Userdata { kind: UserdataKind::Proxy, metatable: metatable.map(table_ref) })),
-            ObjectSpec::Codec { payload } => objects.push(Object::Userdata(Userdata {
+            ObjectSpec::Proxy { metatable } => objects.push(Object::Userdata(Box::new(Userdata {
+                kind: UserdataKind::Proxy,
+                metatable: metatable.map(table_ref),
+            }))),
+            ObjectSpec::Codec { payload } => objects.push(Object::Userdata(Box::new(Userdata {
                 kind: UserdataKind::Codec { tag: 3, codec: "vec2".into(), payload: payload.clone() },
                 metatable: None,
-            })),
+            }))),
             ObjectSpec::Coroutine { stack } => {
-                objects.push(Object::Thread(yielded_coroutine(stack.iter().map(resolve).collect())))
+                objects.push(Object::Thread(Box::new(yielded_coroutine(stack.iter().map(resolve).collect()))))
             }
         }
     }

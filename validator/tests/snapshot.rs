@@ -678,7 +678,7 @@ fn every_code_is_documented() {
 }
 
 /// Each object's span in an encoding holds exactly that object's bytes: the same bytes a
-/// one-object snapshot holds after its count, and the spans tile the objects section.
+/// snapshot of the objects up to it holds there, and the spans tile the objects section.
 #[test]
 fn spans_locate_every_object_script_and_section() {
     use amber_validator::snapshot::format::encode_with_spans;
@@ -697,9 +697,11 @@ fn spans_locate_every_object_script_and_section() {
         if k > 0 {
             assert_eq!(spans.objects[k - 1].end, span.start, "objects tile the section");
         }
-        let alone = Snapshot { objects: vec![s.objects[k].clone()], ..s.clone() };
-        let (one, one_spans) = encode_with_spans(&alone);
-        assert_eq!(&one[one_spans.objects[0].clone()], &bytes[span.clone()], "object {k}");
+        // An object's encoding depends on the objects before it (NEXT references, upvalue
+        // deltas): the same prefix of objects encodes it to the same bytes.
+        let prefix = Snapshot { objects: s.objects[..=k].to_vec(), ..s.clone() };
+        let (one, one_spans) = encode_with_spans(&prefix);
+        assert_eq!(&one[one_spans.objects[k].clone()], &bytes[span.clone()], "object {k}");
     }
     assert_eq!(spans.objects.last().map(|r| r.end), Some(section.end));
     for (k, span) in spans.permanents.iter().enumerate() {
@@ -772,4 +774,81 @@ fn hash_layout_is_luaus() {
     let t = table_of(&mut s);
     t.hash[0] = Some((Value::Vector([0.0, f32::NAN, 1.0]), Value::Boolean(true)));
     assert_eq!(refused_with(&s), Some(vec![Code::HashLayout]));
+}
+
+/// Replaces the first occurrence of `from` in the objects section with `to`, fixing the
+/// section's length: the way to write a non-canonical encoding the encoder never makes.
+fn rewrite_objects(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = find_section(bytes, 4);
+    let body = section_body(bytes, 4);
+    let mut len = 0usize;
+    let mut shift = 0;
+    for &b in &bytes[at + 1..body] {
+        len |= usize::from(b & 0x7f) << shift;
+        shift += 7;
+    }
+    let mut inner = bytes[body..body + len].to_vec();
+    let k = inner.windows(from.len()).position(|w| w == from).expect("the pattern is in the objects section");
+    inner.splice(k..k + from.len(), to.iter().copied());
+    let mut out = bytes[..at + 1].to_vec();
+    let mut n = inner.len();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n == 0 { b } else { b | 0x80 });
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&inner);
+    out.extend_from_slice(&bytes[body + len..]);
+    out
+}
+
+/// Format v4's compact forms are the only forms: integers as INTEGER, object references that
+/// follow the last one as NEXT, arithmetic runs in arrays as STEP. Any other spelling of the same
+/// model is refused (F007), and each decodes back to the model.
+#[test]
+fn compact_forms_are_canonical() {
+    use ValueSpec::*;
+    let table =
+        |array: Vec<ValueSpec>| build(&[ObjectSpec::Table { array, hash: vec![], metatable: None, readonly: false }]);
+    let number = |n: f64| [&[3u8][..], &n.to_le_bytes()].concat();
+    let step = 11u8;
+    let integer = |i: i64| [9u8, ((i << 1) ^ (i >> 63)) as u8].to_vec(); // one-byte zigzag for small i
+
+    // An arithmetic run: 1.5, 2.5 written out, 3.5 as a STEP; writing it out is refused.
+    let s = table(vec![Number(1.5), Number(2.5), Number(3.5)]);
+    let bytes = encode(&s);
+    let canonical = [number(2.5), vec![step]].concat();
+    assert_eq!(decode(&bytes, &Limits::default()).map(|m| m == s).ok(), Some(true));
+    let spelled = rewrite_objects(&bytes, &canonical, &[number(2.5), number(3.5)].concat());
+    assert_eq!(decode(&spelled, &Limits::default()).unwrap_err().code, Code::NonCanonical);
+    // A STEP where the two values before are not numbers is refused.
+    let s = table(vec![Boolean(true), Number(2.5), Number(7.0)]);
+    let bytes = encode(&s);
+    let stepped = rewrite_objects(&bytes, &[number(2.5), integer(7)].concat(), &[number(2.5), vec![step]].concat());
+    assert_eq!(decode(&stepped, &Limits::default()).unwrap_err().code, Code::NonCanonical);
+
+    // An integer as a float is refused.
+    let s = table(vec![Number(7.0), Boolean(false)]);
+    let bytes = encode(&s);
+    let floated = rewrite_objects(&bytes, &[integer(7), vec![1]].concat(), &[number(7.0), vec![1]].concat());
+    assert_eq!(decode(&floated, &Limits::default()).unwrap_err().code, Code::NonCanonical);
+    // -0 is not an integer: it stays a float, and decodes with its sign.
+    let s = table(vec![Number(-0.0), Boolean(false)]);
+    let m = decode(&encode(&s), &Limits::default()).unwrap();
+    assert_eq!(m, s);
+
+    // References: two strings made one after the other are objects 3 and 4, so an array naming
+    // them writes object 3 and then a NEXT; spelled out, it is refused.
+    let s = build(&[
+        ObjectSpec::String(b"a".to_vec()),
+        ObjectSpec::String(b"b".to_vec()),
+        ObjectSpec::Table { array: vec![Ref(1), Ref(2)], hash: vec![], metatable: None, readonly: false },
+    ]);
+    let bytes = encode(&s);
+    let (next, object) = (10u8, 6u8);
+    let spelled_ref = rewrite_objects(&bytes, &[object, 3, next], &[object, 3, object, 4]);
+    assert_eq!(decode(&spelled_ref, &Limits::default()).unwrap_err().code, Code::NonCanonical);
 }

@@ -148,7 +148,7 @@ mod tests {
     /// A main thread whose globals table holds `entries` in its hash part.
     fn state(entries: Vec<Option<(Value, Value)>>, strings: &[&str]) -> Snapshot {
         let mut objects = vec![
-            Object::Thread(Thread {
+            Object::Thread(Box::new(Thread {
                 status: ThreadStatus::Dead,
                 stack: vec![Value::Nil],
                 frames: vec![],
@@ -156,8 +156,8 @@ mod tests {
                 globals: Value::Object(1),
                 namecall: None,
                 error: None,
-            }),
-            Object::Table(Table { hash: entries, ..Table::default() }),
+            })),
+            Object::Table(Box::new(Table { hash: entries, ..Table::default() })),
         ];
         objects.extend(strings.iter().map(|s| Object::String(s.as_bytes().to_vec())));
         Snapshot {

@@ -11,7 +11,7 @@ use crate::diagnostics::{Code, Diagnostic, ObjectPath, Segment, Severity};
 use crate::limits::Limits;
 
 pub const MAGIC: &[u8; 8] = b"AMBRSNAP";
-pub const FORMAT_VERSION: u64 = 3;
+pub const FORMAT_VERSION: u64 = 4;
 
 const SECTION_HEADER: u8 = 1;
 const SECTION_SCRIPTS: u8 = 2;
@@ -29,6 +29,12 @@ mod tag {
     pub const OBJECT: u8 = 6;
     pub const PERMANENT: u8 = 7;
     pub const LIGHT_USERDATA: u8 = 8;
+    /// An integral number of magnitude below 2^53 (not -0): zigzag varint.
+    pub const INTEGER: u8 = 9;
+    /// The object after the last object reference of this section.
+    pub const NEXT_OBJECT: u8 = 10;
+    /// In an array part: the previous value plus the difference of the two before (numbers).
+    pub const STEP: u8 = 11;
 
     pub const O_STRING: u8 = 1;
     pub const O_TABLE: u8 = 2;
@@ -50,6 +56,33 @@ const TABLE_HAS_NODE_MAP: u8 = 8;
 
 struct Writer {
     out: Vec<u8>,
+    /// The last object reference written in this section (NEXT_OBJECT follows it).
+    last_object: Option<u32>,
+    /// The last upvalue index of a Luau closure written in this section (the next is a delta).
+    last_upvalue: u32,
+}
+
+/// The integer an integral number encodes as, if it does: magnitude below 2^53, not -0.
+fn as_integer(n: f64) -> Option<i64> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    (n.fract() == 0.0 && n.abs() < LIMIT && !(n == 0.0 && n.is_sign_negative())).then_some(n as i64)
+}
+
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag64(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// The value a STEP at this point of an array stands for: the previous two are numbers and the
+/// next in their arithmetic progression is exact.
+fn step_of(before: &[Value]) -> Option<f64> {
+    match before {
+        [.., Value::Number(a), Value::Number(b)] => Some(b + (b - a)),
+        _ => None,
+    }
 }
 
 impl Writer {
@@ -79,10 +112,16 @@ impl Writer {
             Value::Nil => self.u8(tag::NIL),
             Value::Boolean(false) => self.u8(tag::FALSE),
             Value::Boolean(true) => self.u8(tag::TRUE),
-            Value::Number(n) => {
-                self.u8(tag::NUMBER);
-                self.out.extend_from_slice(&n.to_le_bytes());
-            }
+            Value::Number(n) => match as_integer(n) {
+                Some(i) => {
+                    self.u8(tag::INTEGER);
+                    self.varint(zigzag64(i));
+                }
+                None => {
+                    self.u8(tag::NUMBER);
+                    self.out.extend_from_slice(&n.to_le_bytes());
+                }
+            },
             Value::Vector(v) => {
                 self.u8(tag::VECTOR);
                 for c in v {
@@ -94,8 +133,13 @@ impl Writer {
                 self.varint(u64::from(p));
             }
             Value::Object(i) => {
-                self.u8(tag::OBJECT);
-                self.varint(u64::from(i));
+                if self.last_object.map_or(i == 0, |last| last.checked_add(1) == Some(i)) {
+                    self.u8(tag::NEXT_OBJECT);
+                } else {
+                    self.u8(tag::OBJECT);
+                    self.varint(u64::from(i));
+                }
+                self.last_object = Some(i);
             }
             Value::Permanent(i) => {
                 self.u8(tag::PERMANENT);
@@ -117,9 +161,19 @@ impl Writer {
             }
         }
     }
+    /// An array part: STEP wherever the previous two numbers continue exactly.
+    fn array(&mut self, values: &[Value]) {
+        self.len(values.len());
+        for (k, v) in values.iter().enumerate() {
+            match (v, step_of(&values[..k])) {
+                (Value::Number(n), Some(s)) if s.to_bits() == n.to_bits() => self.u8(tag::STEP),
+                _ => self.value(v),
+            }
+        }
+    }
     /// Writes a section; returns where its body starts.
     fn section(&mut self, id: u8, body: impl FnOnce(&mut Writer)) -> usize {
-        let mut inner = Writer { out: Vec::new() };
+        let mut inner = Writer { out: Vec::new(), last_object: None, last_upvalue: 0 };
         body(&mut inner);
         self.u8(id);
         self.len(inner.out.len());
@@ -162,7 +216,7 @@ pub fn encode_with_spans(s: &Snapshot) -> (Vec<u8>, Spans) {
 /// The part a span records: a section body's inner range is shifted to absolute offsets once
 /// its length prefix is written.
 fn encode_recording(s: &Snapshot, mut spans: Option<&mut Spans>) -> Vec<u8> {
-    let mut w = Writer { out: Vec::new() };
+    let mut w = Writer { out: Vec::new(), last_object: None, last_upvalue: 0 };
     w.out.extend_from_slice(MAGIC);
     w.varint(FORMAT_VERSION);
     // Inner ranges (relative to a section's body), made absolute after each section.
@@ -281,10 +335,7 @@ fn encode_object(w: &mut Writer, o: &Object) {
             }
             // Zigzag, so the common small negatives stay one byte.
             w.varint(zigzag(t.insert_hint));
-            w.len(t.array.len());
-            for v in &t.array {
-                w.value(v);
-            }
+            w.array(&t.array);
             w.len(t.hash.len());
             for node in &t.hash {
                 match node {
@@ -309,8 +360,10 @@ fn encode_object(w: &mut Writer, o: &Object) {
             w.varint(u64::from(c.proto));
             w.value(&c.env);
             w.len(c.upvalues.len());
-            for u in &c.upvalues {
-                w.varint(u64::from(*u));
+            for &u in &c.upvalues {
+                // Closures made together share or neighbour their upvalues: a delta is short.
+                w.varint(zigzag64(i64::from(u) - i64::from(w.last_upvalue)));
+                w.last_upvalue = u;
             }
         }
         Object::CClosure(c) => {
@@ -404,9 +457,12 @@ struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
     limits: &'a Limits,
-    /// Where we are, for messages: section and object.
     /// Where we are, for messages; turned into an [`ObjectPath`] only when something fails.
     context: Option<Segment>,
+    /// The last object reference read in this section (NEXT_OBJECT follows it).
+    last_object: Option<u32>,
+    /// The last upvalue index of a Luau closure read in this section.
+    last_upvalue: u32,
 }
 
 /// Minimum encoded sizes, used to refuse counts the remaining input cannot hold.
@@ -442,6 +498,11 @@ impl<'a> Decoder<'a> {
         let out = &self.data[self.pos..self.pos + n];
         self.pos += n;
         Ok(out)
+    }
+
+    /// The next byte, without reading it.
+    fn peek(&self) -> Option<u8> {
+        self.data.get(self.pos).copied()
     }
 
     fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
@@ -567,7 +628,24 @@ impl<'a> Decoder<'a> {
             tag::NIL => Value::Nil,
             tag::FALSE => Value::Boolean(false),
             tag::TRUE => Value::Boolean(true),
-            tag::NUMBER => Value::Number(f64::from_le_bytes(self.array(what)?)),
+            tag::NUMBER => {
+                let n = f64::from_le_bytes(self.array(what)?);
+                if as_integer(n).is_some() {
+                    self.pos -= 9;
+                    return Err(self.fail(Code::NonCanonical, format!("{what}: the integer {n} is written as a float")));
+                }
+                Value::Number(n)
+            }
+            tag::INTEGER => {
+                let start = self.pos;
+                let i = unzigzag64(self.varint(what)?);
+                let n = i as f64;
+                if as_integer(n) != Some(i) {
+                    self.pos = start;
+                    return Err(self.fail(Code::NonCanonical, format!("{what}: integer {i} is out of the exact range")));
+                }
+                Value::Number(n)
+            }
             tag::VECTOR => {
                 let mut v = [0f32; 3];
                 for c in &mut v {
@@ -576,7 +654,29 @@ impl<'a> Decoder<'a> {
                 Value::Vector(v)
             }
             tag::ITER_POSITION => Value::IterPosition(self.u32v(what)?),
-            tag::OBJECT => Value::Object(self.u32v(what)?),
+            tag::OBJECT => {
+                let start = self.pos;
+                let i = self.u32v(what)?;
+                if self.last_object.map_or(i == 0, |last| last.checked_add(1) == Some(i)) {
+                    self.pos = start;
+                    return Err(
+                        self.fail(Code::NonCanonical, format!("{what}: object {i} follows the last reference (NEXT)"))
+                    );
+                }
+                self.last_object = Some(i);
+                Value::Object(i)
+            }
+            tag::NEXT_OBJECT => {
+                let i = match self.last_object {
+                    None => 0,
+                    Some(last) => last.checked_add(1).ok_or_else(|| {
+                        self.pos -= 1;
+                        self.fail(Code::BadVarint, format!("{what}: the next object is past the index range"))
+                    })?,
+                };
+                self.last_object = Some(i);
+                Value::Object(i)
+            }
             tag::PERMANENT => Value::Permanent(self.u32v(what)?),
             tag::LIGHT_USERDATA => {
                 let t = self.u8(what)?;
@@ -610,8 +710,14 @@ impl<'a> Decoder<'a> {
         }
         let len = self.length("section length", usize::MAX, Code::InputTooLarge)?;
         let end = self.pos + len;
-        let mut inner =
-            Decoder { data: &self.data[..end], pos: self.pos, limits: self.limits, context: self.context.clone() };
+        let mut inner = Decoder {
+            data: &self.data[..end],
+            pos: self.pos,
+            limits: self.limits,
+            context: self.context.clone(),
+            last_object: None,
+            last_upvalue: 0,
+        };
         let out = body(&mut inner)?;
         if inner.pos != end {
             return Err(inner.fail(
@@ -626,7 +732,7 @@ impl<'a> Decoder<'a> {
 
 /// Decodes a snapshot, refusing anything non-canonical or beyond `limits`.
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
-    let mut d = Decoder { data, pos: 0, limits, context: None };
+    let mut d = Decoder { data, pos: 0, limits, context: None, last_object: None, last_upvalue: 0 };
     if data.len() > limits.max_input_bytes {
         return Err(d.fail(
             Code::InputTooLarge,
@@ -763,7 +869,26 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             let n = d.count("array size", MIN_VALUE, limits.max_table_entries, Code::TableTooLarge)?;
             let mut array = Vec::with_capacity(n);
             for _ in 0..n {
-                array.push(d.value("array slot")?);
+                let step = step_of(&array);
+                if d.peek() == Some(tag::STEP) {
+                    let Some(s) = step else {
+                        return Err(
+                            d.fail(Code::NonCanonical, "array slot: a step where the two before are not numbers")
+                        );
+                    };
+                    d.pos += 1;
+                    array.push(Value::Number(s));
+                    continue;
+                }
+                let start = d.pos;
+                let v = d.value("array slot")?;
+                if let (Value::Number(n), Some(s)) = (&v, step)
+                    && s.to_bits() == n.to_bits()
+                {
+                    d.pos = start;
+                    return Err(d.fail(Code::NonCanonical, "array slot: continues the progression before it (STEP)"));
+                }
+                array.push(v);
             }
             let budget = limits.max_table_entries - n;
             let m = d.count("hash size", MIN_NODE, budget, Code::TableTooLarge)?;
@@ -788,7 +913,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             } else {
                 None
             };
-            Object::Table(Table {
+            Object::Table(Box::new(Table {
                 array,
                 hash,
                 metatable,
@@ -796,7 +921,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 safeenv: flags & TABLE_SAFEENV != 0,
                 insert_hint,
                 node_of,
-            })
+            }))
         }
         tag::O_LUA_CLOSURE => {
             let script = d.u32v("script index")?;
@@ -805,7 +930,14 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             let n = d.count("upvalue count", 1, limits.max_upvalues, Code::TooManyEntries)?;
             let mut upvalues = Vec::with_capacity(n);
             for _ in 0..n {
-                upvalues.push(d.u32v("upvalue reference")?);
+                let start = d.pos;
+                let delta = unzigzag64(d.varint("upvalue reference")?);
+                let u = u32::try_from(i64::from(d.last_upvalue) + delta).map_err(|_| {
+                    d.pos = start;
+                    d.fail(Code::BadVarint, "upvalue reference out of the index range")
+                })?;
+                d.last_upvalue = u;
+                upvalues.push(u);
             }
             Object::LuaClosure(LuaClosure { script, proto, env, upvalues })
         }
@@ -861,7 +993,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             for _ in 0..n {
                 open_upvalues.push(d.u32v("open upvalue")?);
             }
-            Object::Thread(Thread { status, stack, frames, open_upvalues, globals, namecall, error })
+            Object::Thread(Box::new(Thread { status, stack, frames, open_upvalues, globals, namecall, error }))
         }
         tag::O_USERDATA => {
             let kind = match d.u8("userdata kind")? {
@@ -878,7 +1010,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 }
             };
             let metatable = d.opt_value("userdata metatable")?;
-            Object::Userdata(Userdata { kind, metatable })
+            Object::Userdata(Box::new(Userdata { kind, metatable }))
         }
         tag::O_BUFFER => Object::Buffer(d.bytes("buffer", limits.max_buffer_bytes, Code::BufferTooLarge)?),
         other => return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}"))),

@@ -19,7 +19,8 @@ pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
         }
     }
     for (i, o) in s.objects.iter().enumerate() {
-        if let Object::Userdata(Userdata { kind: UserdataKind::Codec { codec, tag, .. }, .. }) = o
+        if let Object::Userdata(u) = o
+            && let UserdataKind::Codec { codec, tag, .. } = &u.kind
             && !ctx.limits.codecs.contains(codec)
         {
             sink.error(
