@@ -3,7 +3,7 @@
 
 use super::{Context, obj};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
-use crate::snapshot::{Object, ObjectKind, Userdata, UserdataKind};
+use crate::snapshot::{Object, ObjectKind, UserdataKind};
 
 pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
     let s = ctx.s;
