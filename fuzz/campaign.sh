@@ -70,4 +70,4 @@ cd "$root"
 cargo build --release --quiet -p amber-harness --bin amber
 target/release/amber fuzz-report --target "$target" --log "$log" --corpus "$seeds" \
     --artifacts "$artifacts" --seconds "$elapsed" \
-    --build "cargo fuzz (nightly, -Zsanitizer=address, libFuzzer), Luau C++ clang-14 -fsanitize=address,fuzzer-no-link with inline-8bit-counters, pc-table and trace-cmp coverage, Luau assertions on"
+    --build "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown); cargo fuzz (nightly, -Zsanitizer=address, libFuzzer), Luau C++ clang-14 -fsanitize=address,fuzzer-no-link with inline-8bit-counters, pc-table and trace-cmp coverage, Luau assertions on"
