@@ -117,3 +117,16 @@ fn check_fails_a_runaway_script_instead_of_stalling() {
     let summary = std::fs::read_to_string(report.join("summary.md")).unwrap();
     assert!(summary.contains("total budget of 200000 ticks"), "{summary}");
 }
+
+/// Pattern matching is pre-empted between its steps, so a catastrophic pattern ends at the tick
+/// budget (it used to run until the deferral cap), and at the time budget.
+#[test]
+fn a_catastrophic_pattern_ends_at_the_budgets() {
+    let bad = script("catastrophic.luau", r#"print(string.find(("a"):rep(26), ("a?"):rep(26) .. ("a"):rep(26)))"#);
+    let out = amber(&["run", &bad, "--preempt-every", "1000", "--max-ticks", "300000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("total budget of 300000 ticks"), "{}", stderr(&out));
+    let out = amber(&["run", &bad, "--max-seconds", "0.5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("wall-clock budget"), "{}", stderr(&out));
+}

@@ -99,3 +99,35 @@ fn persist_at_yield_and_usage_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
 }
+
+/// A 10 MB gsub pre-empted every 1000th tick, persisted mid-match (the matcher's C frame on top),
+/// and resumed in another process: the same result as an uninterrupted run.
+#[test]
+fn a_long_gsub_persists_mid_match_and_resumes_in_another_process() {
+    let src = dir().join("gsub10mb.luau");
+    std::fs::write(
+        &src,
+        r#"local s = string.rep("lorem ipsum dolor sit amet, ", 375000)
+local r, n = s:gsub("(%a+) (%a+)", "%2 %1")
+print(#s, #r, n, r:sub(1, 40), r:sub(-30))
+"#,
+    )
+    .unwrap();
+    let src = src.to_str().unwrap();
+    let fresh = amber(&["run", src]);
+    assert_eq!(fresh.status.code(), Some(0), "{}", String::from_utf8_lossy(&fresh.stderr));
+    let every = amber(&["run", src, "--preempt-every", "1000"]);
+    assert_eq!(every.stdout, fresh.stdout);
+    let snap = dir().join("gsub10mb.snap");
+    let snap = snap.to_str().unwrap();
+    let first = amber(&["persist", src, "--at", "3000000", "-o", snap]);
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let shape = amber(&["inspect", snap]);
+    let shape = String::from_utf8_lossy(&shape.stdout);
+    assert!(shape.contains("pre-empted") && shape.contains("frame 1: C"), "not mid-match:\n{shape}");
+    let second = amber(&["resume", snap]);
+    assert_eq!(second.status.code(), Some(0), "{}", String::from_utf8_lossy(&second.stderr));
+    let mut both = first.stdout.clone();
+    both.extend_from_slice(&second.stdout);
+    assert_eq!(String::from_utf8_lossy(&both), String::from_utf8_lossy(&fresh.stdout));
+}

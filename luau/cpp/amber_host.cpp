@@ -67,8 +67,9 @@ bool chain_yieldable(const Scheduler& s)
     return true;
 }
 
-// Everything past the decrement: a due pre-emption, a deferral, or a kill.
-LUAU_NOINLINE void interrupt_slow(lua_State* L, Scheduler& s)
+// Everything past the decrement: true for a due pre-emption; counts a deferral, or raises the
+// kill. Shared by the interpreter's interrupt and the pattern matcher's steps.
+LUAU_NOINLINE bool tick_due(lua_State* L, Scheduler& s)
 {
     if (s.killed)
         luaL_error(L, "%s", s.kill_reason.c_str());
@@ -89,13 +90,13 @@ LUAU_NOINLINE void interrupt_slow(lua_State* L, Scheduler& s)
             s.killed = true;
             s.kill_kind = AMBER_KILL_DEFERRED;
             s.kill_reason = "task killed: pre-emption deferred for more than " + std::to_string((unsigned long long)s.defer_cap) +
-                            " interrupt ticks (running where it cannot be suspended: a metamethod, a C call or pattern matching)";
+                            " interrupt ticks (running where it cannot be suspended: a metamethod, a sort comparator or another C call)";
             luaL_error(L, "%s", s.kill_reason.c_str());
         }
-        return;
+        return false;
     }
     s.deferring = false;
-    lua_break(L);
+    return true;
 }
 
 void amber_interrupt(lua_State* L, int gc)
@@ -105,12 +106,31 @@ void amber_interrupt(lua_State* L, int gc)
     if (gc >= 0)
         return;
     // The interpreter's own calls arrive with the countdown already at or below zero. Calls from
-    // elsewhere (pattern matching in lstrlib.cpp) arrive with ticks left: count them here.
+    // elsewhere (Luau's own library code) arrive with ticks left: count them here.
     int64_t& countdown = L->global->amber_countdown;
     if (countdown > 0 && --countdown > 0)
         return;
-    interrupt_slow(L, vm_of(L)->sched);
+    if (tick_due(L, vm_of(L)->sched))
+        lua_break(L);
 }
+
+} // namespace
+
+bool amber_detail::match_step_due(lua_State* L)
+{
+    // A state without Amber's scheduler (the differential test's), or with pre-emption off:
+    // matching steps are never due.
+    AmberVm* vm = static_cast<AmberVm*>(L->global->cb.userdata);
+    if (!vm || L->global->cb.interrupt != amber_interrupt)
+    {
+        L->global->amber_countdown = kIdle;
+        return false;
+    }
+    return tick_due(L, vm->sched);
+}
+
+namespace
+{
 
 void amber_preresume(lua_State* L)
 {
@@ -488,9 +508,15 @@ void build_registry(AmberVm* vm)
             e.role = AMBER_ROLE_WRAPPED_RESUME;
         else if (e.function == vm->coroutine_yield)
             e.role = AMBER_ROLE_YIELD;
-        // Known only through the samples above, which name them.
-        else if (n == "string.gmatch#iterator")
+        else if (e.function == amber_detail::matcher_function(amber_detail::MatcherRole::Find))
+            e.role = AMBER_ROLE_FIND;
+        else if (e.function == amber_detail::matcher_function(amber_detail::MatcherRole::Match))
+            e.role = AMBER_ROLE_MATCH;
+        else if (e.function == amber_detail::matcher_function(amber_detail::MatcherRole::Gsub))
+            e.role = AMBER_ROLE_GSUB;
+        else if (e.function == amber_detail::matcher_function(amber_detail::MatcherRole::GmatchIterator))
             e.role = AMBER_ROLE_GMATCH_ITERATOR;
+        // Known only through the sample above, which names it.
         else if (n == "utf8.codes#iterator")
             e.role = AMBER_ROLE_UTF8_ITERATOR;
     }
@@ -644,6 +670,11 @@ AmberVm* amber_vm_new(int deterministic, const AmberHostLibrary* libraries, int 
         L->global->amber_countdown = kIdle;
 
         luaL_openlibs(L);
+
+        // Pattern matching that can be pre-empted and persisted (amber_match.cpp).
+        lua_getglobal(L, "string");
+        amber_detail::install_matcher(L, -1);
+        lua_pop(L, 1);
 
         // print goes to the host, never to the process's stdout.
         lua_pushcfunction(L, host_print, "print");
@@ -988,7 +1019,10 @@ int amber_task_resume(
     // Resuming a pre-empted thread re-executes the instruction it stopped at, and its interrupt
     // fires again first of all: that re-fire is the site already counted, so it is not counted
     // twice (the LUA_BREAK status is exactly "skip the next interrupt here").
-    bool refire = chain[n - 1]->status == LUA_BREAK;
+    // A thread broken inside pattern matching (a C frame on top) continues through its C
+    // continuation instead, with no re-fire.
+    lua_State* innermost = chain[n - 1];
+    bool refire = innermost->status == LUA_BREAK && innermost->ci != innermost->base_ci && isLua(innermost->ci);
     global_State* g = vm->L->global;
     int64_t start_countdown = s.budget + (refire ? 1 : 0);
     g->amber_countdown = start_countdown;

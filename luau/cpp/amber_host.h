@@ -228,6 +228,9 @@ enum
     AMBER_ROLE_YIELD = 5,
     AMBER_ROLE_GMATCH_ITERATOR = 6,
     AMBER_ROLE_UTF8_ITERATOR = 7,
+    AMBER_ROLE_FIND = 8,
+    AMBER_ROLE_MATCH = 9,
+    AMBER_ROLE_GSUB = 10,
 };
 
 typedef struct AmberTableInfo

@@ -54,6 +54,23 @@ struct RegistryEntry
     int role = AMBER_ROLE_NONE;
 };
 
+// Pattern matching (amber_match.cpp). A matching step's tick came due: true when the task must
+// break now (amber_host.cpp decides as for an interrupt, and raises a deferred task's kill).
+bool match_step_due(lua_State* L);
+
+// Sets Amber's find, match, gmatch and gsub into the table at `table`.
+void install_matcher(lua_State* L, int table);
+
+// The C functions whose frames a suspended thread may hold mid-match.
+enum class MatcherRole
+{
+    Find,
+    Match,
+    Gsub,
+    GmatchIterator,
+};
+lua_CFunction matcher_function(MatcherRole role);
+
 } // namespace amber_detail
 
 struct AmberVm

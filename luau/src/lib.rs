@@ -14,6 +14,7 @@ pub mod ffi;
 mod flags;
 mod globals;
 mod host;
+mod matcher;
 mod memory;
 mod permanents;
 mod restore;
@@ -28,6 +29,7 @@ pub use capture::{CaptureError, CaptureOptions, LUAU_VERSION, LiveFrame, capture
 pub use catalog::SourceCatalog;
 pub use flags::FeatureFlags;
 pub use host::{HostFunction, HostLibrary, VmOptions};
+pub use matcher::{LabResult, MatcherLab};
 pub use memory::{estimate_memory, memory_model};
 pub use permanents::PermanentRegistry;
 pub use restore::{RestoreError, RestoreOptions, restore, runtime_identity};

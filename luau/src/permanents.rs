@@ -84,6 +84,9 @@ pub(crate) const CONTRACT_NAMES: &[&str] = &[
     contract::COROUTINE_YIELD,
     contract::GMATCH_ITERATOR,
     contract::UTF8_CODES_ITERATOR,
+    contract::STRING_FIND,
+    contract::STRING_MATCH,
+    contract::STRING_GSUB,
 ];
 
 /// The role (`AMBER_ROLE_*` in cpp/amber_host.h) the contract gives a permanent name; the
@@ -97,6 +100,9 @@ pub(crate) fn contract_role(name: &str) -> std::ffi::c_int {
         contract::COROUTINE_YIELD => 5,
         contract::GMATCH_ITERATOR => 6,
         contract::UTF8_CODES_ITERATOR => 7,
+        contract::STRING_FIND => 8,
+        contract::STRING_MATCH => 9,
+        contract::STRING_GSUB => 10,
         _ => 0,
     }
 }

@@ -39,7 +39,7 @@ pub struct Budget {
     /// at (the re-fired interrupt of a pre-empted instruction is not counted twice). At least 1.
     pub ticks: u64,
     /// How many ticks a due pre-emption may wait for a site where the resume chain can break
-    /// (it cannot inside a metamethod, a C call or pattern matching) before the task is killed.
+    /// (it cannot inside a metamethod or a C call such as a sort comparator) before the task is killed.
     pub defer_cap: u64,
     /// Also pre-empt at the first interrupt after any coroutine of the task yields to its
     /// resumer (the harness persists there; yields of the main function end the slice anyway).
@@ -133,7 +133,7 @@ impl std::fmt::Display for KillReason {
         match self {
             KillReason::Deferred { cap } => write!(
                 f,
-                "task killed: pre-emption deferred for more than {cap} interrupt ticks (running where it cannot be suspended: a metamethod, a C call or pattern matching)"
+                "task killed: pre-emption deferred for more than {cap} interrupt ticks (running where it cannot be suspended: a metamethod, a sort comparator or another C call)"
             ),
             KillReason::MemoryLimit { limit, used } => {
                 write!(f, "task killed: memory limit of {limit} bytes reached ({used} bytes in use)")
@@ -354,6 +354,11 @@ impl Vm {
                     return Err(VmError::Contract(name.clone()));
                 }
             }
+        }
+        if !crate::matcher::layout_agrees() {
+            // SAFETY: `raw` is live and owned here; nothing else refers to it yet.
+            unsafe { ffi::amber_vm_free(raw.as_ptr()) };
+            return Err(VmError::Contract("pattern-matching state layout".into()));
         }
         for name in crate::permanents::CONTRACT_NAMES {
             if !registry.iter().any(|h| h.kind != b'A' && h.name == *name) {

@@ -20,6 +20,30 @@ pub enum CRole {
     WrappedResume,
     /// `coroutine.yield`: on top of a yielded thread (it has no continuation).
     Yield,
+    /// `string.find`, `string.match`, `string.gsub` and the `string.gmatch` iterator: on top of
+    /// a thread pre-empted mid-match, their state in their frame ([`matcher`]); gsub also below
+    /// the top, waiting for the replacement value its callee returns.
+    Matcher(MatcherOp),
+}
+
+/// The pattern-matching operation of a [`CRole::Matcher`] frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatcherOp {
+    Find,
+    Match,
+    Gsub,
+    GmatchIterator,
+}
+
+impl MatcherOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatcherOp::Find => STRING_FIND,
+            MatcherOp::Match => STRING_MATCH,
+            MatcherOp::Gsub => STRING_GSUB,
+            MatcherOp::GmatchIterator => GMATCH_ITERATOR,
+        }
+    }
 }
 
 impl CRole {
@@ -30,12 +54,13 @@ impl CRole {
             CRole::Resume => COROUTINE_RESUME,
             CRole::WrappedResume => WRAPPED_RESUME,
             CRole::Yield => COROUTINE_YIELD,
+            CRole::Matcher(op) => op.name(),
         }
     }
 
     /// The C function continues a frame below the top after its callee returns.
     pub fn calls_in_thread(self) -> bool {
-        matches!(self, CRole::Pcall | CRole::Xpcall)
+        matches!(self, CRole::Pcall | CRole::Xpcall | CRole::Matcher(MatcherOp::Gsub))
     }
 }
 
@@ -46,6 +71,9 @@ pub const COROUTINE_YIELD: &str = "coroutine.yield";
 pub const WRAPPED_RESUME: &str = "coroutine.wrap#resume";
 pub const GMATCH_ITERATOR: &str = "string.gmatch#iterator";
 pub const UTF8_CODES_ITERATOR: &str = "utf8.codes#iterator";
+pub const STRING_FIND: &str = "string.find";
+pub const STRING_MATCH: &str = "string.match";
+pub const STRING_GSUB: &str = "string.gsub";
 
 /// The role of the C function a permanent name stands for.
 pub fn c_role(name: &str) -> Option<CRole> {
@@ -55,6 +83,10 @@ pub fn c_role(name: &str) -> Option<CRole> {
         COROUTINE_RESUME => CRole::Resume,
         COROUTINE_YIELD => CRole::Yield,
         WRAPPED_RESUME => CRole::WrappedResume,
+        STRING_FIND => CRole::Matcher(MatcherOp::Find),
+        STRING_MATCH => CRole::Matcher(MatcherOp::Match),
+        STRING_GSUB => CRole::Matcher(MatcherOp::Gsub),
+        GMATCH_ITERATOR => CRole::Matcher(MatcherOp::GmatchIterator),
         _ => return None,
     })
 }
@@ -104,4 +136,62 @@ pub mod vm {
     pub const CALLINFO_RETURN: u8 = 1 << 0;
     pub const CALLINFO_HANDLE: u8 = 1 << 1;
     pub const CALLINFO_OPYIELD: u8 = 1 << 3;
+}
+
+/// The state a suspended pattern-matching frame keeps in a `buffer` (docs/MATCHER.md): little-
+/// endian u32 words, a header then the backtrack frames. The runtime compares these constants
+/// with its matcher's at start-up.
+pub mod matcher {
+    pub const VERSION: u32 = 1;
+    pub const HEADER_WORDS: usize = 13;
+    pub const FRAME_WORDS: usize = 4;
+    /// Luau's match depth (`LUAI_MAXCCALLS`), less the outermost call.
+    pub const MAX_FRAMES: usize = 199;
+    /// `LUA_MAXCAPTURES`.
+    pub const MAX_CAPTURES: usize = 32;
+    /// gsub's output stays below this many bytes ("resulting string too large").
+    pub const MAX_OUTPUT: u32 = (1 << 30) - 64;
+    /// Characters one counting or balance step examines at most.
+    pub const CHUNK: u32 = 256;
+
+    /// Header words, by index.
+    pub mod word {
+        pub const VERSION: usize = 0;
+        pub const PHASE: usize = 1;
+        pub const MODE: usize = 2;
+        pub const SP: usize = 3;
+        pub const PP: usize = 4;
+        pub const A: usize = 5;
+        pub const B: usize = 6;
+        pub const START: usize = 7;
+        pub const END: usize = 8;
+        pub const COUNT: usize = 9;
+        pub const LIMIT: usize = 10;
+        pub const OUT_LEN: usize = 11;
+        pub const FRAMES: usize = 12;
+    }
+
+    pub const PHASE_MATCHING: u32 = 0;
+    pub const PHASE_CALLBACK: u32 = 1;
+
+    pub const MODE_MATCH: u32 = 0;
+    pub const MODE_FAIL: u32 = 1;
+    pub const MODE_COUNT: u32 = 2;
+    pub const MODE_BALANCE: u32 = 3;
+    pub const MODE_PLAIN: u32 = 4;
+
+    pub const FRAME_OPEN: u32 = 1;
+    pub const FRAME_CLOSE: u32 = 2;
+    pub const FRAME_OPTIONAL: u32 = 3;
+    pub const FRAME_MAX_EXPAND: u32 = 4;
+    pub const FRAME_MIN_EXPAND: u32 = 5;
+
+    /// Stack slots of a suspended frame, from its base: the values it keeps there.
+    pub fn slots(op: super::MatcherOp) -> u32 {
+        match op {
+            super::MatcherOp::Find | super::MatcherOp::Match => 3,
+            super::MatcherOp::Gsub => 5,
+            super::MatcherOp::GmatchIterator => 1,
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub enum Family {
     Frames,
     YieldPoints,
     RegisterTypes,
+    Matcher,
 }
 
 impl Family {
@@ -29,6 +30,7 @@ impl Family {
             Family::Frames => "frames",
             Family::YieldPoints => "yield-points",
             Family::RegisterTypes => "register-types",
+            Family::Matcher => "matcher",
         }
     }
 }
@@ -113,6 +115,9 @@ codes! {
     RegisterType = "V001", RegisterTypes, "registers hold the types the VM reads from them unchecked when the frame resumes";
     MisplacedPosition = "V002", RegisterTypes, "generic-for positions appear only in the position register of a live loop over a table";
     OpenUpvalueRegister = "V003", RegisterTypes, "open upvalues point at captured registers that their frame closes before it returns";
+    MatcherSlots = "M001", Matcher, "a frame suspended mid-match keeps its subject, pattern, state (and gsub's replacement and output) where the function reads them";
+    MatcherState = "M002", Matcher, "a matching state decodes, and its positions stand inside the subject and on pattern elements the match could have reached";
+    MatcherBuffer = "M003", Matcher, "a matching state or output buffer belongs to its frame alone";
     SourceMissing = "S001", Scripts, "every script's source is embedded or supplied";
     HashMismatch = "S002", Scripts, "a script's source hashes to its recorded SHA-256";
     BytecodeRefused = "S003", Scripts, "a script compiles to bytecode the reader accepts";

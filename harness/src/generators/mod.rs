@@ -2,6 +2,7 @@
 //! pre-empted and where it is persisted and restored) and hostile mutations of snapshots.
 
 pub mod mutations;
+pub mod patterns;
 pub mod programs;
 pub mod seeds;
 pub mod structured;

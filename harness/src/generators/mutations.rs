@@ -63,6 +63,7 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("thread.globals", "a thread's globals replaced by the base globals or a non-table"),
     ("table.readonly", "a table frozen or thawed"),
     ("table.layout", "two hash nodes of a table swapped, or a hash key made an integer of the array's range"),
+    ("matcher.state", "a word of a mid-match pattern-matching state set to a boundary value, or the state cut short"),
 ];
 
 /// Tables per snapshot that get the `table.layout` mutations.
@@ -215,6 +216,7 @@ impl<'a> Mutator<'a, '_> {
                 Object::Thread(t) => {
                     if let Some(layout) = self.v.layout(i) {
                         self.thread(i, t, layout);
+                        self.matcher_states(i, t, layout);
                     }
                 }
                 Object::LuaClosure(c) => self.closure(i, c),
@@ -224,6 +226,79 @@ impl<'a> Mutator<'a, '_> {
             }
         }
         self.header_and_tables();
+    }
+
+    /// The state buffers of pattern-matching frames suspended mid-match: every word set to
+    /// values at the boundaries the state's rules draw (0 and 1, the chunk size, the frame cap,
+    /// the subject's length and one past it, one more and one less than it was, the largest
+    /// values), and the buffer cut short by a byte and by a frame.
+    fn matcher_states(&mut self, ti: u32, t: &'a Thread, layout: &'a ThreadLayout) {
+        let s = self.s;
+        for f in &layout.frames {
+            let CallFrameKind::C { role: contract::CRole::Matcher(op), .. } = f.kind else { continue };
+            let slot = f.base
+                + match op {
+                    contract::MatcherOp::Find | contract::MatcherOp::Match => 2,
+                    contract::MatcherOp::Gsub => 3,
+                    contract::MatcherOp::GmatchIterator => 0,
+                };
+            let Some(Value::Object(b)) = t.stack.get(slot as usize) else { continue };
+            let Some(Object::Buffer(state)) = s.objects.get(*b as usize) else { continue };
+            let subject = match t.stack.get(f.base as usize) {
+                Some(Value::Object(o)) => match s.objects.get(*o as usize) {
+                    Some(Object::String(x)) => x.len() as u32,
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            let b = *b as usize;
+            for w in 0..state.len() / 4 {
+                let old = u32::from_le_bytes([state[4 * w], state[4 * w + 1], state[4 * w + 2], state[4 * w + 3]]);
+                let values = [
+                    0,
+                    1,
+                    2,
+                    5,
+                    contract::matcher::CHUNK,
+                    contract::matcher::MAX_FRAMES as u32 + 1,
+                    subject,
+                    subject + 1,
+                    old.wrapping_add(1),
+                    old.wrapping_sub(1),
+                    0x7fff_ffff,
+                    u32::MAX,
+                ];
+                for v in values {
+                    if v == old {
+                        continue;
+                    }
+                    self.push(
+                        "matcher.state",
+                        || format!("thread#{ti} {} state (buffer#{b}) word {w}: {old} -> {v}", op.name()),
+                        None,
+                        |s| {
+                            if let Object::Buffer(x) = &mut s.objects[b] {
+                                x[4 * w..4 * w + 4].copy_from_slice(&v.to_le_bytes());
+                            }
+                        },
+                    );
+                }
+            }
+            for cut in [1usize, 4 * contract::matcher::FRAME_WORDS] {
+                if cut <= state.len() {
+                    self.push(
+                        "matcher.state",
+                        || format!("thread#{ti} {} state (buffer#{b}) cut by {cut} bytes", op.name()),
+                        Some(Code::MatcherState),
+                        |s| {
+                            if let Object::Buffer(x) = &mut s.objects[b] {
+                                x.truncate(x.len() - cut);
+                            }
+                        },
+                    );
+                }
+            }
+        }
     }
 
     fn thread(&mut self, ti: u32, t: &'a Thread, layout: &'a ThreadLayout) {

@@ -20,7 +20,7 @@
 
 use super::{Context, VerifiedScript, obj};
 use crate::bytecode::{YieldKind, YieldPoint};
-use crate::contract::{self, CRole, vm};
+use crate::contract::{self, CRole, MatcherOp, vm};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::snapshot::*;
 
@@ -239,10 +239,15 @@ impl<'c> Deriver<'c, '_> {
         // C frame tops reach LUA_MINSTACK past what is above them (their callee, or the stack
         // top for the top frame): room for the pushes of their continuations.
         let thread_top = t.stack.len() as u32;
+        // Except gsub waiting for its replacement value: `luaD_callint` leaves a yieldable C
+        // function that called with `lua_call` a top of exactly its callee's results, which the
+        // callee's RETURN then makes the stack top.
         for k in 0..n {
-            if let CallFrameKind::C { .. } = frames[k].kind {
-                let above = frames.get(k + 1).map_or(thread_top, |f| f.func);
-                frames[k].top = above.max(frames[k].base) + vm::MIN_STACK;
+            if let CallFrameKind::C { role, .. } = frames[k].kind {
+                frames[k].top = match (role, frames.get(k + 1)) {
+                    (CRole::Matcher(MatcherOp::Gsub), Some(callee)) => callee.func + 1,
+                    (_, above) => above.map_or(thread_top, |f| f.func).max(frames[k].base) + vm::MIN_STACK,
+                };
             }
         }
         let top = *frames.last()?;
@@ -260,6 +265,11 @@ impl<'c> Deriver<'c, '_> {
             }
             (CallFrameKind::C { role: CRole::WrappedResume, .. }, _) => {
                 (top.base, thread_top == top.base, format!("{} (a wrapped coroutine keeps nothing)", top.base))
+            }
+            // Mid-match: the function's own slots (subject, pattern, state, ...), nothing more.
+            (CallFrameKind::C { role: CRole::Matcher(op), .. }, _) => {
+                let want = top.base + contract::matcher::slots(op);
+                (top.base, thread_top == want, format!("{want} ({} keeps its matching state)", op.name()))
             }
             // Yielded: what lies above the base are the values not yet handed to the resumer.
             (CallFrameKind::C { .. }, _) => {
@@ -399,16 +409,18 @@ impl<'c> Deriver<'c, '_> {
                 let allowed = match (is_top, t.status, role) {
                     (false, _, Some(r)) => r.calls_in_thread(),
                     (true, ThreadStatus::Yielded, Some(CRole::Yield)) => true,
-                    (true, ThreadStatus::Preempted, Some(CRole::Resume | CRole::WrappedResume)) => true,
+                    (true, ThreadStatus::Preempted, Some(CRole::Resume | CRole::WrappedResume | CRole::Matcher(_))) => {
+                        true
+                    }
                     _ => false,
                 };
                 if !allowed {
                     let rule = if !is_top {
-                        "below the top a thread can only be suspended in pcall or xpcall (C functions with continuations that call in the same thread)"
+                        "below the top a thread can only be suspended in pcall, xpcall or string.gsub (C functions with continuations that call in the same thread)"
                     } else if t.status == ThreadStatus::Yielded {
                         "a yielded thread's top frame is coroutine.yield"
                     } else {
-                        "a pre-empted thread's top C frame is coroutine.resume or a wrapped coroutine, resuming a pre-empted child"
+                        "a pre-empted thread's top C frame is coroutine.resume or a wrapped coroutine resuming a pre-empted child, or a pattern-matching function pre-empted mid-match"
                     };
                     return self
                         .refuse(
@@ -432,6 +444,13 @@ impl<'c> Deriver<'c, '_> {
                         }
                         (1, vm::CALLINFO_HANDLE, Some(Call { func: base + 1, nresults: -1, from_call_opcode: false }))
                     }
+                    // The replacement function (or `__index` function) gsub called, above its
+                    // own slots, for one value.
+                    CRole::Matcher(op @ MatcherOp::Gsub) => (
+                        0,
+                        0,
+                        Some(Call { func: base + contract::matcher::slots(op), nresults: 1, from_call_opcode: false }),
+                    ),
                     _ => (0, 0, None),
                 };
                 let frame =

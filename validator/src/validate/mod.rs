@@ -13,6 +13,8 @@
 //!   writes);
 //! - [`registers`]: at each suspended frame, registers hold what the VM reads unchecked;
 //!   generic-for positions only in live loops; open upvalues only on registers that get closed;
+//! - [`matcher`]: pattern matching suspended mid-match: its state buffer against its subject
+//!   and pattern;
 //! - [`graph`]: reachability, open-upvalue ownership, resume chains;
 //! - [`sandbox`]: allowlisted permanents and codecs.
 //!
@@ -21,6 +23,7 @@
 mod frames;
 mod graph;
 mod limits;
+mod matcher;
 mod references;
 mod registers;
 mod sandbox;
@@ -173,6 +176,7 @@ pub fn validate_model(
     yield_points::check(&ctx, &scripts, &mut sink);
     let layouts = frames::check(&ctx, &scripts, &mut sink);
     registers::check(&ctx, &scripts, &layouts, &mut sink);
+    matcher::check(&ctx, &layouts, &refs.edges, &mut sink);
     graph::check(&ctx, refs.edges, &layouts, &mut sink);
     sandbox::check(&ctx, &mut sink);
     let report = sink.report;
