@@ -235,8 +235,23 @@ public:
         a = b = 0;
     }
 
+    // The slice's countdown, kept in a register while the machine runs and written back on
+    // every way out (an error raised by a step included). Written back as the smaller of the
+    // two: the allocator zeroes the VM's countdown to have a memory kill raised at once.
+    struct Countdown
+    {
+        int64_t* at;
+        int64_t left;
+        ~Countdown()
+        {
+            if (left < *at)
+                *at = left;
+        }
+    };
+
     Outcome run()
     {
+        Countdown ticks{&L->global->amber_countdown, L->global->amber_countdown};
         for (;;)
         {
             switch (mode)
@@ -262,7 +277,13 @@ public:
             default:
                 luaL_error(L, "corrupt pattern-matching state");
             }
-            if (tick(L))
+            // tick(), with the countdown in a local.
+            if (ticks.left > 0 && --ticks.left > 0)
+                continue;
+            *ticks.at = ticks.left;
+            bool due = amber_detail::match_step_due(L);
+            ticks.left = *ticks.at;
+            if (due)
                 return kBreak;
         }
     }
