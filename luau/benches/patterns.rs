@@ -29,28 +29,35 @@ for i = 1, 100 do words[i] = string.rep("w", i % 13 + 1) .. (i % 10) end
 return tostring(#text)
 "#;
 
-fn best_seconds(lab: &mut MatcherLab, lib: &str, body: &str) -> f64 {
+fn best_seconds(lab: &mut MatcherLab, lib: &str, body: &str, rounds: u32) -> f64 {
     let src = format!(
         "local lib = {lib} local clock = os.clock local best = math.huge
-         for round = 1, 9 do local t0 = clock(); (function() {body} end)(); best = math.min(best, clock() - t0) end
+         for round = 1, {rounds} do local t0 = clock(); (function() {body} end)(); best = math.min(best, clock() - t0) end
          return tostring(best)"
     );
     let out = lab.eval(&src).unwrap_or_else(|e| panic!("{lib}: {}", String::from_utf8_lossy(&e)));
     String::from_utf8_lossy(&out).parse().expect("a time")
 }
 
+/// `AMBER_BENCH_ONLY=text` runs the workloads whose name contains it, and `AMBER_BENCH_ROUNDS=1`
+/// one round of each: with both, `valgrind --tool=callgrind` counts the instructions of one
+/// workload, a figure the machine's noise does not move.
 fn main() {
+    let only = std::env::var("AMBER_BENCH_ONLY").unwrap_or_default();
+    let rounds: u32 = std::env::var("AMBER_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(9);
     let mut lab = MatcherLab::new().expect("a lab state");
     let len = lab.eval(SETUP).expect("setup");
-    println!("subject: {} bytes; Luau's matcher vs Amber's, best of 9 rounds", String::from_utf8_lossy(&len));
+    println!("subject: {} bytes; Luau's matcher vs Amber's, best of {rounds} rounds", String::from_utf8_lossy(&len));
     println!("{:<32} {:>10} {:>10} {:>8}", "workload", "Luau", "Amber", "ratio");
     let mut product = 1.0;
-    for (name, body) in WORKLOADS {
-        let stock = best_seconds(&mut lab, "string", body);
-        let amber = best_seconds(&mut lab, "amber_string", body);
+    let mut ran = 0;
+    for (name, body) in WORKLOADS.iter().filter(|(name, _)| name.contains(only.as_str())) {
+        ran += 1;
+        let stock = best_seconds(&mut lab, "string", body, rounds);
+        let amber = best_seconds(&mut lab, "amber_string", body, rounds);
         let ratio = stock / amber;
         product *= ratio;
         println!("{name:<32} {:>8.2}ms {:>8.2}ms {ratio:>7.2}x", stock * 1e3, amber * 1e3);
     }
-    println!("geometric mean ratio: {:.2}x", product.powf(1.0 / WORKLOADS.len() as f64));
+    println!("geometric mean ratio: {:.2}x", product.powf(1.0 / f64::from(ran.max(1))));
 }

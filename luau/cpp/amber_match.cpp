@@ -127,48 +127,47 @@ inline bool tick(lua_State* L)
     return amber_detail::match_step_due(L);
 }
 
-bool class_matches(int c, int cl)
+// Luau's character classes (`match_class` in lstrlib.cpp: the C library's ctype in the C
+// locale), as bit tables built once at start-up: one load and a mask per character instead of a
+// switch and a libc call, which is most of what matching a `%w+` costs.
+struct ClassTable
 {
-    bool r;
-    switch (tolower(cl))
+    static constexpr uint16_t kNegated = 0x8000;
+    uint16_t bits[256];  // which classes each character is in
+    uint16_t class_of[256]; // the class a letter after `%` names (upper case: negated), or 0
+
+    ClassTable()
     {
-    case 'a':
-        r = isalpha(c);
-        break;
-    case 'c':
-        r = iscntrl(c);
-        break;
-    case 'd':
-        r = isdigit(c);
-        break;
-    case 'g':
-        r = isgraph(c);
-        break;
-    case 'l':
-        r = islower(c);
-        break;
-    case 'p':
-        r = ispunct(c);
-        break;
-    case 's':
-        r = isspace(c);
-        break;
-    case 'u':
-        r = isupper(c);
-        break;
-    case 'w':
-        r = isalnum(c);
-        break;
-    case 'x':
-        r = isxdigit(c);
-        break;
-    case 'z':
-        r = c == 0;
-        break;
-    default:
-        return cl == c;
+        const char* names = "acdglpsuwxz";
+        for (int c = 0; c < 256; c++)
+        {
+            const bool in[] = {
+                isalpha(c) != 0, iscntrl(c) != 0, isdigit(c) != 0, isgraph(c) != 0, islower(c) != 0, ispunct(c) != 0,
+                isspace(c) != 0, isupper(c) != 0, isalnum(c) != 0, isxdigit(c) != 0, c == 0,
+            };
+            bits[c] = 0;
+            class_of[c] = 0;
+            for (int k = 0; names[k]; k++)
+                if (in[k])
+                    bits[c] |= uint16_t(1u << k);
+        }
+        for (int k = 0; names[k]; k++)
+        {
+            class_of[uint8_t(names[k])] = uint16_t(1u << k);
+            class_of[uint8_t(toupper(names[k]))] = uint16_t((1u << k) | kNegated);
+        }
     }
-    return islower(cl) ? r : !r;
+};
+
+const ClassTable kClasses;
+
+inline bool class_matches(int c, int cl)
+{
+    uint16_t k = kClasses.class_of[uint8_t(cl)];
+    if (k == 0)
+        return cl == c;
+    bool r = (kClasses.bits[uint8_t(c)] & (k & ~ClassTable::kNegated)) != 0;
+    return (k & ClassTable::kNegated) ? !r : r;
 }
 
 // The machine. Positions are byte offsets: sp into the subject, pp into the pattern. Reads past
@@ -559,20 +558,45 @@ public:
         count_step(class_end(pp));
     }
 
+    // Up to kChunk more repetitions of the class at pp (ending at ep), with the class decoded
+    // once: the run stops at the first character that does not match, or at the subject's end.
     void count_step(uint32_t ep)
     {
-        for (uint32_t n = 0; n < kChunk; n++)
+        uint32_t at = sp + a;
+        uint32_t stop = slen - at < kChunk ? slen : at + kChunk;
+        uint32_t i = at;
+        switch (p[pp])
         {
-            if (!single(sp + a, pp, ep))
-            {
-                push_frame(kMaxExpand, sp, pp, a);
-                sp += a;
-                pp = ep + 1;
-                mode = kMatch;
-                a = 0;
-                return;
-            }
-            a++;
+        case '.':
+            i = stop;
+            break;
+        case '%':
+        {
+            int cl = pat(pp + 1);
+            while (i < stop && class_matches(s[i], cl))
+                i++;
+            break;
+        }
+        case '[':
+            while (i < stop && set_matches(s[i], pp, ep - 1))
+                i++;
+            break;
+        default:
+        {
+            uint8_t c = p[pp];
+            while (i < stop && s[i] == c)
+                i++;
+            break;
+        }
+        }
+        a = i - sp;
+        if (i - at < kChunk)
+        {
+            push_frame(kMaxExpand, sp, pp, a);
+            sp += a;
+            pp = ep + 1;
+            mode = kMatch;
+            a = 0;
         }
     }
 
