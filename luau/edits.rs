@@ -190,7 +190,7 @@ pub const EDITS: &[Edit] = &[
         file: "VM/src/lmathlib.cpp",
         anchor: "static int math_random(lua_State* L)\n{\n",
         action: Action::InsertAfter(
-            "    // amber: the scheduler swaps L->global->rngstate per task (luau/cpp/amber_host.cpp)\n",
+            "    // amber: the scheduler swaps L->global->rngstate per task (luau/cpp/amber_scheduler.cpp)\n",
         ),
     },
 ];

@@ -1,13 +1,19 @@
 // Internal state shared by Amber's C++ files (not part of the C interface).
 #pragma once
 
-#include "amber_host.h"
+#include "amber_api.h"
+#include "amber_capture.h"
+#include "amber_image.h"
+#include "amber_restore.h"
+#include "amber_scheduler.h"
+#include "amber_types.h"
 
 #include "lua.h"
 #include "lobject.h"
 #include "lstate.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #include <string>
 #include <vector>
@@ -55,7 +61,7 @@ struct RegistryEntry
 };
 
 // Pattern matching (amber_match.cpp). A matching step's tick came due: true when the task must
-// break now (amber_host.cpp decides as for an interrupt, and raises a deferred task's kill).
+// break now (amber_scheduler.cpp decides as for an interrupt, and raises a deferred task's kill).
 bool match_step_due(lua_State* L);
 
 // Sets Amber's find, match, gmatch and gsub into the table at `table`.
@@ -125,3 +131,36 @@ struct AmberVm
     size_t limit_used = 0; // the category's bytes when the limit was hit
 };
 
+
+namespace amber_detail
+{
+
+inline AmberVm* vm_of(lua_State* L)
+{
+    return static_cast<AmberVm*>(L->global->cb.userdata);
+}
+
+// Copies a message for the caller, truncated to `cap` and NUL-terminated.
+inline void copy_message(char* into, size_t cap, const char* text, size_t length)
+{
+    if (!into || cap == 0)
+        return;
+    size_t n = length < cap - 1 ? length : cap - 1;
+    memcpy(into, text, n);
+    into[n] = 0;
+}
+
+inline void copy_message(char* into, size_t cap, const std::string& text)
+{
+    copy_message(into, cap, text.data(), text.size());
+}
+
+// The scheduler (amber_scheduler.cpp): the callbacks the base image installs, the allocator
+// that enforces memory limits, and a task's thread by its anchor.
+void amber_interrupt(lua_State* L, int gc);
+void amber_preresume(lua_State* L);
+void amber_postresume(lua_State* L);
+void* amber_alloc(void* ud, void* ptr, size_t osize, size_t nsize);
+lua_State* thread_of_ref(AmberVm* vm, int ref);
+
+} // namespace amber_detail

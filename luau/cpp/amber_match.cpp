@@ -117,7 +117,7 @@ void replace_leaving_no_copy(lua_State* L, int slot)
     setnilvalue(L->top);
 }
 
-// The scheduler's tick: true when the task must break now (amber_host.cpp decides; it also
+// The scheduler's tick: true when the task must break now (amber_scheduler.cpp decides; it also
 // raises the kill of a task whose pre-emption was deferred too long).
 inline bool tick(lua_State* L)
 {

@@ -1,5 +1,5 @@
 // Pre-emptible, persistable pattern matching (string.find, match, gmatch, gsub). The functions
-// themselves are installed into the base image by amber_host.cpp; this header is the part the
+// themselves are installed into the base image by amber_image.cpp; this header is the part the
 // Rust side sees: the layout of a suspended matcher's state (which the validator's contract
 // mirrors and the runtime compares at start-up) and the entry points of the differential test
 // against Luau's own matcher. `luau/src/ffi.rs` mirrors it.

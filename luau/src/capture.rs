@@ -4,7 +4,7 @@
 //! allocates nothing inside the VM. Objects are numbered in discovery order (the main thread is
 //! object 0), permanents by first use, so the same state always gives the same model.
 
-use crate::ffi::{self, AmberTV};
+use crate::ffi::{self, AmberTV, GcRef};
 use crate::vm::{ScriptKey, Task, VmInner};
 use crate::{FeatureFlags, ScriptHash};
 use amber_validator::bytecode::YieldKind;
@@ -89,12 +89,12 @@ enum Edge {
 struct Capturer<'a> {
     vm: &'a VmInner,
     objects: Vec<Option<Object>>,
-    handles: Vec<usize>,
+    handles: Vec<GcRef>,
     parents: Vec<(u32, Edge)>,
-    index: HashMap<usize, u32>,
+    index: HashMap<GcRef, u32>,
     queue: VecDeque<u32>,
     /// Registry object handle -> registry index; (function, continuation) -> registry index.
-    permanent_objects: HashMap<usize, usize>,
+    permanent_objects: HashMap<GcRef, usize>,
     c_functions: HashMap<(usize, usize), usize>,
     permanents: Vec<String>,
     permanent_index: HashMap<usize, u32>,
@@ -103,7 +103,7 @@ struct Capturer<'a> {
     settings: Option<CompilerSettings>,
     embed: bool,
     /// Open upvalue handle -> (thread object, slot), from the threads' open-upvalue lists.
-    open_owner: HashMap<usize, (u32, u32)>,
+    open_owner: HashMap<GcRef, (u32, u32)>,
     /// Upvalue objects captured while open, to resolve against `open_owner` at the end.
     open_pending: Vec<(u32, Value)>,
     globals_permanent: Option<usize>,
@@ -170,7 +170,7 @@ impl<'a> Capturer<'a> {
     }
 
     /// The index of the object behind `handle`, discovering it on first sight.
-    fn object(&mut self, handle: usize, from: u32, edge: Edge) -> u32 {
+    fn object(&mut self, handle: GcRef, from: u32, edge: Edge) -> u32 {
         if let Some(&i) = self.index.get(&handle) {
             return i;
         }
@@ -227,23 +227,23 @@ impl<'a> Capturer<'a> {
             | ffi::LUA_TUSERDATA
             | ffi::LUA_TTHREAD
             | ffi::LUA_TBUFFER => {
-                if let Some(&r) = self.permanent_objects.get(&t.ref_) {
+                if let Some(&r) = self.permanent_objects.get(&GcRef(t.ref_)) {
                     Value::Permanent(self.permanent(r))
                 } else {
-                    Value::Object(self.object(t.ref_, from, edge))
+                    Value::Object(self.object(GcRef(t.ref_), from, edge))
                 }
             }
             other => return Err(self.error(from, Some(edge), format!("value of VM type {other}"))),
         })
     }
 
-    fn handle_value(&mut self, handle: usize, from: u32, edge: Edge) -> Result<Option<Value>, CaptureError> {
-        if handle == 0 {
+    fn handle_value(&mut self, handle: GcRef, from: u32, edge: Edge) -> Result<Option<Value>, CaptureError> {
+        if handle.is_null() {
             return Ok(None);
         }
         // SAFETY: `handle` is a live GC object reachable from the task (read, not kept).
         let ty = unsafe { ffi::amber_gc_type(handle) };
-        let t = AmberTV { type_: ty, ref_: handle, ..tv() };
+        let t = AmberTV { type_: ty, ref_: handle.0, ..tv() };
         Ok(Some(self.value(&t, from, edge)?))
     }
 
@@ -303,7 +303,7 @@ impl<'a> Capturer<'a> {
         Ok(())
     }
 
-    fn table(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+    fn table(&mut self, i: u32, h: GcRef) -> Result<Object, CaptureError> {
         let mut info = ffi::AmberTableInfo::default();
         // SAFETY: `h` is a live table.
         unsafe { ffi::amber_table_info(h, &mut info) };
@@ -365,7 +365,7 @@ impl<'a> Capturer<'a> {
         })))
     }
 
-    fn closure(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+    fn closure(&mut self, i: u32, h: GcRef) -> Result<Object, CaptureError> {
         let mut info = ffi::AmberClosureInfo::default();
         // SAFETY: `h` is a live closure.
         unsafe { ffi::amber_closure_info(h, &mut info) };
@@ -402,13 +402,13 @@ impl<'a> Capturer<'a> {
             // SAFETY: `k` is below the closure's upvalue count.
             unsafe { ffi::amber_closure_upvalue(h, k, &mut t) };
             if t.type_ == ffi::LUA_TUPVAL {
-                upvalues.push(self.object(t.ref_, i, Edge::Upvalue(k as u32)));
+                upvalues.push(self.object(GcRef(t.ref_), i, Edge::Upvalue(k as u32)));
             } else {
                 // Captured by value: its own closed upvalue (restored as one; reads the same).
                 let v = self.value(&t, i, Edge::Upvalue(k as u32))?;
                 let u = self.objects.len() as u32;
                 self.objects.push(Some(Object::Upvalue(Upvalue::Closed(v))));
-                self.handles.push(0);
+                self.handles.push(GcRef(0));
                 self.parents.push((i, Edge::Upvalue(k as u32)));
                 upvalues.push(u);
             }
@@ -416,7 +416,7 @@ impl<'a> Capturer<'a> {
         Ok(Object::LuaClosure(LuaClosure { script, proto, env, upvalues }))
     }
 
-    fn upvalue(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+    fn upvalue(&mut self, i: u32, h: GcRef) -> Result<Object, CaptureError> {
         let mut t = tv();
         // SAFETY: `h` is a live upvalue; an open one reads its (live) stack slot.
         let open = unsafe { ffi::amber_upvalue(h, &mut t) } != 0;
@@ -429,12 +429,12 @@ impl<'a> Capturer<'a> {
         Ok(Object::Upvalue(Upvalue::Closed(v)))
     }
 
-    fn thread(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+    fn thread(&mut self, i: u32, h: GcRef) -> Result<Object, CaptureError> {
         let mut info = ffi::AmberThreadInfo::default();
         // SAFETY: `h` is a live thread.
         unsafe { ffi::amber_thread_info(h, &mut info) };
-        let globals = self.handle_value(info.globals, i, Edge::Globals)?.unwrap_or(Value::Nil);
-        let namecall = match self.handle_value(info.namecall, i, Edge::Namecall)? {
+        let globals = self.handle_value(GcRef(info.globals), i, Edge::Globals)?.unwrap_or(Value::Nil);
+        let namecall = match self.handle_value(GcRef(info.namecall), i, Edge::Namecall)? {
             Some(Value::Object(n)) => Some(n),
             _ => None,
         };
@@ -486,7 +486,7 @@ impl<'a> Capturer<'a> {
                 if fi.is_lua != 0 {
                     let mut ci = ffi::AmberClosureInfo::default();
                     // SAFETY: the frame's function slot holds a live Luau closure.
-                    unsafe { ffi::amber_closure_info(fi.closure, &mut ci) };
+                    unsafe { ffi::amber_closure_info(GcRef(fi.closure), &mut ci) };
                     let (key, proto) =
                         *self.vm.protos.borrow().get(&ci.proto).ok_or_else(|| {
                             self.error(i, None, format!("frame {f} runs a proto this VM did not load"))
@@ -528,7 +528,7 @@ impl<'a> Capturer<'a> {
                 } else {
                     let mut ci = ffi::AmberClosureInfo::default();
                     // SAFETY: the frame's function slot holds a live C closure.
-                    unsafe { ffi::amber_closure_info(fi.closure, &mut ci) };
+                    unsafe { ffi::amber_closure_info(GcRef(fi.closure), &mut ci) };
                     if ci.continuation == 0 && !(top_frame && status == ThreadStatus::Yielded) {
                         return Err(self.error(
                             i,
@@ -569,7 +569,7 @@ impl<'a> Capturer<'a> {
             unsafe { ffi::amber_thread_open_upvalues(h, std::ptr::null_mut(), 0, std::ptr::null_mut()) }
         };
         if n > 0 {
-            let mut handles = vec![0usize; n as usize];
+            let mut handles = vec![GcRef(0); n as usize];
             let mut slots = vec![0 as c_int; n as usize];
             // SAFETY: both buffers hold `n` entries, the count just read.
             unsafe { ffi::amber_thread_open_upvalues(h, handles.as_mut_ptr(), n, slots.as_mut_ptr()) };
@@ -581,12 +581,12 @@ impl<'a> Capturer<'a> {
         Ok(Object::Thread(Box::new(Thread { status, stack, frames, open_upvalues, globals, namecall, error: None })))
     }
 
-    fn userdata(&mut self, i: u32, h: usize) -> Result<Object, CaptureError> {
+    fn userdata(&mut self, i: u32, h: GcRef) -> Result<Object, CaptureError> {
         let mut info = ffi::AmberUserdataInfo {
             tag: 0,
             length: 0,
             data: std::ptr::null(),
-            metatable: 0,
+            metatable: GcRef(0),
             is_proxy: 0,
             has_destructor: 0,
         };
@@ -614,7 +614,7 @@ impl<'a> Capturer<'a> {
     }
 }
 
-fn bytes(handle: usize, read: unsafe extern "C" fn(usize, *mut *const std::ffi::c_char, *mut usize)) -> Vec<u8> {
+fn bytes(handle: GcRef, read: unsafe extern "C" fn(GcRef, *mut *const std::ffi::c_char, *mut usize)) -> Vec<u8> {
     let mut data = std::ptr::null();
     let mut len = 0usize;
     // SAFETY: `handle` is a live string or buffer; its bytes are copied before any VM call.
@@ -629,7 +629,7 @@ fn bytes(handle: usize, read: unsafe extern "C" fn(usize, *mut *const std::ffi::
 /// Captures the state of a suspended task (pre-empted, or yielded from its main function).
 pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, CaptureError> {
     let vm = task.vm();
-    let mut main = 0usize;
+    let mut main = GcRef(0);
     // SAFETY: the task's thread anchor is live.
     if unsafe { ffi::amber_task_thread(vm.ptr(), task.thread_ref(), &mut main) } != 0 {
         return Err(CaptureError { path: "task".into(), reason: "the task has no thread".into() });
@@ -639,7 +639,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     let mut globals_permanent = None;
     for (k, r) in vm.registry.iter().enumerate() {
         if r.object != 0 {
-            permanent_objects.entry(r.object).or_insert(k);
+            permanent_objects.entry(GcRef(r.object)).or_insert(k);
         }
         if r.function != 0 {
             c_functions.entry((r.function, r.continuation)).or_insert(k);
@@ -653,7 +653,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     if let (Some(g), Some(v)) = (globals_permanent, task.globals_view())
         && let Some(view) = vm.views.borrow().views.get(v)
     {
-        permanent_objects.insert(view.object, g);
+        permanent_objects.insert(GcRef(view.object), g);
     }
     let mut c = Capturer {
         vm,
@@ -725,7 +725,7 @@ pub struct LiveFrame {
 /// thread). Reads only.
 pub fn live_frames(task: &Task) -> Option<Vec<LiveFrame>> {
     let vm = task.vm();
-    let mut main = 0usize;
+    let mut main = GcRef(0);
     // SAFETY: the task's thread anchor is live.
     if unsafe { ffi::amber_task_thread(vm.ptr(), task.thread_ref(), &mut main) } != 0 {
         return None;

@@ -38,8 +38,8 @@ pub(crate) struct Views {
 
 /// A live table's layout as iteration sees it: for each position of its hash part, the string
 /// key there (with a non-nil value), following an explicit iteration order if it has one.
-pub(crate) fn layout_of(table: usize) -> Layout {
-    if table == 0 {
+pub(crate) fn layout_of(table: ffi::GcRef) -> Layout {
+    if table.is_null() {
         return Vec::new();
     }
     let mut ti = ffi::AmberTableInfo::default();
@@ -62,7 +62,7 @@ pub(crate) fn layout_of(table: usize) -> Layout {
             }
             let (mut data, mut len) = (std::ptr::null(), 0usize);
             // SAFETY: the key is a live string; its bytes are copied at once.
-            unsafe { ffi::amber_string_bytes(key.ref_, &mut data, &mut len) };
+            unsafe { ffi::amber_string_bytes(ffi::GcRef(key.ref_), &mut data, &mut len) };
             // SAFETY: `data` points at the string's `len` bytes.
             (!data.is_null()).then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec())
         })

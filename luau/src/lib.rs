@@ -1,7 +1,7 @@
 //! amber-luau: the patched Luau runtime of Amber.
 //!
 //! Layers, as in `mlua`: [`ffi`] mirrors the C declarations of our host shim
-//! (`cpp/amber_host.h`); [`Vm`], [`Script`] and [`Task`] are the safe API over it. No raw pointer
+//! (`cpp/amber_*.h`, one header per C++ file); [`Vm`], [`Script`] and [`Task`] are the safe API over it. No raw pointer
 //! appears in the public API.
 //!
 //! Pre-emption: a [`Budget`] counts VM interrupt ticks (never the garbage collector's calls), so

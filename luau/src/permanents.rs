@@ -1,7 +1,7 @@
 //! The permanent-name registry: stable names for everything of the base image a snapshot may
 //! refer to without writing it (library functions and tables, the base globals, type
 //! metatables, upvalues of library closures, and the C functions behind closures the libraries
-//! make at run time). Built by a fixed-order scan in `cpp/amber_host.cpp`.
+//! make at run time). Built by a fixed-order scan in `cpp/amber_image.cpp`.
 
 use crate::Vm;
 use crate::vm::RegistryHandle;
@@ -89,7 +89,7 @@ pub(crate) const CONTRACT_NAMES: &[&str] = &[
     contract::STRING_GSUB,
 ];
 
-/// The role (`AMBER_ROLE_*` in cpp/amber_host.h) the contract gives a permanent name; the
+/// The role (`AMBER_ROLE_*` in cpp/amber_image.h) the contract gives a permanent name; the
 /// registry scan finds each entry's role by function pointer and the two must agree.
 pub(crate) fn contract_role(name: &str) -> std::ffi::c_int {
     match name {

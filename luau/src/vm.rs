@@ -223,7 +223,7 @@ pub(crate) struct LoadedScript {
 #[derive(Debug, Clone)]
 pub(crate) struct RegistryHandle {
     pub name: String,
-    /// The registry kind letter (see `AmberRegistryView` in cpp/amber_host.h).
+    /// The registry kind letter (see `AmberRegistryView` in cpp/amber_image.h).
     pub kind: u8,
     pub object: usize,
     pub function: usize,
@@ -370,7 +370,7 @@ impl Vm {
         let base_layout = registry
             .iter()
             .find(|h| h.name == "@globals")
-            .map_or_else(Vec::new, |h| crate::globals::layout_of(h.object));
+            .map_or_else(Vec::new, |h| crate::globals::layout_of(ffi::GcRef(h.object)));
         Ok(Vm {
             inner: Rc::new(VmInner {
                 raw,

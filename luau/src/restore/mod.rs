@@ -1,0 +1,432 @@
+//! Restore: a verified snapshot into live VM objects, as a new task.
+//!
+//! Only a [`Verified<Snapshot>`] is accepted. The shim's builders re-check every index they
+//! write through, so a validator bug ends in an error here; on any error the partly built
+//! objects are left unreachable for the collector and the VM stays usable.
+
+use crate::ffi::{self, AmberTV};
+use crate::script::Script;
+use crate::vm::{ProtoIdentity, SpawnOptions, Task, Vm};
+use crate::{FeatureFlags, capture::LUAU_VERSION};
+use amber_validator::RuntimeIdentity;
+use amber_validator::snapshot::*;
+use amber_validator::validate::{CallFrameKind, ThreadLayout, Verified};
+use session::Session;
+use std::ffi::c_int;
+use std::rc::Rc;
+use thiserror::Error;
+
+mod session;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RestoreError {
+    #[error("snapshot was taken under another Luau feature-flag set (enabled there: {0})")]
+    FeatureFlags(String),
+    #[error("permanent `{0}` does not exist in this VM's base image")]
+    UnknownPermanent(String),
+    #[error("globals: {0}")]
+    Globals(String),
+    #[error("the snapshot needs about {needed} bytes; the memory limit is {limit} (with {used} already in use)")]
+    MemoryLimit { needed: usize, limit: usize, used: usize },
+    #[error("script {chunk}: {message}")]
+    Script { chunk: String, message: String },
+    #[error("userdata #{object}: {message}")]
+    Codec { object: u32, message: String },
+    #[error("{path}: {message}")]
+    Build { path: String, message: String },
+}
+
+/// Options of a restore: accounting is the restoring host's, never the snapshot's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Memory category the restored task's objects and later allocations are charged to.
+    pub memory_category: u8,
+    /// Bytes that category may hold: a snapshot whose objects need more (estimated from the
+    /// verified model with the VM's own sizes, [`crate::estimate_memory`]) is refused before
+    /// anything is built, building stops at the limit, and the restored task runs under it.
+    pub memory_limit: Option<usize>,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        let spawn = SpawnOptions::default();
+        RestoreOptions { memory_category: spawn.memory_category, memory_limit: spawn.memory_limit }
+    }
+}
+
+/// Builds a verified snapshot's objects through a [`Session`], in named phases: every object
+/// made first (so that references between them resolve), then filled, then the objects that need
+/// others finished (upvalues need their values or threads, Luau closures their upvalues), then
+/// read-only tables frozen.
+struct Builder<'a, 'v> {
+    vm: &'a Vm,
+    verified: &'a Verified<Snapshot>,
+    snapshot: &'a Snapshot,
+    /// Snapshot permanent index -> registry index.
+    permanents: Vec<usize>,
+    /// Script index -> proto handles by bytecode id.
+    protos: Vec<Vec<usize>>,
+    session: Session<'v>,
+}
+
+fn refused(path: impl Into<String>) -> impl FnOnce(String) -> RestoreError {
+    let path = path.into();
+    move |message| RestoreError::Build { path, message }
+}
+
+impl<'a, 'v> Builder<'a, 'v> {
+    fn tv(&self, v: &Value) -> Result<AmberTV, RestoreError> {
+        let mut t = AmberTV::default();
+        match *v {
+            Value::Nil => t.type_ = ffi::LUA_TNIL,
+            Value::Boolean(b) => {
+                t.type_ = ffi::LUA_TBOOLEAN;
+                t.boolean = c_int::from(b);
+            }
+            Value::Number(n) => {
+                t.type_ = ffi::LUA_TNUMBER;
+                t.number = n;
+            }
+            Value::Vector(v) => {
+                t.type_ = ffi::LUA_TVECTOR;
+                t.vector = v;
+            }
+            Value::IterPosition(p) => {
+                t.type_ = ffi::LUA_TLIGHTUSERDATA;
+                t.tag = ffi::LU_TAG_ITERATOR;
+                t.ref_ = p as usize;
+            }
+            Value::Object(i) => {
+                t.ref_kind = ffi::AMBER_REF_OBJECT;
+                t.ref_ = i as usize;
+            }
+            Value::Permanent(i) => {
+                t.ref_kind = ffi::AMBER_REF_PERMANENT;
+                t.ref_ = *self.permanents.get(i as usize).ok_or_else(|| RestoreError::Build {
+                    path: "value".into(),
+                    message: format!("permanent #{i} out of range"),
+                })?;
+            }
+            Value::LightUserdata { .. } => {
+                return Err(RestoreError::Build { path: "value".into(), message: "raw light userdata".into() });
+            }
+        }
+        Ok(t)
+    }
+
+    fn opt_tv(&self, v: &Option<Value>) -> Result<AmberTV, RestoreError> {
+        match v {
+            Some(v) => self.tv(v),
+            None => Ok(AmberTV::default()),
+        }
+    }
+
+    /// Runs every phase and ends the session: the task's thread anchor and its explicit-order
+    /// count.
+    fn build(mut self) -> Result<(c_int, usize), RestoreError> {
+        self.make_objects()?;
+        self.fill_objects()?;
+        self.make_upvalues()?;
+        self.fill_lua_closures()?;
+        self.freeze_tables()?;
+        let main = self.snapshot.roots.main_thread as c_int;
+        self.session.finish(main).map_err(refused("roots > main thread"))
+    }
+
+    /// Phase 1: every object except upvalues, empty.
+    fn make_objects(&mut self) -> Result<(), RestoreError> {
+        for (i, o) in self.snapshot.objects.iter().enumerate() {
+            let idx = i as c_int;
+            let path = || format!("{}#{i}", o.kind().name());
+            match o {
+                Object::String(b) => self.session.string(idx, b),
+                Object::Buffer(b) => self.session.buffer(idx, b),
+                Object::Table(t) => self.session.table(idx, t.array.len() as c_int, t.hash.len() as c_int),
+                Object::LuaClosure(c) => {
+                    let proto =
+                        self.protos.get(c.script as usize).and_then(|p| p.get(c.proto as usize)).copied().ok_or_else(
+                            || RestoreError::Build { path: path(), message: "proto out of range".into() },
+                        )?;
+                    self.session.lua_closure(idx, proto, c.upvalues.len() as c_int)
+                }
+                Object::CClosure(c) => {
+                    let r = *self.permanents.get(c.function as usize).ok_or_else(|| RestoreError::Build {
+                        path: path(),
+                        message: "C function out of range".into(),
+                    })?;
+                    self.session.c_closure(idx, r as c_int, c.upvalues.len() as c_int)
+                }
+                Object::Thread(t) => {
+                    let slots = self.stack_slots(i)?;
+                    self.session.thread(idx, slots as c_int, t.frames.len() as c_int)
+                }
+                Object::Userdata(u) => {
+                    let (tag, data) = self.userdata_payload(i, u)?;
+                    self.session.userdata(idx, tag, &data)
+                }
+                Object::Upvalue(_) => Ok(()),
+            }
+            .map_err(refused(path()))?;
+        }
+        Ok(())
+    }
+
+    /// A userdata's tag and payload: a proxy's nothing, or what its host codec decodes.
+    fn userdata_payload(&self, i: usize, u: &Userdata) -> Result<(c_int, Vec<u8>), RestoreError> {
+        match &u.kind {
+            UserdataKind::Proxy => Ok((ffi::UTAG_PROXY, Vec::new())),
+            UserdataKind::Codec { tag, codec, payload } => {
+                let codecs = self.vm.inner().codecs.borrow();
+                let (name, c) = codecs.get(tag).ok_or_else(|| RestoreError::Codec {
+                    object: i as u32,
+                    message: format!("no codec registered for tag {tag}"),
+                })?;
+                if name != codec {
+                    return Err(RestoreError::Codec {
+                        object: i as u32,
+                        message: format!("tag {tag} has codec `{name}` here, the snapshot used `{codec}`"),
+                    });
+                }
+                let data = c
+                    .decode(payload)
+                    .map_err(|m| RestoreError::Codec { object: i as u32, message: format!("codec `{name}`: {m}") })?;
+                Ok((c_int::from(*tag), data))
+            }
+        }
+    }
+
+    /// Phase 2: tables' entries, threads' stacks and frames, userdata metatables, C closures'
+    /// upvalues.
+    fn fill_objects(&mut self) -> Result<(), RestoreError> {
+        for (i, o) in self.snapshot.objects.iter().enumerate() {
+            let idx = i as c_int;
+            let path = || format!("{}#{i}", o.kind().name());
+            match o {
+                Object::Table(t) => self.fill_table(i, t)?,
+                Object::Thread(t) => self.fill_thread(i, t)?,
+                Object::Userdata(u) => {
+                    let meta = self.opt_tv(&u.metatable)?;
+                    self.session.userdata_metatable(idx, &meta).map_err(refused(path()))?;
+                }
+                Object::CClosure(c) => {
+                    let env = self.tv(&c.env)?;
+                    let ups: Vec<AmberTV> = c.upvalues.iter().map(|v| self.tv(v)).collect::<Result<_, _>>()?;
+                    self.session.c_closure_fill(idx, &env, &ups).map_err(refused(path()))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_table(&mut self, i: usize, t: &Table) -> Result<(), RestoreError> {
+        let idx = i as c_int;
+        for (k, v) in t.array.iter().enumerate() {
+            let v = self.tv(v)?;
+            self.session
+                .table_array(idx, k as c_int, &v)
+                .map_err(refused(format!("table#{i} > array slot {}", k + 1)))?;
+        }
+        for (k, entry) in t.hash.iter().enumerate() {
+            let Some((key, val)) = entry else { continue };
+            let (key, val) = (self.tv(key)?, self.tv(val)?);
+            let node = t.node_of.as_ref().and_then(|m| m.get(k)).map_or(k as c_int, |&n| n as c_int);
+            self.session
+                .table_node(idx, k as c_int, node, &key, &val)
+                .map_err(refused(format!("table#{i} > hash node {k}")))?;
+        }
+        let meta = self.opt_tv(&t.metatable)?;
+        self.session
+            .table_finish(idx, t.insert_hint, &meta, t.readonly, t.safeenv)
+            .map_err(refused(format!("table#{i}")))
+    }
+
+    /// Phase 3: upvalues, closed ones with their values, open ones on their threads' finished
+    /// stacks.
+    fn make_upvalues(&mut self) -> Result<(), RestoreError> {
+        for (i, o) in self.snapshot.objects.iter().enumerate() {
+            let Object::Upvalue(u) = o else { continue };
+            let idx = i as c_int;
+            match u {
+                Upvalue::Closed(v) => {
+                    let v = self.tv(v)?;
+                    self.session.upvalue_closed(idx, &v)
+                }
+                Upvalue::Open { thread, slot } => self.session.upvalue_open(idx, *thread as c_int, *slot as c_int),
+            }
+            .map_err(refused(format!("upvalue#{i}")))?;
+        }
+        Ok(())
+    }
+
+    /// Phase 4: Luau closures, whose upvalue objects exist now.
+    fn fill_lua_closures(&mut self) -> Result<(), RestoreError> {
+        for (i, o) in self.snapshot.objects.iter().enumerate() {
+            let Object::LuaClosure(c) = o else { continue };
+            let env = self.tv(&c.env)?;
+            let ups: Vec<c_int> = c.upvalues.iter().map(|&u| u as c_int).collect();
+            self.session.lua_closure_fill(i as c_int, &env, &ups).map_err(refused(format!("closure#{i}")))?;
+        }
+        Ok(())
+    }
+
+    /// Phase 5: read-only tables frozen, now that nothing writes into them.
+    fn freeze_tables(&mut self) -> Result<(), RestoreError> {
+        for (i, o) in self.snapshot.objects.iter().enumerate() {
+            if let Object::Table(t) = o
+                && t.readonly
+            {
+                self.session.table_freeze(i as c_int).map_err(refused(format!("table#{i}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn layout(&self, i: usize) -> Result<&'a ThreadLayout, RestoreError> {
+        self.verified.layout(i as u32).ok_or_else(|| RestoreError::Build {
+            path: format!("thread#{i}"),
+            message: "the verified snapshot has no layout for this thread".into(),
+        })
+    }
+
+    /// Stack slots a restored thread needs: every frame's top and its own top.
+    fn stack_slots(&self, i: usize) -> Result<u32, RestoreError> {
+        let l = self.layout(i)?;
+        Ok(l.frames.iter().map(|f| f.top).chain([l.top, 2]).max().unwrap_or(2))
+    }
+
+    fn fill_thread(&mut self, i: usize, t: &Thread) -> Result<(), RestoreError> {
+        let idx = i as c_int;
+        let layout = self.layout(i)?;
+        // An errored thread is its error value, where coroutine.close finds it (stack top).
+        let stack: Vec<Value> = if t.status == ThreadStatus::Errored {
+            vec![Value::Nil, t.error.unwrap_or(Value::Nil)]
+        } else {
+            t.stack.clone()
+        };
+        for (k, v) in stack.iter().enumerate() {
+            let v = self.tv(v)?;
+            self.session.thread_slot(idx, k as c_int, &v).map_err(refused(format!("thread#{i} > stack slot {k}")))?;
+        }
+        for (k, f) in layout.frames.iter().enumerate() {
+            let (is_lua, pc, errfunc) = match f.kind {
+                CallFrameKind::Lua { saved_pc, .. } => (1, saved_pc as c_int, 0),
+                CallFrameKind::C { errfunc, .. } => (0, 0, errfunc as c_int),
+            };
+            let info = ffi::AmberFrameInfo {
+                func: f.func as c_int,
+                base: f.base as c_int,
+                top: f.top as c_int,
+                nresults: f.nresults,
+                flags: u32::from(f.flags),
+                is_lua,
+                pc,
+                errfunc,
+                closure: 0,
+            };
+            self.session
+                .thread_frame(idx, k as c_int + 1, &info)
+                .map_err(refused(format!("thread#{i} > frame {k}")))?;
+        }
+        let status = match t.status {
+            ThreadStatus::NotStarted | ThreadStatus::Dead => ffi::LUA_OK,
+            ThreadStatus::Yielded => ffi::LUA_YIELD,
+            ThreadStatus::Preempted => ffi::LUA_BREAK,
+            ThreadStatus::Errored => ffi::LUA_ERRRUN,
+        };
+        let info = ffi::AmberThreadInfo {
+            status,
+            top: layout.top as c_int,
+            base: layout.base as c_int,
+            frames: layout.frames.len() as c_int,
+            globals: 0,
+            namecall: 0,
+            stack_size: 0,
+        };
+        let globals = self.tv(&t.globals)?;
+        let namecall = t.namecall.map_or(-1, |n| n as c_int);
+        self.session.thread_finish(idx, &info, &globals, namecall).map_err(refused(format!("thread#{i}")))
+    }
+}
+
+/// This runtime as a validator's [`Limits::runtime`](amber_validator::Limits) names it: its Luau
+/// release (for messages) and the pinned feature-flag set. Restore refuses another flag set, and
+/// a host that sets this in its limits has the validator refuse it first (S007).
+pub fn runtime_identity() -> RuntimeIdentity {
+    RuntimeIdentity { luau_version: LUAU_VERSION.into(), enabled_flags: FeatureFlags::pinned().enabled_sorted() }
+}
+
+/// Restores a verified snapshot as a new task of `vm`. Restoring the same snapshot N times gives
+/// N independent tasks.
+pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) -> Result<Task, RestoreError> {
+    let s = verified.snapshot();
+    // The Luau release and the base image that took the snapshot are information: the
+    // validator compared every used proto's signature with this release's compiled code, and
+    // permanents are resolved by name below. The flag set must be this one.
+    if s.header.enabled_flags != FeatureFlags::pinned().enabled_sorted() {
+        let enabled = if s.header.enabled_flags.is_empty() { "none".into() } else { s.header.enabled_flags.join(", ") };
+        return Err(RestoreError::FeatureFlags(enabled));
+    }
+    // Accounting is the restoring host's: the snapshot must fit the task's limit before a single
+    // object is built.
+    if let Some(limit) = options.memory_limit {
+        let needed = crate::estimate_memory(s);
+        let used = vm.memory_used(options.memory_category);
+        if needed.saturating_add(used) > limit {
+            return Err(RestoreError::MemoryLimit { needed, limit, used });
+        }
+    }
+    let registry = &vm.inner().registry;
+    let permanents = s
+        .permanents
+        .iter()
+        .map(|name| {
+            registry
+                .iter()
+                .position(|r| r.kind != b'A' && &r.name == name)
+                .ok_or_else(|| RestoreError::UnknownPermanent(name.clone()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // A task whose snapshot saw other base globals than this image has (other names, or the
+    // same names laid out otherwise) sees them through a view (globals.rs): its scripts load
+    // against the view, and the base-globals permanent stands for it.
+    let view = vm.globals_view(&s.roots.globals_layout).map_err(|e| RestoreError::Globals(e.to_string()))?;
+    let globals = match view {
+        Some(v) => {
+            let index = registry.iter().position(|r| r.kind != b'A' && r.name == "@globals");
+            let anchor = vm.inner().views.borrow().views.get(v).map(|g| g.anchor);
+            match (index, anchor) {
+                (Some(i), Some(a)) => Some((i, a)),
+                _ => return Err(RestoreError::Globals("this base image has no globals table to view".into())),
+            }
+        }
+        None => None,
+    };
+    let mut scripts = Vec::with_capacity(s.scripts.len());
+    let mut protos = Vec::with_capacity(s.scripts.len());
+    for (entry, v) in s.scripts.iter().zip(verified.scripts()) {
+        let script = Script::from_verified(&entry.chunk_name, v, s.header.compiler);
+        let handles = vm
+            .protos_in(&script, view)
+            .map_err(|e| RestoreError::Script { chunk: entry.chunk_name.clone(), message: e.to_string() })?;
+        protos.push(handles);
+        scripts.push(script);
+    }
+    let main_script = scripts.first().cloned().ok_or_else(|| RestoreError::Script {
+        chunk: "-".into(),
+        message: "a snapshot without scripts has no code to resume".into(),
+    })?;
+
+    let objects = c_int::try_from(s.objects.len())
+        .map_err(|_| RestoreError::Build { path: "snapshot".into(), message: "too many objects".into() })?;
+    let session = Session::begin(vm, objects, options.memory_category, options.memory_limit.unwrap_or(0), globals)
+        .map_err(refused("snapshot"))?;
+    // On an error the session is dropped unfinished, which aborts the restore.
+    let (thread_ref, orders) = Builder { vm, verified, snapshot: s, permanents, protos, session }.build()?;
+    let mut task = Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
+    task.set_explicit_orders(orders);
+    task.set_globals_view(view);
+    task.set_memory(options.memory_category, options.memory_limit);
+    Ok(task)
+}
