@@ -60,6 +60,14 @@ elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a 
 rm -rf "$seeds.min" && mkdir -p "$seeds.min"
 "${fuzz_env[@]}" cargo +nightly fuzz cmin "$target" "$work" -- -timeout=30 -rss_limit_mb=4096 >/dev/null 2>&1 || true
 cp "$work"/* "$seeds.min"/ 2>/dev/null || true
+# The named seeds (captures of every corpus script and their mutants, `amber fuzz-seeds`) stay
+# whatever cmin kept: a later campaign starts from every corpus script again. cmin names what it
+# keeps by SHA-1, so a named seed's hash-named copy is dropped.
+for named in "$seeds"/*.*; do
+    [ -f "$named" ] || continue
+    cp "$named" "$seeds.min"/
+    rm -f "$seeds.min/$(sha1sum "$named" | cut -d' ' -f1)"
+done
 if [ -n "$(ls -A "$seeds.min")" ]; then
     rm -rf "$seeds" && mv "$seeds.min" "$seeds"
 else

@@ -25,13 +25,25 @@ use std::collections::HashMap;
 pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, edges: &[(u32, u32)], sink: &mut Sink) {
     // (buffer object, where the frame keeps it)
     let mut owned: Vec<(u32, ObjectPath)> = Vec::new();
+    // Patterns lexed once each (many suspended frames may share one long pattern).
+    let mut lexed: Lexed = HashMap::new();
     for (thread, layout) in layouts {
         let (Some(layout), Some(t)) = (layout, ctx.thread(*thread)) else { continue };
         for (k, f) in layout.frames.iter().enumerate() {
             if let CallFrameKind::C { role: CRole::Matcher(op), .. } = f.kind {
                 let path = obj(ObjectKind::Thread, *thread).with(Segment::Index("frame", k as u64));
-                let mut frame =
-                    MatchFrame { ctx, sink: &mut *sink, thread: *thread, t, layout, k, op, path, owned: &mut owned };
+                let mut frame = MatchFrame {
+                    ctx,
+                    sink: &mut *sink,
+                    thread: *thread,
+                    t,
+                    layout,
+                    k,
+                    op,
+                    path,
+                    owned: &mut owned,
+                    lexed: &mut lexed,
+                };
                 frame.run();
             }
         }
@@ -58,6 +70,9 @@ pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, edges: &[(u32, 
         }
     }
 }
+
+/// Lexed patterns by (the pattern string's bytes, anchor offset).
+type Lexed = HashMap<(usize, usize), Vec<(usize, Element)>>;
 
 /// A pattern element, where the matcher's cursor or a backtrack frame may stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +175,7 @@ struct MatchFrame<'c, 'a> {
     op: MatcherOp,
     path: ObjectPath,
     owned: &'c mut Vec<(u32, ObjectPath)>,
+    lexed: &'c mut Lexed,
 }
 
 /// A decoded state.
@@ -292,7 +308,11 @@ impl<'a> MatchFrame<'_, 'a> {
         }
         let state = self.decode(bytes, state_slot)?;
         let at = self.slot_path(state_slot);
-        let message = Rules { subject, pattern, op: self.op, is_top, out_len_cap, gmatch_position }.check(&state);
+        let anchor = usize::from(self.op != MatcherOp::GmatchIterator && pattern.first() == Some(&b'^'));
+        let elements =
+            self.lexed.entry((pattern.as_ptr() as usize, anchor)).or_insert_with(|| elements(pattern, anchor));
+        let message =
+            Rules { subject, pattern, elements, op: self.op, is_top, out_len_cap, gmatch_position }.check(&state);
         if let Err(why) = message {
             return self.refuse(Code::MatcherState, at, why);
         }
@@ -346,6 +366,8 @@ struct Rules<'a> {
     is_top: bool,
     out_len_cap: u64,
     gmatch_position: Option<u64>,
+    /// The pattern's elements from its anchor on.
+    elements: &'a [(usize, Element)],
 }
 
 impl Rules<'_> {
@@ -408,7 +430,6 @@ impl Rules<'_> {
         }
 
         // The cursor.
-        let anchor = usize::from(self.op != MatcherOp::GmatchIterator && self.pattern.first() == Some(&b'^'));
         if mode == m::MODE_PLAIN {
             if self.op != MatcherOp::Find || !st.frames.is_empty() || pp != 0 || a != 0 || b != 0 {
                 return Err("a plain search is string.find's, with no frames and only a subject position".into());
@@ -425,7 +446,7 @@ impl Rules<'_> {
         } else if mode > m::MODE_PLAIN {
             return Err(format!("mode {mode} is not one the matcher has"));
         }
-        let elements = elements(self.pattern, anchor);
+        let elements = self.elements;
         let element_at = |i: usize| elements.binary_search_by_key(&i, |(at, _)| *at).ok().map(|n| elements[n].1);
 
         // Frames, bottom up, re-deriving the captures.
