@@ -69,9 +69,10 @@ struct Builder<'a, 'v> {
     session: Session<'v>,
 }
 
-fn refused(path: impl Into<String>) -> impl FnOnce(String) -> RestoreError {
-    let path = path.into();
-    move |message| RestoreError::Build { path, message }
+/// The error for a refusal of the shim at `path`, which is only formatted if there is one: the
+/// builders run once per stack slot and table entry, millions of times for a large state.
+fn refused(path: impl FnOnce() -> String) -> impl FnOnce(String) -> RestoreError {
+    move |message| RestoreError::Build { path: path(), message }
 }
 
 impl<'a, 'v> Builder<'a, 'v> {
@@ -130,7 +131,7 @@ impl<'a, 'v> Builder<'a, 'v> {
         self.fill_lua_closures()?;
         self.freeze_tables()?;
         let main = self.snapshot.roots.main_thread as c_int;
-        self.session.finish(main).map_err(refused("roots > main thread"))
+        self.session.finish(main).map_err(refused(|| "roots > main thread".into()))
     }
 
     /// Phase 1: every object except upvalues, empty.
@@ -166,7 +167,7 @@ impl<'a, 'v> Builder<'a, 'v> {
                 }
                 Object::Upvalue(_) => Ok(()),
             }
-            .map_err(refused(path()))?;
+            .map_err(refused(path))?;
         }
         Ok(())
     }
@@ -206,12 +207,12 @@ impl<'a, 'v> Builder<'a, 'v> {
                 Object::Thread(t) => self.fill_thread(i, t)?,
                 Object::Userdata(u) => {
                     let meta = self.opt_tv(&u.metatable)?;
-                    self.session.userdata_metatable(idx, &meta).map_err(refused(path()))?;
+                    self.session.userdata_metatable(idx, &meta).map_err(refused(path))?;
                 }
                 Object::CClosure(c) => {
                     let env = self.tv(&c.env)?;
                     let ups: Vec<AmberTV> = c.upvalues.iter().map(|v| self.tv(v)).collect::<Result<_, _>>()?;
-                    self.session.c_closure_fill(idx, &env, &ups).map_err(refused(path()))?;
+                    self.session.c_closure_fill(idx, &env, &ups).map_err(refused(path))?;
                 }
                 _ => {}
             }
@@ -225,7 +226,7 @@ impl<'a, 'v> Builder<'a, 'v> {
             let v = self.tv(v)?;
             self.session
                 .table_array(idx, k as c_int, &v)
-                .map_err(refused(format!("table#{i} > array slot {}", k + 1)))?;
+                .map_err(refused(|| format!("table#{i} > array slot {}", k + 1)))?;
         }
         for (k, entry) in t.hash.iter().enumerate() {
             let Some((key, val)) = entry else { continue };
@@ -233,12 +234,12 @@ impl<'a, 'v> Builder<'a, 'v> {
             let node = t.node_of.as_ref().and_then(|m| m.get(k)).map_or(k as c_int, |&n| n as c_int);
             self.session
                 .table_node(idx, k as c_int, node, &key, &val)
-                .map_err(refused(format!("table#{i} > hash node {k}")))?;
+                .map_err(refused(|| format!("table#{i} > hash node {k}")))?;
         }
         let meta = self.opt_tv(&t.metatable)?;
         self.session
             .table_finish(idx, t.insert_hint, &meta, t.readonly, t.safeenv)
-            .map_err(refused(format!("table#{i}")))
+            .map_err(refused(|| format!("table#{i}")))
     }
 
     /// Phase 3: upvalues, closed ones with their values, open ones on their threads' finished
@@ -254,7 +255,7 @@ impl<'a, 'v> Builder<'a, 'v> {
                 }
                 Upvalue::Open { thread, slot } => self.session.upvalue_open(idx, *thread as c_int, *slot as c_int),
             }
-            .map_err(refused(format!("upvalue#{i}")))?;
+            .map_err(refused(|| format!("upvalue#{i}")))?;
         }
         Ok(())
     }
@@ -265,7 +266,7 @@ impl<'a, 'v> Builder<'a, 'v> {
             let Object::LuaClosure(c) = o else { continue };
             let env = self.tv(&c.env)?;
             let ups: Vec<c_int> = c.upvalues.iter().map(|&u| u as c_int).collect();
-            self.session.lua_closure_fill(i as c_int, &env, &ups).map_err(refused(format!("closure#{i}")))?;
+            self.session.lua_closure_fill(i as c_int, &env, &ups).map_err(refused(|| format!("closure#{i}")))?;
         }
         Ok(())
     }
@@ -276,7 +277,7 @@ impl<'a, 'v> Builder<'a, 'v> {
             if let Object::Table(t) = o
                 && t.readonly
             {
-                self.session.table_freeze(i as c_int).map_err(refused(format!("table#{i}")))?;
+                self.session.table_freeze(i as c_int).map_err(refused(|| format!("table#{i}")))?;
             }
         }
         Ok(())
@@ -306,7 +307,9 @@ impl<'a, 'v> Builder<'a, 'v> {
         };
         for (k, v) in stack.iter().enumerate() {
             let v = self.tv(v)?;
-            self.session.thread_slot(idx, k as c_int, &v).map_err(refused(format!("thread#{i} > stack slot {k}")))?;
+            self.session
+                .thread_slot(idx, k as c_int, &v)
+                .map_err(refused(|| format!("thread#{i} > stack slot {k}")))?;
         }
         for (k, f) in layout.frames.iter().enumerate() {
             let (is_lua, pc, errfunc) = match f.kind {
@@ -326,7 +329,7 @@ impl<'a, 'v> Builder<'a, 'v> {
             };
             self.session
                 .thread_frame(idx, k as c_int + 1, &info)
-                .map_err(refused(format!("thread#{i} > frame {k}")))?;
+                .map_err(refused(|| format!("thread#{i} > frame {k}")))?;
         }
         let status = match t.status {
             ThreadStatus::NotStarted | ThreadStatus::Dead => ffi::LUA_OK,
@@ -345,7 +348,7 @@ impl<'a, 'v> Builder<'a, 'v> {
         };
         let globals = self.tv(&t.globals)?;
         let namecall = t.namecall.map_or(-1, |n| n as c_int);
-        self.session.thread_finish(idx, &info, &globals, namecall).map_err(refused(format!("thread#{i}")))
+        self.session.thread_finish(idx, &info, &globals, namecall).map_err(refused(|| format!("thread#{i}")))
     }
 }
 
@@ -421,7 +424,7 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
     let objects = c_int::try_from(s.objects.len())
         .map_err(|_| RestoreError::Build { path: "snapshot".into(), message: "too many objects".into() })?;
     let session = Session::begin(vm, objects, options.memory_category, options.memory_limit.unwrap_or(0), globals)
-        .map_err(refused("snapshot"))?;
+        .map_err(refused(|| "snapshot".into()))?;
     // On an error the session is dropped unfinished, which aborts the restore.
     let (thread_ref, orders) = Builder { vm, verified, snapshot: s, permanents, protos, session }.build()?;
     let mut task = Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
