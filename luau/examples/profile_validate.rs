@@ -1,5 +1,7 @@
 //! Validates one large state many times, for a profiler: `perf record` on
 //! `cargo run --release -p amber-luau --example profile_validate -- table|coroutines|closures`.
+//! With a second argument `capture`, captures and encodes it many times instead (callgrind's
+//! instruction counts compare two builds of capture where wall clock cannot).
 
 use amber_luau::{Budget, Outcome, Script, SourceCatalog, Vm, capture};
 use amber_validator::{Limits, encode, validate};
@@ -23,6 +25,12 @@ fn main() {
     let vm = Vm::new().expect("vm");
     let mut task = vm.spawn(&Script::compile(src, "=profile").expect("compiles")).expect("spawn");
     assert!(matches!(task.resume(Budget::unlimited()).expect("runs"), Outcome::Yielded(_)));
+    if std::env::args().nth(2).as_deref() == Some("capture") {
+        for _ in 0..5 {
+            std::hint::black_box(encode(&capture(&task).expect("capture")));
+        }
+        return;
+    }
     let bytes = encode(&capture(&task).expect("capture"));
     for _ in 0..10 {
         std::hint::black_box(validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).expect("valid"));
