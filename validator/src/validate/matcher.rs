@@ -544,3 +544,42 @@ impl Rules<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Element, elements};
+
+    #[test]
+    fn elements_start_where_the_matcher_steps() {
+        // Worked by hand from lstrlib's grammar: `%b()` takes four bytes, a class with a suffix
+        // takes the suffix, `[a-]` ends at its `]`, `()` is one position capture.
+        let p = b"%b()x*[a-]?(%d+)()$";
+        let got = elements(p, 0);
+        let want = vec![
+            (0, Element::Balance),
+            (4, Element::Single(Some(b'*'))),
+            (6, Element::Single(Some(b'?'))),
+            (11, Element::Open),
+            (12, Element::Single(Some(b'+'))),
+            (15, Element::Close),
+            (16, Element::Open),
+            (18, Element::EndAnchor),
+        ];
+        assert_eq!(got, want);
+        // After an anchor; a frontier set; `$` not at the end is a plain character.
+        assert_eq!(
+            elements(b"^%f[%w]x$y", 1),
+            vec![
+                (1, Element::Frontier),
+                (7, Element::Single(None)),
+                (8, Element::Single(None)),
+                (9, Element::Single(None))
+            ]
+        );
+        // Lexing stops at the first malformed element: the matcher raises an error there.
+        assert_eq!(elements(b"a[b", 0), vec![(0, Element::Single(None))]);
+        assert_eq!(elements(b"x%", 0), vec![(0, Element::Single(None))]);
+        assert_eq!(elements(b"%bx", 0), vec![]);
+        assert_eq!(elements(b"%1%f", 0), vec![(0, Element::BackReference)]);
+    }
+}
