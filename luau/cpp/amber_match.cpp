@@ -971,16 +971,24 @@ int find_entry(lua_State* L, bool find)
     return run_find(L, m, find, true);
 }
 
+// A continuation's subject and pattern, slots 1 and 2. The validator proved them strings; this is
+// the defence in depth, shared by every continuation that keeps them in its frame.
+void frame_strings(lua_State* L, const char** s, size_t* ls, const char** p, size_t* lp)
+{
+    if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING)
+        luaL_error(L, "corrupt pattern-matching state: strings");
+    luaL_checkstack(L, LUA_MINSTACK, "pattern matching");
+    *s = lua_tolstring(L, 1, ls);
+    *p = lua_tolstring(L, 2, lp);
+}
+
 int find_resume(lua_State* L, bool find)
 {
     if (lua_gettop(L) != kFindState)
         luaL_error(L, "corrupt pattern-matching state: stack");
-    if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING)
-        luaL_error(L, "corrupt pattern-matching state: strings");
-    luaL_checkstack(L, LUA_MINSTACK, "pattern matching");
+    const char *s, *p;
     size_t ls, lp;
-    const char* s = lua_tolstring(L, 1, &ls);
-    const char* p = lua_tolstring(L, 2, &lp);
+    frame_strings(L, &s, &ls, &p, &lp);
     Matcher m(L, s, ls, p, lp, 0);
     m.load(kFindState);
     if (m.phase != kMatching || (m.mode == kPlain && !find))
@@ -1331,12 +1339,9 @@ int str_gsub_cont(lua_State* L, int)
     int top = lua_gettop(L);
     if (top != kGsubOut && top != kGsubOut + 1)
         luaL_error(L, "corrupt pattern-matching state: stack");
-    if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TSTRING)
-        luaL_error(L, "corrupt pattern-matching state: strings");
-    luaL_checkstack(L, LUA_MINSTACK, "pattern matching");
+    const char *s, *p;
     size_t ls, lp;
-    const char* s = lua_tolstring(L, 1, &ls);
-    const char* p = lua_tolstring(L, 2, &lp);
+    frame_strings(L, &s, &ls, &p, &lp);
     Matcher m(L, s, ls, p, lp, lp > 0 && p[0] == '^' ? 1 : 0);
     m.load(kGsubState);
     m.load_output();
