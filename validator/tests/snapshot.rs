@@ -3,7 +3,7 @@
 
 use amber_validator::testkit as common;
 
-use amber_validator::diagnostics::Code;
+use amber_validator::diagnostics::{Code, Report};
 use amber_validator::snapshot::*;
 use amber_validator::{CallFrameKind, Limits, decode, encode, validate, validate_model};
 use common::{ObjectSpec, TestCatalog, ValueSpec, build, limits, permanent, sample};
@@ -851,4 +851,54 @@ fn compact_forms_are_canonical() {
     let (next, object) = (10u8, 6u8);
     let spelled_ref = rewrite_objects(&bytes, &[object, 3, next], &[object, 3, object, 4]);
     assert_eq!(decode(&spelled_ref, &Limits::default()).unwrap_err().code, Code::NonCanonical);
+}
+
+/// A hash part over 16 nodes finds repeated keys by sorting each class of key apart (objects by
+/// string equality class, numbers by bits with -0 as 0, the rest whole): each class's repeat is
+/// refused, and the same part with distinct keys is not.
+#[test]
+fn large_hash_parts_refuse_repeated_keys_of_every_class() {
+    fn with_keys(keys: &[Value]) -> Report {
+        let mut s = sample();
+        let t = table(&mut s, 4);
+        t.hash = vec![None; 32];
+        for (n, k) in keys.iter().enumerate() {
+            t.hash[n] = Some((*k, Value::Boolean(true)));
+        }
+        t.insert_hint = 0;
+        t.node_of = None;
+        validate_model(s, &limits(), &TestCatalog).err().unwrap_or_default()
+    }
+    let twice = |r: &Report| {
+        r.diagnostics.iter().filter(|d| d.code == Code::BadTableShape && d.message.contains("appears twice")).count()
+    };
+    // Numbers 100..120, the string object 3 and false: distinct.
+    let distinct: Vec<Value> =
+        (100..120).map(|n| Value::Number(f64::from(n))).chain([Value::Object(3), Value::Boolean(false)]).collect();
+    assert_eq!(twice(&with_keys(&distinct)), 0, "{}", with_keys(&distinct));
+    for (what, extra) in [
+        ("a number", Value::Number(107.0)),
+        ("the same string object", Value::Object(3)),
+        ("a boolean", Value::Boolean(false)),
+    ] {
+        let mut keys = distinct.clone();
+        keys.push(extra);
+        assert_eq!(twice(&with_keys(&keys)), 1, "{what}: {}", with_keys(&keys));
+    }
+    let zeros = [Value::Number(0.0), Value::Number(-0.0)];
+    let keys: Vec<Value> = distinct.iter().copied().chain(zeros).collect();
+    assert_eq!(twice(&with_keys(&keys)), 1, "0 and -0 are one key: {}", with_keys(&keys));
+    // A second string with the same bytes as object 3 is the same key (and a duplicate string).
+    let mut s = sample();
+    s.objects.push(s.objects[3].clone());
+    let copy = s.objects.len() as u32 - 1;
+    let t = table(&mut s, 4);
+    t.hash = vec![None; 32];
+    for (n, k) in distinct.iter().chain([&Value::Object(copy)]).enumerate() {
+        t.hash[n] = Some((*k, Value::Boolean(true)));
+    }
+    t.insert_hint = 0;
+    let report = validate_model(s, &limits(), &TestCatalog).err().unwrap_or_default();
+    assert_eq!(twice(&report), 1, "{report}");
+    assert!(report.diagnostics.iter().any(|d| d.code == Code::DuplicateString), "{report}");
 }

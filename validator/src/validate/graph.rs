@@ -10,39 +10,29 @@ use crate::snapshot::*;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{HashMap, HashSet};
 
-pub(crate) fn check(ctx: &Context<'_>, edges: Vec<(u32, u32)>, layouts: &super::Layouts, sink: &mut Sink) {
-    Graph { ctx, sink }.run(edges, layouts)
+pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, sink: &mut Sink) {
+    Graph { ctx, sink }.run(layouts)
 }
 
-/// Which of `n` objects the walk from `root` reaches over `edges` (sources and targets below
-/// `n`; the references family recorded only valid ones). Reachability is the one graph question
-/// asked of every object, so it gets a flat adjacency (a counting sort of the edges by source:
-/// linear, no comparisons) and an explicit stack (no recursion an attacker can deepen); the
-/// resume chains, a handful of threads, use petgraph's algorithms.
-fn reachable(n: usize, edges: &[(u32, u32)], root: u32) -> Vec<bool> {
-    let mut start = vec![0u32; n + 1];
-    for &(from, _) in edges {
-        start[from as usize + 1] += 1;
-    }
-    for i in 0..n {
-        start[i + 1] += start[i];
-    }
-    let mut fill = start.clone();
-    let mut targets = vec![0u32; edges.len()];
-    for &(from, to) in edges {
-        let at = &mut fill[from as usize];
-        targets[*at as usize] = to;
-        *at += 1;
-    }
+/// Which objects the walk from `root` reaches, following every reference of the model (a
+/// reference out of range is skipped: the references family reported it, and a wrongly typed
+/// one refuses the snapshot there too). Reachability is the one graph question asked of every
+/// object, so it walks the model itself with an explicit stack (no recursion an attacker can
+/// deepen) and one byte per object, instead of materialising the edges; the resume chains, a
+/// handful of threads, use petgraph's algorithms.
+fn reachable(objects: &[Object], root: u32) -> Vec<bool> {
+    let n = objects.len();
     let mut reached = vec![false; n];
     let mut stack = vec![root];
     reached[root as usize] = true;
     while let Some(v) = stack.pop() {
-        for &w in &targets[start[v as usize] as usize..start[v as usize + 1] as usize] {
-            if !std::mem::replace(&mut reached[w as usize], true) {
+        objects[v as usize].for_each_reference(|w| {
+            if let Some(r) = reached.get_mut(w as usize)
+                && !std::mem::replace(r, true)
+            {
                 stack.push(w);
             }
-        }
+        });
     }
     reached
 }
@@ -53,11 +43,11 @@ struct Graph<'c, 'a> {
 }
 
 impl Graph<'_, '_> {
-    fn run(&mut self, edges: Vec<(u32, u32)>, layouts: &super::Layouts) {
+    fn run(&mut self, layouts: &super::Layouts) {
         let s = self.ctx.s;
         let n = s.objects.len();
         if (s.roots.main_thread as usize) < n {
-            let reached = reachable(n, &edges, s.roots.main_thread);
+            let reached = reachable(&s.objects, s.roots.main_thread);
             for (i, r) in reached.iter().enumerate() {
                 if !r {
                     self.sink.error(
@@ -260,13 +250,26 @@ impl Graph<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::reachable;
+    use crate::snapshot::{Object, Upvalue, Value};
+
+    fn upvalue_to(i: u32) -> Object {
+        Object::Upvalue(Upvalue::Closed(Value::Object(i)))
+    }
 
     #[test]
-    fn reachability_follows_edges_in_any_order_through_cycles() {
-        // 0 -> 2 -> 1 -> 0 (a cycle), 2 -> 3 twice, 4 -> 0 (4 is not reached), 5 alone.
-        let edges = [(2, 3), (0, 2), (1, 0), (2, 1), (2, 3), (4, 0)];
-        assert_eq!(reachable(6, &edges, 0), vec![true, true, true, true, false, false]);
-        assert_eq!(reachable(6, &edges, 4), vec![true, true, true, true, true, false]);
-        assert_eq!(reachable(1, &[], 0), vec![true]);
+    fn reachability_follows_references_through_cycles_and_skips_out_of_range_ones() {
+        // 0 -> 2 -> 1 -> 0 (a cycle), 3 -> 3, 4 -> 0 (4 is not reached), 5 -> #99 (out of range).
+        let objects = vec![
+            upvalue_to(2),
+            upvalue_to(0),
+            Object::Upvalue(Upvalue::Open { thread: 1, slot: 0 }),
+            upvalue_to(3),
+            upvalue_to(0),
+            upvalue_to(99),
+        ];
+        assert_eq!(reachable(&objects, 0), vec![true, true, true, false, false, false]);
+        assert_eq!(reachable(&objects, 4), vec![true, true, true, false, true, false]);
+        assert_eq!(reachable(&objects, 5), vec![false, false, false, false, false, true]);
+        assert_eq!(reachable(&objects[..1], 0), vec![true]);
     }
 }

@@ -22,7 +22,7 @@ use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::snapshot::*;
 use std::collections::HashMap;
 
-pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, edges: &[(u32, u32)], sink: &mut Sink) {
+pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, sink: &mut Sink) {
     // (buffer object, where the frame keeps it)
     let mut owned: Vec<(u32, ObjectPath)> = Vec::new();
     // Patterns lexed once each (many suspended frames may share one long pattern).
@@ -51,11 +51,15 @@ pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, edges: &[(u32, 
     if owned.is_empty() {
         return;
     }
+    // Every reference to an owned buffer, whatever holds it (a wrongly typed holder is refused
+    // by the references family as well).
     let mut refs: HashMap<u32, usize> = owned.iter().map(|(b, _)| (*b, 0)).collect();
-    for (_, to) in edges {
-        if let Some(n) = refs.get_mut(to) {
-            *n += 1;
-        }
+    for o in &ctx.s.objects {
+        o.for_each_reference(|to| {
+            if let Some(n) = refs.get_mut(&to) {
+                *n += 1;
+            }
+        });
     }
     for (b, path) in owned {
         let n = refs.get(&b).copied().unwrap_or(0);

@@ -5,8 +5,8 @@
 //! families before it, and the [`Sink`] findings go to:
 //!
 //! - [`limits`]: totals a model built in memory could exceed (decoding bounded the rest);
-//! - [`references`]: every edge in range and of the type its slot requires (one pass over the
-//!   objects, collecting the graph's edges and the string-equality classes);
+//! - [`references`]: every reference in range and of the type its slot requires (one pass over
+//!   the objects, with the string-equality classes);
 //! - [`scripts`]: sources, bytecode and protos, through the host's [`ScriptCatalog`];
 //! - [`yield_points`]: every used proto's recorded signature matches the compiled bytecode;
 //! - [`frames`]: every thread's call-info, derived from its yield points (the layout restore
@@ -171,13 +171,13 @@ pub fn validate_model(
     let ctx = Context::new(&snapshot, limits);
     let mut sink = Sink::new(limits.max_diagnostics);
     limits::check(&ctx, &mut sink);
-    let refs = references::check(&ctx, &mut sink);
+    references::check(&ctx, &mut sink);
     let scripts = scripts::check(&ctx, catalog, &mut sink);
     yield_points::check(&ctx, &scripts, &mut sink);
     let layouts = frames::check(&ctx, &scripts, &mut sink);
     registers::check(&ctx, &scripts, &layouts, &mut sink);
-    matcher::check(&ctx, &layouts, &refs.edges, &mut sink);
-    graph::check(&ctx, refs.edges, &layouts, &mut sink);
+    matcher::check(&ctx, &layouts, &mut sink);
+    graph::check(&ctx, &layouts, &mut sink);
     sandbox::check(&ctx, &mut sink);
     let report = sink.report;
     if report.has_errors() {

@@ -1,6 +1,5 @@
 //! References: every reference in range and of the type its slot requires, in one pass over
-//! the objects. It also collects what later families need: the object graph's edges and, for
-//! each string, the first string with the same bytes.
+//! the objects, with, for each string, the first string with the same bytes (for duplicate keys).
 
 use super::{Context, obj, table_layout, value_text};
 use crate::contract::{self, UpvalueRule};
@@ -8,16 +7,8 @@ use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::limits::PermanentKind;
 use crate::snapshot::*;
 
-/// What the references family hands on.
-pub(crate) struct References {
-    /// Object-to-object edges of valid references, grouped by source object.
-    pub edges: Vec<(u32, u32)>,
-}
-
-pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) -> References {
-    let mut w = Walker { ctx, sink, edges: Vec::new(), string_canon: Vec::new() };
-    w.run();
-    References { edges: w.edges }
+pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
+    Walker { ctx, sink, string_canon: Vec::new() }.run();
 }
 
 /// What a slot may hold.
@@ -34,7 +25,6 @@ enum Expect {
 struct Walker<'c, 'a> {
     ctx: &'c Context<'a>,
     sink: &'c mut Sink,
-    edges: Vec<(u32, u32)>,
     /// For each object: the first string object with the same bytes (itself when unique or not
     /// a string). Luau interns strings, so equal bytes are one key.
     string_canon: Vec<u32>,
@@ -52,8 +42,8 @@ impl Walker<'_, '_> {
         }
     }
 
-    /// Checks one value in a slot; records the edge when it names an object.
-    fn value(&mut self, from: Option<u32>, v: &Value, expect: Expect, path: impl FnOnce() -> ObjectPath) {
+    /// Checks one value in a slot.
+    fn value(&mut self, v: &Value, expect: Expect, path: impl FnOnce() -> ObjectPath) {
         match *v {
             Value::Object(i) => match self.ctx.object_kind(i) {
                 None => self.sink.error(
@@ -74,8 +64,6 @@ impl Walker<'_, '_> {
                             path(),
                             format!("object #{i} is an upvalue, which is not a value"),
                         );
-                    } else if let Some(from) = from {
-                        self.edges.push((from, i));
                     }
                 }
             },
@@ -136,7 +124,12 @@ impl Walker<'_, '_> {
         self.string_canon = (0..s.objects.len() as u32).collect();
         // Sorted by their first eight bytes first (one integer compare settles most pairs), then
         // by all bytes, then by index, so equal strings are adjacent with the first one leading.
-        let mut strings: Vec<(u64, &[u8], u32)> = s
+        // Twelve bytes a string: the head split in two words (no padding) and the index.
+        let bytes_of = |i: u32| match &s.objects[i as usize] {
+            Object::String(b) => b.as_slice(),
+            _ => &[],
+        };
+        let mut strings: Vec<[u32; 3]> = s
             .objects
             .iter()
             .enumerate()
@@ -145,20 +138,23 @@ impl Walker<'_, '_> {
                     let mut head = [0u8; 8];
                     let n = b.len().min(8);
                     head[..n].copy_from_slice(&b[..n]);
-                    Some((u64::from_be_bytes(head), b.as_slice(), i as u32))
+                    let head = u64::from_be_bytes(head);
+                    Some([(head >> 32) as u32, head as u32, i as u32])
                 }
                 _ => None,
             })
             .collect();
-        strings.sort_unstable();
+        strings.sort_unstable_by(|a, b| {
+            (a[0], a[1]).cmp(&(b[0], b[1])).then_with(|| bytes_of(a[2]).cmp(bytes_of(b[2]))).then(a[2].cmp(&b[2]))
+        });
         for pair in strings.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            if a.1 == b.1 {
-                let canon = self.string_canon[a.2 as usize];
-                self.string_canon[b.2 as usize] = canon;
+            let (a, b) = (pair[0][2], pair[1][2]);
+            if pair[0][..2] == pair[1][..2] && bytes_of(a) == bytes_of(b) {
+                let canon = self.string_canon[a as usize];
+                self.string_canon[b as usize] = canon;
                 self.sink.error(
                     Code::DuplicateString,
-                    obj(ObjectKind::String, b.2),
+                    obj(ObjectKind::String, b),
                     format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
                 );
             }
@@ -192,9 +188,9 @@ impl Walker<'_, '_> {
                             format!("names script #{}, but the snapshot has {} scripts", c.script, s.scripts.len()),
                         );
                     }
-                    self.value(Some(i), &c.env, Expect::Table, || here().with(Segment::Field("environment")));
+                    self.value(&c.env, Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, &u) in c.upvalues.iter().enumerate() {
-                        self.upvalue_ref(i, u, || here().with(Segment::Index("upvalue", n as u64)));
+                        self.upvalue_ref(u, || here().with(Segment::Index("upvalue", n as u64)));
                     }
                 }
                 Object::CClosure(c) => {
@@ -221,19 +217,18 @@ impl Walker<'_, '_> {
                         }
                         _ => {}
                     }
-                    self.value(Some(i), &c.env, Expect::Table, || here().with(Segment::Field("environment")));
+                    self.value(&c.env, Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, v) in c.upvalues.iter().enumerate() {
-                        self.value(Some(i), v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
+                        self.value(v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
                     }
                     self.c_closure_upvalues(i, c);
                 }
                 Object::Upvalue(Upvalue::Closed(v)) => {
-                    self.value(Some(i), v, Expect::Any, || here().with(Segment::Field("value")));
+                    self.value(v, Expect::Any, || here().with(Segment::Field("value")));
                 }
                 Object::Upvalue(Upvalue::Open { thread, slot }) => {
                     match s.objects.get(*thread as usize) {
                         Some(Object::Thread(t)) => {
-                            self.edges.push((i, *thread));
                             if *slot as usize >= t.stack.len() {
                                 self.sink.error(
                                 Code::BadUpvalueSlot,
@@ -260,7 +255,7 @@ impl Walker<'_, '_> {
                 Object::Thread(t) => self.thread(i, t),
                 Object::Userdata(u) => {
                     if let Some(m) = &u.metatable {
-                        self.value(Some(i), m, Expect::Table, || here().with(Segment::Field("metatable")));
+                        self.value(m, Expect::Table, || here().with(Segment::Field("metatable")));
                     }
                 }
             }
@@ -363,9 +358,9 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn upvalue_ref(&mut self, from: u32, u: u32, path: impl FnOnce() -> ObjectPath) {
+    fn upvalue_ref(&mut self, u: u32, path: impl FnOnce() -> ObjectPath) {
         match self.ctx.object_kind(u) {
-            Some(ObjectKind::Upvalue) => self.edges.push((from, u)),
+            Some(ObjectKind::Upvalue) => {}
             Some(kind) => self.sink.error(
                 Code::WrongType,
                 path(),
@@ -382,10 +377,10 @@ impl Walker<'_, '_> {
     fn table(&mut self, i: u32, t: &Table) {
         let here = || obj(ObjectKind::Table, i);
         if let Some(m) = &t.metatable {
-            self.value(Some(i), m, Expect::Table, || here().with(Segment::Field("metatable")));
+            self.value(m, Expect::Table, || here().with(Segment::Field("metatable")));
         }
         for (n, v) in t.array.iter().enumerate() {
-            self.value(Some(i), v, Expect::Any, || here().with(Segment::Index("array slot", n as u64 + 1)));
+            self.value(v, Expect::Any, || here().with(Segment::Index("array slot", n as u64 + 1)));
         }
         if !t.hash.is_empty() && !t.hash.len().is_power_of_two() {
             self.sink.error(
@@ -439,7 +434,7 @@ impl Walker<'_, '_> {
         // Small tables (the common case) compare keys pairwise; larger ones sort their keys
         // afterwards (no hashing: the keys are the attacker's, and a sort's cost is bounded).
         let mut seen_small: Vec<KeyId> = Vec::new();
-        let mut keys: Vec<(KeyId, u32)> = Vec::new();
+        let mut keys = KeySort::default();
         let small = t.hash.len() <= 16;
         for (n, node) in t.hash.iter().enumerate() {
             let Some((k, v)) = node else { continue };
@@ -463,19 +458,17 @@ impl Walker<'_, '_> {
                 }
                 seen_small.push(id);
             } else {
-                keys.push((id, n as u32));
+                keys.push(id);
             }
-            self.value(Some(i), k, Expect::Any, key_path);
-            self.value(Some(i), v, Expect::Any, || key_path().with(Segment::Field("value")));
+            self.value(k, Expect::Any, key_path);
+            self.value(v, Expect::Any, || key_path().with(Segment::Field("value")));
         }
-        keys.sort_unstable();
-        for pair in keys.windows(2) {
-            if pair[0].0 == pair[1].0
-                && let Some(Some((k, _))) = t.hash.get(pair[1].1 as usize)
-            {
-                let path = here().with(Segment::Key(Self::key_text(self.ctx.s, k)));
-                self.sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
-            }
+        for id in keys.repeats() {
+            let path = match id.value() {
+                Some(k) => here().with(Segment::Key(Self::key_text(self.ctx.s, &k))),
+                None => here().with(Segment::Field("hash part")),
+            };
+            self.sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
         }
         if let Some((p, why)) = table_layout::problem(self.ctx.s, t) {
             let path = match t.hash.get(p) {
@@ -488,10 +481,10 @@ impl Walker<'_, '_> {
 
     fn thread(&mut self, i: u32, t: &Thread) {
         let here = || obj(ObjectKind::Thread, i);
-        self.value(Some(i), &t.globals, Expect::Table, || here().with(Segment::Field("globals")));
+        self.value(&t.globals, Expect::Table, || here().with(Segment::Field("globals")));
         if let Some(n) = t.namecall {
             match self.ctx.object_kind(n) {
-                Some(ObjectKind::String) => self.edges.push((i, n)),
+                Some(ObjectKind::String) => {}
                 Some(k) => self.sink.error(
                     Code::WrongType,
                     here().with(Segment::Field("namecall method")),
@@ -506,7 +499,7 @@ impl Walker<'_, '_> {
         }
         match (&t.error, t.status) {
             (Some(e), ThreadStatus::Errored) => {
-                self.value(Some(i), e, Expect::Any, || here().with(Segment::Field("error value")))
+                self.value(e, Expect::Any, || here().with(Segment::Field("error value")))
             }
             (None, ThreadStatus::Errored) => self.sink.error(
                 Code::BadThreadShape,
@@ -521,17 +514,17 @@ impl Walker<'_, '_> {
             (None, _) => {}
         }
         for (n, v) in t.stack.iter().enumerate() {
-            self.value(Some(i), v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
+            self.value(v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
         }
         for (n, &u) in t.open_upvalues.iter().enumerate() {
-            self.upvalue_ref(i, u, || here().with(Segment::Index("open upvalue", n as u64)));
+            self.upvalue_ref(u, || here().with(Segment::Index("open upvalue", n as u64)));
         }
     }
 }
 
 /// A key's identity for duplicate detection: by bits for numbers and vectors (with -0 and 0 the
 /// same key, as in Luau), by index for references.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum KeyId {
     Boolean(bool),
     Number(u64),
@@ -553,5 +546,52 @@ impl KeyId {
             Value::LightUserdata { bits, .. } => KeyId::Other(bits),
             Value::Nil => KeyId::Other(u64::MAX),
         }
+    }
+}
+
+impl KeyId {
+    /// A key with this identity (a string's equality class names its first string).
+    fn value(self) -> Option<Value> {
+        match self {
+            KeyId::Boolean(b) => Some(Value::Boolean(b)),
+            KeyId::Number(bits) => Some(Value::Number(f64::from_bits(bits))),
+            KeyId::Vector(bits) => Some(Value::Vector(bits.map(f32::from_bits))),
+            KeyId::Object(i) => Some(Value::Object(i)),
+            KeyId::Permanent(i) => Some(Value::Permanent(i)),
+            KeyId::Other(_) => None,
+        }
+    }
+}
+
+/// The keys of a large hash part, split by class so that the common ones sort in 4 or 8 bytes
+/// a key (objects by their equality class, numbers by their bits) and the rare rest whole: a
+/// million-key table costs 4 to 8 MB here, not 24.
+#[derive(Default)]
+struct KeySort {
+    objects: Vec<u32>,
+    numbers: Vec<u64>,
+    rest: Vec<KeyId>,
+}
+
+impl KeySort {
+    fn push(&mut self, id: KeyId) {
+        match id {
+            KeyId::Object(i) => self.objects.push(i),
+            KeyId::Number(bits) => self.numbers.push(bits),
+            other => self.rest.push(other),
+        }
+    }
+
+    /// Every key equal to the one sorted before it (a key present n times shows n - 1 times).
+    fn repeats(mut self) -> Vec<KeyId> {
+        fn repeated<T: Ord + Copy>(v: &mut [T], id: impl Fn(T) -> KeyId, out: &mut Vec<KeyId>) {
+            v.sort_unstable();
+            out.extend(v.windows(2).filter(|w| w[0] == w[1]).map(|w| id(w[1])));
+        }
+        let mut out = Vec::new();
+        repeated(&mut self.objects, KeyId::Object, &mut out);
+        repeated(&mut self.numbers, KeyId::Number, &mut out);
+        repeated(&mut self.rest, |k| k, &mut out);
+        out
     }
 }

@@ -104,9 +104,10 @@ pub(crate) fn problem(s: &Snapshot, t: &Table) -> Option<(usize, String)> {
     }
     // The node each iteration position is written to.
     let node_of = |p: usize| t.node_of.as_ref().map_or(Some(p), |m| m.get(p).map(|&n| n as usize));
-    // Main position of the key at each node, for keys hashed by contents (`None`: empty or
-    // hashed by address).
-    let mut at: Vec<Option<usize>> = vec![None; size];
+    // Main position of the key at each node, for keys hashed by contents (`FREE`: empty or
+    // hashed by address); four bytes a node, as node numbers are in the format.
+    const FREE: u32 = u32::MAX;
+    let mut at: Vec<u32> = vec![FREE; size];
     for (p, entry) in t.hash.iter().enumerate() {
         let Some((key, _)) = entry else { continue };
         match *key {
@@ -120,22 +121,22 @@ pub(crate) fn problem(s: &Snapshot, t: &Table) -> Option<(usize, String)> {
         }
         let (Some(mp), Some(node)) = (main_position(&s.objects, key, size), node_of(p)) else { continue };
         if node < size {
-            at[node] = Some(mp);
+            at[node] = mp as u32;
         }
     }
     // Restore's first step: in node order, a key whose main position is free moves there.
     for node in 0..size {
-        if let Some(mp) = at[node]
-            && mp != node
-            && at[mp].is_none()
-        {
-            at[mp] = Some(mp);
-            at[node] = None;
+        let mp = at[node];
+        if mp != FREE && mp as usize != node && at[mp as usize] == FREE {
+            at[mp as usize] = mp;
+            at[node] = FREE;
         }
     }
-    for (node, mp) in at.iter().enumerate() {
-        let Some(mp) = *mp else { continue };
-        if at[mp] != Some(mp) {
+    for (node, &mp) in at.iter().enumerate() {
+        if mp == FREE {
+            continue;
+        }
+        if at[mp as usize] != mp {
             let position = match &t.node_of {
                 Some(map) => map.iter().position(|&n| n as usize == node).unwrap_or(node),
                 None => node,
