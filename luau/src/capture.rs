@@ -12,30 +12,8 @@ use amber_validator::bytecode::registers::RegSet;
 use amber_validator::diagnostics::{ObjectPath, Segment};
 use amber_validator::snapshot::*;
 use std::collections::VecDeque;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A hasher for the VM addresses capture keys its maps by. Addresses are the VM's own, never an
-/// attacker's input, so the default hasher's protection against chosen collisions is not needed,
-/// and its cost was a third of capture's instructions (callgrind, 100k closures).
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        // Fibonacci hashing; the high bits carry the entropy hashbrown uses.
-        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-    }
-}
-
-type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<AddressHasher>>;
+use crate::address::AddressMap as HashMap;
 use std::ffi::c_int;
 use thiserror::Error;
 
@@ -100,6 +78,8 @@ struct Capturer<'a> {
     permanent_index: HashMap<usize, u32>,
     scripts: Vec<ScriptEntry>,
     script_index: HashMap<ScriptHash, u32>,
+    /// Proto handle -> (script index, proto id), looked up once per proto, not per closure.
+    proto_of: HashMap<usize, (u32, u32)>,
     settings: Option<CompilerSettings>,
     embed: bool,
     /// Open upvalue handle -> (thread object, slot), from the threads' open-upvalue lists.
@@ -389,13 +369,20 @@ impl<'a> Capturer<'a> {
         {
             return Err(self.error(i, None, "a proto's constant closure (its environment is the base globals)"));
         }
-        let (key, proto) = *self
-            .vm
-            .protos
-            .borrow()
-            .get(&info.proto)
-            .ok_or_else(|| self.error(i, None, "closure of a proto this VM did not load"))?;
-        let script = self.script_of(key, i)?;
+        let (script, proto) = match self.proto_of.get(&info.proto) {
+            Some(&known) => known,
+            None => {
+                let (key, proto) = *self
+                    .vm
+                    .protos
+                    .borrow()
+                    .get(&info.proto)
+                    .ok_or_else(|| self.error(i, None, "closure of a proto this VM did not load"))?;
+                let known = (self.script_of(key, i)?, proto);
+                self.proto_of.insert(info.proto, known);
+                known
+            }
+        };
         let mut upvalues = Vec::with_capacity(info.upvalues as usize);
         for k in 0..info.upvalues {
             let mut t = tv();
@@ -614,16 +601,20 @@ impl<'a> Capturer<'a> {
     }
 }
 
-fn bytes(handle: GcRef, read: unsafe extern "C" fn(GcRef, *mut *const std::ffi::c_char, *mut usize)) -> Vec<u8> {
+/// A string's or buffer's bytes, copied straight into the model's form (short strings inline).
+fn bytes<T: for<'s> From<&'s [u8]>>(
+    handle: GcRef,
+    read: unsafe extern "C" fn(GcRef, *mut *const std::ffi::c_char, *mut usize),
+) -> T {
     let mut data = std::ptr::null();
     let mut len = 0usize;
     // SAFETY: `handle` is a live string or buffer; its bytes are copied before any VM call.
     unsafe { read(handle, &mut data, &mut len) };
     if data.is_null() {
-        return Vec::new();
+        return T::from(&[]);
     }
     // SAFETY: as above.
-    unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec()
+    T::from(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
 /// Captures the state of a suspended task (pre-empted, or yielded from its main function).
@@ -668,6 +659,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         permanent_index: HashMap::default(),
         scripts: Vec::new(),
         script_index: HashMap::default(),
+        proto_of: HashMap::default(),
         settings: None,
         embed: options.embed_sources,
         open_owner: HashMap::default(),
@@ -681,7 +673,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         Some(v) => vm.views.borrow().views.get(v).map(|g| g.layout.clone()).unwrap_or_default(),
         None => vm.base_layout.clone(),
     };
-    let objects: Vec<Object> = c.objects.into_iter().map(|o| o.unwrap_or(Object::String(Vec::new()))).collect();
+    let objects: Vec<Object> = c.objects.into_iter().map(|o| o.unwrap_or(Object::String(b"".into()))).collect();
     let flags = FeatureFlags::pinned();
     let mut snapshot = Snapshot {
         header: Header {

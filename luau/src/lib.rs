@@ -8,6 +8,7 @@
 //! the same script with the same budget always stops at the same instruction. See
 //! `docs/SCHEDULER.md` for the exact rules.
 
+mod address;
 mod capture;
 mod catalog;
 pub mod ffi;

@@ -245,7 +245,7 @@ pub(crate) struct VmInner {
     /// Host library functions; the VM calls them through this box (dropped after the VM).
     _host: Box<RefCell<crate::host::HostTable>>,
     /// Proto handle -> (script key, bytecode id), for every loaded script.
-    pub(crate) protos: RefCell<HashMap<usize, (ScriptKey, u32)>>,
+    pub(crate) protos: RefCell<crate::address::AddressMap<usize, (ScriptKey, u32)>>,
     pub(crate) codecs: RefCell<Codecs>,
     pub(crate) registry: Vec<RegistryHandle>,
     /// The digest of the registry (snapshot headers record it as information).
@@ -378,7 +378,7 @@ impl Vm {
                 views: RefCell::new(crate::globals::Views::default()),
                 base_layout,
                 _host: host,
-                protos: RefCell::new(HashMap::new()),
+                protos: RefCell::new(Default::default()),
                 codecs: RefCell::new(std::collections::BTreeMap::new()),
                 registry_digest: crate::PermanentRegistry::from_handles(&registry).digest(),
                 registry,
