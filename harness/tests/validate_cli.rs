@@ -58,8 +58,13 @@ fn model(embed: bool) -> Snapshot {
                 readonly: true,
                 ..Table::default()
             })),
-            Object::LuaClosure(LuaClosure { script: 0, proto: main_proto, env: Value::Object(1), upvalues: vec![] }),
-            Object::String(b"__index".to_vec()),
+            Object::LuaClosure(LuaClosure {
+                script: 0,
+                proto: main_proto,
+                env: Value::Object(1),
+                upvalues: vec![].into(),
+            }),
+            Object::String(b"__index".into()),
         ],
         roots: Roots { main_thread: 0, random_state: 42, globals_layout: vec![] },
     }

@@ -383,23 +383,22 @@ impl<'a> Capturer<'a> {
                 known
             }
         };
-        let mut upvalues = Vec::with_capacity(info.upvalues as usize);
-        for k in 0..info.upvalues {
+        let upvalues = UpvalueRefs::try_from_fn(info.upvalues.max(0) as usize, |k| {
+            let k = k as c_int;
             let mut t = tv();
             // SAFETY: `k` is below the closure's upvalue count.
             unsafe { ffi::amber_closure_upvalue(h, k, &mut t) };
             if t.type_ == ffi::LUA_TUPVAL {
-                upvalues.push(self.object(GcRef(t.ref_), i, Edge::Upvalue(k as u32)));
-            } else {
-                // Captured by value: its own closed upvalue (restored as one; reads the same).
-                let v = self.value(&t, i, Edge::Upvalue(k as u32))?;
-                let u = self.objects.len() as u32;
-                self.objects.push(Some(Object::Upvalue(Upvalue::Closed(v))));
-                self.handles.push(GcRef(0));
-                self.parents.push((i, Edge::Upvalue(k as u32)));
-                upvalues.push(u);
+                return Ok(self.object(GcRef(t.ref_), i, Edge::Upvalue(k as u32)));
             }
-        }
+            // Captured by value: its own closed upvalue (restored as one; reads the same).
+            let v = self.value(&t, i, Edge::Upvalue(k as u32))?;
+            let u = self.objects.len() as u32;
+            self.objects.push(Some(Object::Upvalue(Upvalue::Closed(v))));
+            self.handles.push(GcRef(0));
+            self.parents.push((i, Edge::Upvalue(k as u32)));
+            Ok(u)
+        })?;
         Ok(Object::LuaClosure(LuaClosure { script, proto, env, upvalues }))
     }
 

@@ -146,7 +146,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
     let mut objects: Vec<Object> = vec![
         Object::Thread(Box::new(thread(ThreadStatus::NotStarted, vec![Value::Nil, Value::Object(2)], vec![]))),
         Object::Table(Box::new(Table { metatable: None, safeenv: true, ..Table::default() })),
-        Object::LuaClosure(LuaClosure { script: 0, proto: 0, env: Value::Object(1), upvalues: vec![] }),
+        Object::LuaClosure(LuaClosure { script: 0, proto: 0, env: Value::Object(1), upvalues: vec![].into() }),
     ];
     // First pass: where each spec's object lands (upvalues follow their closure).
     let mut index_of = Vec::with_capacity(specs.len());
@@ -181,7 +181,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 let mut b = bytes.clone();
                 b.extend_from_slice(format!("#{n}").as_bytes());
                 strings_seen.insert(b.clone());
-                objects.push(Object::String(b));
+                objects.push(Object::String(b.into()));
             }
             ObjectSpec::Table { array, hash, metatable, readonly } => {
                 let mut keys = std::collections::HashSet::new();

@@ -251,7 +251,7 @@ fn each_check_rejects_its_invalid_model() {
         ("a frame over a number", |s| coroutine(s).stack[1] = Value::Number(3.0), Code::FrameFunction),
         (
             "two string objects with the same bytes",
-            |s| s.objects[10] = Object::String(b"key#0".to_vec()),
+            |s| s.objects[10] = Object::String(b"key#0".into()),
             Code::DuplicateString,
         ),
         (
@@ -901,4 +901,24 @@ fn large_hash_parts_refuse_repeated_keys_of_every_class() {
     let report = validate_model(s, &limits(), &TestCatalog).err().unwrap_or_default();
     assert_eq!(twice(&report), 1, "{report}");
     assert!(report.diagnostics.iter().any(|d| d.code == Code::DuplicateString), "{report}");
+}
+
+/// Strings are kept inline up to `Bytes::INLINE` bytes and on the heap beyond; either way they
+/// read back, compare and round-trip the same.
+#[test]
+fn strings_on_both_sides_of_the_inline_limit_round_trip() {
+    for len in [0, 1, Bytes::INLINE - 1, Bytes::INLINE, Bytes::INLINE + 1, 1000] {
+        let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        let from_vec = Bytes::from(text.clone());
+        let from_slice = Bytes::from(text.as_slice());
+        assert_eq!(from_vec.as_slice(), text.as_slice(), "len {len}");
+        assert_eq!(from_vec, from_slice, "len {len}");
+        assert_eq!(&*from_slice, text.as_slice(), "len {len}");
+        let mut s = sample();
+        s.objects[3] = Object::String(from_vec);
+        let bytes = encode(&s);
+        let back = decode(&bytes, &Limits::default()).expect("decodes");
+        assert_eq!(back, s, "len {len}");
+        assert_eq!(encode(&back), bytes, "len {len}");
+    }
 }

@@ -159,7 +159,7 @@ mod tests {
             })),
             Object::Table(Box::new(Table { hash: entries, ..Table::default() })),
         ];
-        objects.extend(strings.iter().map(|s| Object::String(s.as_bytes().to_vec())));
+        objects.extend(strings.iter().map(|s| Object::String(s.as_bytes().into())));
         Snapshot {
             header: Header {
                 luau_version: "0.745".into(),

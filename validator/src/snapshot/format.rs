@@ -857,7 +857,10 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
     d.context = Some(Segment::Object { kind, index });
     let limits = d.limits;
     Ok(match t {
-        tag::O_STRING => Object::String(d.bytes("string", limits.max_string_bytes, Code::StringTooLong)?),
+        tag::O_STRING => {
+            let n = d.length("string", limits.max_string_bytes, Code::StringTooLong)?;
+            Object::String(Bytes::from(d.take(n, "string")?))
+        }
         tag::O_TABLE => {
             let flags = d.u8("table flags")?;
             if flags & !(TABLE_READONLY | TABLE_SAFEENV | TABLE_HAS_METATABLE | TABLE_HAS_NODE_MAP) != 0 {
@@ -928,8 +931,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             let proto = d.u32v("proto id")?;
             let env = d.value("environment")?;
             let n = d.count("upvalue count", 1, limits.max_upvalues, Code::TooManyEntries)?;
-            let mut upvalues = Vec::with_capacity(n);
-            for _ in 0..n {
+            let upvalues = UpvalueRefs::try_from_fn(n, |_| {
                 let start = d.pos;
                 let delta = unzigzag64(d.varint("upvalue reference")?);
                 let u = u32::try_from(i64::from(d.last_upvalue) + delta).map_err(|_| {
@@ -937,8 +939,8 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                     d.fail(Code::BadVarint, "upvalue reference out of the index range")
                 })?;
                 d.last_upvalue = u;
-                upvalues.push(u);
-            }
+                Ok::<_, DecodeError>(u)
+            })?;
             Object::LuaClosure(LuaClosure { script, proto, env, upvalues })
         }
         tag::O_C_CLOSURE => {

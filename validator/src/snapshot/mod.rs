@@ -143,7 +143,9 @@ impl PartialEq for Value {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
-    String(Vec<u8>),
+    /// A string's bytes: short ones inside the object itself (most strings of a state are keys
+    /// and names), so a million-string state is not a million allocations.
+    String(Bytes),
     /// Boxed, like threads and userdata: a model is mostly small objects (strings, closures,
     /// upvalues), and the enum is as large as its largest variant (120 bytes unboxed, 56 boxed).
     Table(Box<Table>),
@@ -154,6 +156,134 @@ pub enum Object {
     Userdata(Box<Userdata>),
     Buffer(Vec<u8>),
 }
+
+/// A fixed-length list kept inside its owner up to `N` items and on the heap beyond. A state is
+/// mostly small objects (keys, names, closures with a few upvalues): with their items inline,
+/// a million of them are not a million allocations, and the list is no larger than a `Vec`.
+#[derive(Clone)]
+pub struct SmallSlice<T: Copy + Default, const N: usize>(SmallRepr<T, N>);
+
+#[derive(Clone)]
+enum SmallRepr<T, const N: usize> {
+    Inline { len: u8, items: [T; N] },
+    Heap(Box<[T]>),
+}
+
+/// A string's bytes (inline up to 38, no larger than a `Vec`).
+pub type Bytes = SmallSlice<u8, 38>;
+
+/// Object indices of a Luau closure's upvalues (inline up to 5).
+pub type UpvalueRefs = SmallSlice<u32, 5>;
+
+impl<T: Copy + Default, const N: usize> SmallSlice<T, N> {
+    /// The longest list kept inline.
+    pub const INLINE: usize = N;
+
+    pub fn as_slice(&self) -> &[T] {
+        match &self.0 {
+            SmallRepr::Inline { len, items } => &items[..usize::from(*len)],
+            SmallRepr::Heap(b) => b,
+        }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        match &mut self.0 {
+            SmallRepr::Inline { len, items } => &mut items[..usize::from(*len)],
+            SmallRepr::Heap(b) => b,
+        }
+    }
+
+    /// A list of `n` items made by `item(0..n)` in order, stopping at the first error.
+    pub fn try_from_fn<E>(n: usize, mut item: impl FnMut(usize) -> Result<T, E>) -> Result<Self, E> {
+        if n <= N {
+            let mut items = [T::default(); N];
+            for (k, slot) in items[..n].iter_mut().enumerate() {
+                *slot = item(k)?;
+            }
+            return Ok(SmallSlice(SmallRepr::Inline { len: n as u8, items }));
+        }
+        let mut v = Vec::with_capacity(n);
+        for k in 0..n {
+            v.push(item(k)?);
+        }
+        Ok(SmallSlice(SmallRepr::Heap(v.into_boxed_slice())))
+    }
+}
+
+impl<T: Copy + Default, const N: usize> From<&[T]> for SmallSlice<T, N> {
+    fn from(b: &[T]) -> Self {
+        match Self::try_from_fn(b.len(), |k| Ok::<T, std::convert::Infallible>(b[k])) {
+            Ok(s) => s,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> From<Vec<T>> for SmallSlice<T, N> {
+    fn from(v: Vec<T>) -> Self {
+        if v.len() <= N { Self::from(v.as_slice()) } else { SmallSlice(SmallRepr::Heap(v.into_boxed_slice())) }
+    }
+}
+
+impl<T: Copy + Default, const N: usize, const M: usize> From<&[T; M]> for SmallSlice<T, N> {
+    fn from(b: &[T; M]) -> Self {
+        Self::from(&b[..])
+    }
+}
+
+impl<T: Copy + Default, const N: usize> FromIterator<T> for SmallSlice<T, N> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        Self::from(items.into_iter().collect::<Vec<T>>())
+    }
+}
+
+impl<'s, T: Copy + Default, const N: usize> IntoIterator for &'s SmallSlice<T, N> {
+    type Item = &'s T;
+    type IntoIter = std::slice::Iter<'s, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl<T: Copy + Default, const N: usize> std::ops::Deref for SmallSlice<T, N> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T: Copy + Default, const N: usize> std::ops::DerefMut for SmallSlice<T, N> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
+
+impl<T: Copy + Default + PartialEq, const N: usize> PartialEq for SmallSlice<T, N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Copy + Default + Eq, const N: usize> Eq for SmallSlice<T, N> {}
+
+impl<T: Copy + Default + std::hash::Hash, const N: usize> std::hash::Hash for SmallSlice<T, N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl<T: Copy + Default + std::fmt::Debug, const N: usize> std::fmt::Debug for SmallSlice<T, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+// Inline items must not make any object larger than its largest variant was with `Vec`s.
+const _: () = assert!(
+    std::mem::size_of::<Bytes>() <= 40
+        && std::mem::size_of::<UpvalueRefs>() <= 24
+        && std::mem::size_of::<Object>() <= 56
+);
 
 /// Kinds of objects, for messages and reference checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,7 +359,7 @@ pub struct LuaClosure {
     /// The function environment (a table).
     pub env: Value,
     /// Upvalue objects, one per upvalue of the proto.
-    pub upvalues: Vec<u32>,
+    pub upvalues: UpvalueRefs,
 }
 
 #[derive(Debug, Clone, PartialEq)]
