@@ -11,7 +11,6 @@ use amber_validator::bytecode::YieldKind;
 use amber_validator::bytecode::registers::RegSet;
 use amber_validator::diagnostics::{ObjectPath, Segment};
 use amber_validator::snapshot::*;
-use std::collections::VecDeque;
 
 use crate::address::AddressMap as HashMap;
 use std::ffi::c_int;
@@ -64,13 +63,107 @@ enum Edge {
     ErrorValue,
 }
 
+impl Edge {
+    const INDEX_BITS: u32 = 28;
+
+    /// Four bytes a discovered object instead of eight: the kind in the top bits, an index
+    /// below (saturated; Luau's arrays, stacks and upvalue counts stay far under 2^28, and the
+    /// index only ever reaches an error message).
+    fn pack(self) -> u32 {
+        let (kind, index) = match self {
+            Edge::Root => (0, 0),
+            Edge::ArraySlot(k) => (1, k),
+            Edge::Key => (2, 0),
+            Edge::KeyValue => (3, 0),
+            Edge::Metatable => (4, 0),
+            Edge::Env => (5, 0),
+            Edge::Upvalue(k) => (6, k),
+            Edge::StackSlot(k) => (7, k),
+            Edge::Globals => (8, 0),
+            Edge::Namecall => (9, 0),
+            Edge::OpenUpvalue => (10, 0),
+            Edge::ErrorValue => (11, 0),
+        };
+        (kind << Self::INDEX_BITS) | index.min((1 << Self::INDEX_BITS) - 1)
+    }
+
+    fn unpack(packed: u32) -> Edge {
+        let index = packed & ((1 << Self::INDEX_BITS) - 1);
+        match packed >> Self::INDEX_BITS {
+            1 => Edge::ArraySlot(index),
+            2 => Edge::Key,
+            3 => Edge::KeyValue,
+            4 => Edge::Metatable,
+            5 => Edge::Env,
+            6 => Edge::Upvalue(index),
+            7 => Edge::StackSlot(index),
+            8 => Edge::Globals,
+            9 => Edge::Namecall,
+            10 => Edge::OpenUpvalue,
+            11 => Edge::ErrorValue,
+            _ => Edge::Root,
+        }
+    }
+}
+
+/// A list that grows in fixed-size chunks: no doubling slack and no copying while a capture
+/// discovers objects, and one exact-size `Vec` at the end, built a chunk at a time (capture's
+/// peak memory, not its final size, is what a host must provision). The first chunk grows like
+/// a `Vec`, so a small task's capture allocates little.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Chunked<T> {
+    const CHUNK: usize = 4096;
+
+    fn new() -> Self {
+        Chunked { chunks: Vec::new(), len: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn push(&mut self, item: T) {
+        if self.len.is_multiple_of(Self::CHUNK) {
+            self.chunks.push(Vec::with_capacity(if self.len == 0 { 16 } else { Self::CHUNK }));
+        }
+        let last = self.len / Self::CHUNK;
+        self.chunks[last].push(item);
+        self.len += 1;
+    }
+
+    fn get(&self, i: usize) -> &T {
+        &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+
+    fn get_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+
+    /// The items in order, mapped, in one allocation of exactly their number; each chunk is
+    /// freed as soon as it is moved. (Growing the result a chunk at a time would keep the two
+    /// from being whole at once only where `realloc` moves pages; glibc copies blocks below its
+    /// mmap threshold, which made every capture quadratic in copies.)
+    fn into_vec<U>(self, mut f: impl FnMut(T) -> U) -> Vec<U> {
+        let mut out = Vec::with_capacity(self.len);
+        for chunk in self.chunks {
+            out.extend(chunk.into_iter().map(&mut f));
+        }
+        out
+    }
+}
+
 struct Capturer<'a> {
     vm: &'a VmInner,
-    objects: Vec<Option<Object>>,
-    handles: Vec<GcRef>,
-    parents: Vec<(u32, Edge)>,
+    objects: Chunked<Option<Object>>,
+    handles: Chunked<GcRef>,
+    /// How each object was first reached: (parent object, packed edge).
+    parents: Chunked<(u32, u32)>,
     index: HashMap<GcRef, u32>,
-    queue: VecDeque<u32>,
     /// Registry object handle -> registry index; (function, continuation) -> registry index.
     permanent_objects: HashMap<GcRef, usize>,
     c_functions: HashMap<(usize, usize), usize>,
@@ -97,7 +190,8 @@ impl<'a> Capturer<'a> {
     fn path_of(&self, mut i: u32) -> ObjectPath {
         let mut chain = Vec::new();
         loop {
-            let (parent, edge) = self.parents[i as usize];
+            let (parent, edge) = *self.parents.get(i as usize);
+            let edge = Edge::unpack(edge);
             chain.push((i, edge));
             if matches!(edge, Edge::Root) || chain.len() > 64 {
                 break;
@@ -157,9 +251,8 @@ impl<'a> Capturer<'a> {
         let i = self.objects.len() as u32;
         self.objects.push(None);
         self.handles.push(handle);
-        self.parents.push((from, edge));
+        self.parents.push((from, edge.pack()));
         self.index.insert(handle, i);
-        self.queue.push_back(i);
         i
     }
 
@@ -254,8 +347,17 @@ impl<'a> Capturer<'a> {
     }
 
     fn run(&mut self) -> Result<(), CaptureError> {
-        while let Some(i) = self.queue.pop_front() {
-            let handle = self.handles[i as usize];
+        // Objects are captured in the order they were discovered, which is their index order:
+        // a cursor is the whole queue. Those already complete (an upvalue captured by value is
+        // made where it is found) are passed over.
+        let mut next = 0;
+        while next < self.objects.len() {
+            let i = next as u32;
+            next += 1;
+            if self.objects.get(i as usize).is_some() {
+                continue;
+            }
+            let handle = *self.handles.get(i as usize);
             // SAFETY: every handle was read from a live, reachable object of this VM.
             let ty = unsafe { ffi::amber_gc_type(handle) };
             let object = match ty {
@@ -268,17 +370,17 @@ impl<'a> Capturer<'a> {
                 ffi::LUA_TUSERDATA => self.userdata(i, handle)?,
                 other => return Err(self.error(i, None, format!("object of VM type {other}"))),
             };
-            self.objects[i as usize] = Some(object);
+            *self.objects.get_mut(i as usize) = Some(object);
         }
         // Open upvalues whose thread is not part of the task are closed in effect: no code the
         // task can run will touch that stack again (the collector would close them too).
         for (i, current) in std::mem::take(&mut self.open_pending) {
-            let handle = self.handles[i as usize];
+            let handle = *self.handles.get(i as usize);
             let upvalue = match self.open_owner.get(&handle) {
                 Some(&(thread, slot)) => Upvalue::Open { thread, slot },
                 None => Upvalue::Closed(current),
             };
-            self.objects[i as usize] = Some(Object::Upvalue(upvalue));
+            *self.objects.get_mut(i as usize) = Some(Object::Upvalue(upvalue));
         }
         Ok(())
     }
@@ -396,7 +498,7 @@ impl<'a> Capturer<'a> {
             let u = self.objects.len() as u32;
             self.objects.push(Some(Object::Upvalue(Upvalue::Closed(v))));
             self.handles.push(GcRef(0));
-            self.parents.push((i, Edge::Upvalue(k as u32)));
+            self.parents.push((i, Edge::Upvalue(k as u32).pack()));
             Ok(u)
         })?;
         Ok(Object::LuaClosure(LuaClosure { script, proto, env, upvalues }))
@@ -647,11 +749,10 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     }
     let mut c = Capturer {
         vm,
-        objects: Vec::new(),
-        handles: Vec::new(),
-        parents: Vec::new(),
+        objects: Chunked::new(),
+        handles: Chunked::new(),
+        parents: Chunked::new(),
         index: HashMap::default(),
-        queue: VecDeque::new(),
         permanent_objects,
         c_functions,
         permanents: Vec::new(),
@@ -672,23 +773,33 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         Some(v) => vm.views.borrow().views.get(v).map(|g| g.layout.clone()).unwrap_or_default(),
         None => vm.base_layout.clone(),
     };
-    let objects: Vec<Object> = c.objects.into_iter().map(|o| o.unwrap_or(Object::String(b"".into()))).collect();
+    // The discovery maps go before the objects are flattened: the peak is their sum otherwise.
+    let (objects, settings) = (std::mem::replace(&mut c.objects, Chunked::new()), c.settings);
+    let (scripts, permanents) = (std::mem::take(&mut c.scripts), std::mem::take(&mut c.permanents));
+    // Every Luau closure's proto went through the memo: the protos the snapshot uses, without
+    // sorting a pair per closure.
+    let mut used_protos: Vec<(u32, u32)> = c.proto_of.values().copied().collect();
+    used_protos.sort_unstable();
+    used_protos.dedup();
+    drop(c);
+    let objects: Vec<Object> = objects.into_vec(|o| o.unwrap_or(Object::String(b"".into())));
     let flags = FeatureFlags::pinned();
     let mut snapshot = Snapshot {
         header: Header {
             luau_version: LUAU_VERSION.into(),
-            compiler: c.settings.unwrap_or_else(|| task.script().settings()),
+            compiler: settings.unwrap_or_else(|| task.script().settings()),
             enabled_flags: flags.enabled_sorted(),
             permanents_digest: vm.registry_digest,
         },
-        scripts: c.scripts,
-        permanents: c.permanents,
+        scripts,
+        permanents,
         objects,
         roots: Roots { main_thread: 0, random_state: task.random_state(), globals_layout },
     };
     // Every proto a closure runs carries its signature (the loader compares them).
     let loaded = vm.loaded.borrow();
-    for (script, proto) in snapshot.used_protos() {
+    debug_assert_eq!(used_protos, snapshot.used_protos());
+    for (script, proto) in used_protos {
         let entry = &mut snapshot.scripts[script as usize];
         let key = (entry.hash, snapshot.header.compiler);
         if let Some(map) = loaded.get(&key).and_then(|l| l.script.yield_map(proto)) {
@@ -739,4 +850,27 @@ pub fn live_frames(task: &Task) -> Option<Vec<LiveFrame>> {
         });
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chunked;
+
+    #[test]
+    fn chunked_lists_keep_order_across_chunks_and_flatten_exactly() {
+        let n = Chunked::<u32>::CHUNK * 2 + 7;
+        let mut list = Chunked::new();
+        for i in 0..n as u32 {
+            list.push(i);
+        }
+        assert_eq!(list.len(), n);
+        assert_eq!(list.chunks.len(), 3);
+        assert_eq!(*list.get(Chunked::<u32>::CHUNK), Chunked::<u32>::CHUNK as u32);
+        *list.get_mut(n - 1) = 0;
+        let flat = list.into_vec(|x| u64::from(x) * 2);
+        assert_eq!(flat.len(), n);
+        assert_eq!(flat.capacity(), n);
+        assert!(flat[..n - 1].iter().enumerate().all(|(i, &x)| x == i as u64 * 2));
+        assert_eq!(flat[n - 1], 0);
+    }
 }
