@@ -488,16 +488,24 @@ impl<'a> Decoder<'a> {
         self.data.len() - self.pos
     }
 
+    #[inline]
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
         if n > self.remaining() {
-            return Err(self.fail(
-                Code::Truncated,
-                format!("input ends inside {what} ({} bytes needed, {} remain)", n, self.remaining()),
-            ));
+            return Err(self.truncated(n, what));
         }
         let out = &self.data[self.pos..self.pos + n];
         self.pos += n;
         Ok(out)
+    }
+
+    /// Kept out of line: the reads above run for every byte and must stay small.
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, n: usize, what: &str) -> DecodeError {
+        self.fail(
+            Code::Truncated,
+            format!("input ends inside {what} ({} bytes needed, {} remain)", n, self.remaining()),
+        )
     }
 
     /// The next byte, without reading it.
@@ -505,8 +513,15 @@ impl<'a> Decoder<'a> {
         self.data.get(self.pos).copied()
     }
 
+    #[inline]
     fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
-        Ok(self.take(1, what)?[0])
+        match self.data.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.truncated(1, what)),
+        }
     }
 
     fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
@@ -515,7 +530,19 @@ impl<'a> Decoder<'a> {
         Ok(out)
     }
 
+    #[inline]
     fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        // Most varints are one byte (small counts, indices, deltas).
+        if let Some(&b) = self.data.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_long(what)
+    }
+
+    fn varint_long(&mut self, what: &str) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut result: u64 = 0;
         let mut shift = 0u32;
