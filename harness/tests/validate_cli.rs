@@ -61,7 +61,7 @@ fn model(embed: bool) -> Snapshot {
             Object::LuaClosure(LuaClosure {
                 script: 0,
                 proto: main_proto,
-                env: Value::Object(1),
+                env: EnvRef::Object(1),
                 upvalues: vec![].into(),
             }),
             Object::String(b"__index".into()),

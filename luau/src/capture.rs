@@ -452,6 +452,8 @@ impl<'a> Capturer<'a> {
         // SAFETY: `h` is a live closure.
         unsafe { ffi::amber_closure_info(h, &mut info) };
         let env = self.handle_value(info.env, i, Edge::Env)?.unwrap_or(Value::Nil);
+        let env =
+            EnvRef::of(env).ok_or_else(|| self.error(i, Some(Edge::Env), "an environment that is not a table"))?;
         if info.is_c != 0 {
             let function = *self.c_functions.get(&(info.function, info.continuation)).ok_or_else(|| {
                 self.error(i, None, "a C function that is not part of the base image (a host function)")
@@ -466,7 +468,7 @@ impl<'a> Capturer<'a> {
             }
             return Ok(Object::CClosure(CClosure { function, env, upvalues }));
         }
-        if let (Some(g), Value::Permanent(p)) = (self.globals_permanent, env)
+        if let (Some(g), EnvRef::Permanent(p)) = (self.globals_permanent, env)
             && self.permanents[p as usize] == self.vm.registry[g].name
         {
             return Err(self.error(i, None, "a proto's constant closure (its environment is the base globals)"));

@@ -146,7 +146,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
     let mut objects: Vec<Object> = vec![
         Object::Thread(Box::new(thread(ThreadStatus::NotStarted, vec![Value::Nil, Value::Object(2)], vec![]))),
         Object::Table(Box::new(Table { metatable: None, safeenv: true, ..Table::default() })),
-        Object::LuaClosure(LuaClosure { script: 0, proto: 0, env: Value::Object(1), upvalues: vec![].into() }),
+        Object::LuaClosure(LuaClosure { script: 0, proto: 0, env: EnvRef::Object(1), upvalues: vec![].into() }),
     ];
     // First pass: where each spec's object lands (upvalues follow their closure).
     let mut index_of = Vec::with_capacity(specs.len());
@@ -226,7 +226,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 objects.push(Object::LuaClosure(LuaClosure {
                     script: 0,
                     proto: upvalues.len() as u32,
-                    env: Value::Object(1),
+                    env: EnvRef::Object(1),
                     upvalues: (0..upvalues.len() as u32).map(|k| me + 1 + k).collect(),
                 }));
                 for u in upvalues {
@@ -237,7 +237,7 @@ pub fn build(specs: &[ObjectSpec]) -> Snapshot {
                 let me = objects.len() as u32;
                 objects.push(Object::CClosure(CClosure {
                     function: permanent("coroutine.wrap#resume"),
-                    env: Value::Permanent(0),
+                    env: EnvRef::Permanent(0),
                     upvalues: vec![Value::Object(me + 1)],
                 }));
                 objects.push(Object::Thread(Box::new(thread(ThreadStatus::Dead, vec![Value::Nil], vec![]))));

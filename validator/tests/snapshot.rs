@@ -569,6 +569,16 @@ fn format_errors_have_their_codes() {
     let mut s = sample();
     s.scripts[0].signatures.reverse();
     check(&encode(&s), Code::NonCanonical);
+    // A closure whose environment is a number, nil or a vector: not even a reference.
+    let mut s = sample();
+    if let Object::LuaClosure(c) = &mut s.objects[2] {
+        c.env = EnvRef::Permanent(0);
+    }
+    let b = encode(&s);
+    for env in [&[9u8, 10][..], &[0], &[4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]] {
+        let closure_then = |env: &[u8]| [&[3u8, 0, 0][..], env, &[0]].concat();
+        check(&rewrite_objects(&b, &closure_then(&[7, 0]), &closure_then(env)), Code::WrongType);
+    }
 }
 
 /// Offset of the first byte after the id and length of the section with this id.

@@ -59,7 +59,7 @@ pub const CLASSES: &[(&str, &str)] = &[
     ("roots.main", "another thread made the main thread"),
     ("resume.child", "the thread a suspended coroutine.resume or wrapped coroutine resumes replaced"),
     ("position", "a live generic-for position moved out of its table's range"),
-    ("closure.env", "a closure's environment replaced by the base globals, a library table or a non-table"),
+    ("closure.env", "a closure's environment replaced by the base globals, a library table or a string"),
     ("thread.globals", "a thread's globals replaced by the base globals or a non-table"),
     ("table.readonly", "a table frozen or thawed"),
     ("table.layout", "two hash nodes of a table swapped, or a hash key made an integer of the array's range"),
@@ -422,8 +422,11 @@ impl<'a> Mutator<'a, '_> {
             }
         }
         self.namecall(ti, t);
-        for (what, v) in self.environments(ti) {
-            let expect = (!matches!(v, Value::Permanent(_) | Value::Object(_))).then_some(Code::WrongType);
+        // A thread's globals are a value in the model: a number can stand in as well.
+        let environments = self.environments(ti).into_iter().map(|(what, e, expect)| (what, e.value(), expect));
+        let globals: Vec<_> =
+            [("a number", Value::Number(1.0), Some(Code::WrongType))].into_iter().chain(environments).collect();
+        for (what, v, expect) in globals {
             self.push(
                 "thread.globals",
                 || format!("thread#{ti} globals -> {what}"),
@@ -438,14 +441,20 @@ impl<'a> Mutator<'a, '_> {
     }
 
     /// Replacement environments: the base globals and a library table (permanents, read-only),
-    /// and a number.
-    fn environments(&self, _of: u32) -> Vec<(&'static str, Value)> {
-        let mut out = vec![("a number", Value::Number(1.0))];
+    /// and a string. Environments to try, with the code each must be refused with (`None`: a table, which
+    /// may be accepted). A model can only name an object or a permanent; other values (a
+    /// number, nil) are refused by the decoder, which the byte-level fuzzers reach.
+    fn environments(&self, _of: u32) -> Vec<(&'static str, EnvRef, Option<Code>)> {
+        let mut out = Vec::new();
+        if let Some(i) = self.first_object(|o| matches!(o, Object::String(_))) {
+            out.push(("a string", EnvRef::Object(i), Some(Code::WrongType)));
+        }
         for name in ["@globals", "string"] {
             if let Some(p) = self.s.permanents.iter().position(|n| n == name) {
                 out.push((
                     if name == "@globals" { "the base globals" } else { "the string library" },
-                    Value::Permanent(p as u32),
+                    EnvRef::Permanent(p as u32),
+                    None,
                 ));
             }
         }
@@ -788,8 +797,7 @@ impl<'a> Mutator<'a, '_> {
                 }
             },
         );
-        for (what, v) in self.environments(i) {
-            let expect = (!matches!(v, Value::Permanent(_) | Value::Object(_))).then_some(Code::WrongType);
+        for (what, v, expect) in self.environments(i) {
             self.push(
                 "closure.env",
                 || format!("closure#{i} environment -> {what}"),

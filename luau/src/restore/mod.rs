@@ -210,7 +210,7 @@ impl<'a, 'v> Builder<'a, 'v> {
                     self.session.userdata_metatable(idx, &meta).map_err(refused(path))?;
                 }
                 Object::CClosure(c) => {
-                    let env = self.tv(&c.env)?;
+                    let env = self.tv(&c.env.value())?;
                     let ups: Vec<AmberTV> = c.upvalues.iter().map(|v| self.tv(v)).collect::<Result<_, _>>()?;
                     self.session.c_closure_fill(idx, &env, &ups).map_err(refused(path))?;
                 }
@@ -264,7 +264,7 @@ impl<'a, 'v> Builder<'a, 'v> {
     fn fill_lua_closures(&mut self) -> Result<(), RestoreError> {
         for (i, o) in self.snapshot.objects.iter().enumerate() {
             let Object::LuaClosure(c) = o else { continue };
-            let env = self.tv(&c.env)?;
+            let env = self.tv(&c.env.value())?;
             let ups: Vec<c_int> = c.upvalues.iter().map(|&u| u as c_int).collect();
             self.session.lua_closure_fill(i as c_int, &env, &ups).map_err(refused(|| format!("closure#{i}")))?;
         }

@@ -358,7 +358,7 @@ fn encode_object(w: &mut Writer, o: &Object) {
             w.u8(tag::O_LUA_CLOSURE);
             w.varint(u64::from(c.script));
             w.varint(u64::from(c.proto));
-            w.value(&c.env);
+            w.value(&c.env.value());
             w.len(c.upvalues.len());
             for &u in &c.upvalues {
                 // Closures made together share or neighbour their upvalues: a delta is short.
@@ -369,7 +369,7 @@ fn encode_object(w: &mut Writer, o: &Object) {
         Object::CClosure(c) => {
             w.u8(tag::O_C_CLOSURE);
             w.varint(u64::from(c.function));
-            w.value(&c.env);
+            w.value(&c.env.value());
             w.len(c.upvalues.len());
             for u in &c.upvalues {
                 w.value(u);
@@ -716,6 +716,20 @@ impl<'a> Decoder<'a> {
         })
     }
 
+    /// A function's environment: a value naming an object or a permanent (which one is a table
+    /// is the references family's to check, with every other reference).
+    fn env(&mut self) -> Result<EnvRef, DecodeError> {
+        let start = self.pos;
+        let v = self.value("environment")?;
+        EnvRef::of(v).ok_or_else(|| {
+            self.pos = start;
+            self.fail(
+                Code::WrongType,
+                format!("environment: must be a table, found {}", crate::validate::value_text(&v)),
+            )
+        })
+    }
+
     fn opt_value(&mut self, what: &str) -> Result<Option<Value>, DecodeError> {
         Ok(if self.bool(what)? { Some(self.value(what)?) } else { None })
     }
@@ -956,7 +970,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
         tag::O_LUA_CLOSURE => {
             let script = d.u32v("script index")?;
             let proto = d.u32v("proto id")?;
-            let env = d.value("environment")?;
+            let env = d.env()?;
             let n = d.count("upvalue count", 1, limits.max_upvalues, Code::TooManyEntries)?;
             let upvalues = UpvalueRefs::try_from_fn(n, |_| {
                 let start = d.pos;
@@ -972,7 +986,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
         }
         tag::O_C_CLOSURE => {
             let function = d.u32v("C function")?;
-            let env = d.value("environment")?;
+            let env = d.env()?;
             let n = d.count("upvalue count", MIN_VALUE, limits.max_upvalues, Code::TooManyEntries)?;
             let mut upvalues = Vec::with_capacity(n);
             for _ in 0..n {

@@ -188,7 +188,7 @@ impl Walker<'_, '_> {
                             format!("names script #{}, but the snapshot has {} scripts", c.script, s.scripts.len()),
                         );
                     }
-                    self.value(&c.env, Expect::Table, || here().with(Segment::Field("environment")));
+                    self.value(&c.env.value(), Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, &u) in c.upvalues.iter().enumerate() {
                         self.upvalue_ref(u, || here().with(Segment::Index("upvalue", n as u64)));
                     }
@@ -217,7 +217,7 @@ impl Walker<'_, '_> {
                         }
                         _ => {}
                     }
-                    self.value(&c.env, Expect::Table, || here().with(Segment::Field("environment")));
+                    self.value(&c.env.value(), Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, v) in c.upvalues.iter().enumerate() {
                         self.value(v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
                     }
