@@ -378,13 +378,16 @@ int amber_restore_buffer(AmberVm* vm, int index, const char* data, size_t length
     });
 }
 
-int amber_restore_table_array(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap)
+int amber_restore_table_array(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap)
 {
+    // One call for the whole array part: a million-entry table is one guarded call, not a
+    // million.
     return guarded(vm, err, cap, [&] {
         LuaTable* t = &object_at(vm, index, LUA_TTABLE)->h;
-        if (slot < 0 || slot >= t->sizearray)
-            fail("array slot out of range");
-        from_amber(vm, value, &t->array[slot]);
+        if (count < 0 || count > t->sizearray)
+            fail("more array values than array slots");
+        for (int k = 0; k < count; ++k)
+            from_amber(vm, &values[k], &t->array[k]);
     });
 }
 
@@ -666,13 +669,15 @@ int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* meta
     });
 }
 
-int amber_restore_thread_slot(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap)
+int amber_restore_thread_stack(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap)
 {
+    // The stack from its bottom, in one call (as for array parts).
     return guarded(vm, err, cap, [&] {
         lua_State* T = thread_at(vm, index);
-        if (slot < 0 || slot >= T->stacksize - EXTRA_STACK)
-            fail("stack slot out of range");
-        from_amber(vm, value, T->stack + slot);
+        if (count < 0 || count > T->stacksize - EXTRA_STACK)
+            fail("more stack values than stack slots");
+        for (int k = 0; k < count; ++k)
+            from_amber(vm, &values[k], T->stack + k);
     });
 }
 

@@ -50,7 +50,8 @@ int amber_restore_c_closure(AmberVm* vm, int index, int registry_index, int upva
 int amber_restore_thread(AmberVm* vm, int index, int stack_slots, int frames, char* err, size_t cap);
 int amber_restore_userdata(AmberVm* vm, int index, int tag, const char* data, size_t length, char* err, size_t cap);
 int amber_restore_buffer(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap);
-int amber_restore_table_array(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap);
+// The first `count` array slots (all of them, from a snapshot).
+int amber_restore_table_array(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap);
 // The entry at iteration `position`, which lived at `node` of the node layout.
 int amber_restore_table_node(
     AmberVm* vm, int index, int position, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap
@@ -64,7 +65,8 @@ int amber_restore_upvalue_open(AmberVm* vm, int index, int thread, int slot, cha
 int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberTV* env, const int* upvalues, int count, char* err, size_t cap);
 int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberTV* env, const AmberTV* upvalues, int count, char* err, size_t cap);
 int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* metatable, char* err, size_t cap);
-int amber_restore_thread_slot(AmberVm* vm, int index, int slot, const AmberTV* value, char* err, size_t cap);
+// The first `count` stack slots, from the bottom.
+int amber_restore_thread_stack(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap);
 int amber_restore_thread_frame(AmberVm* vm, int index, int frame, const AmberFrameInfo* f, char* err, size_t cap);
 int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberTV* globals, int namecall, char* err, size_t cap);
 

@@ -1,9 +1,10 @@
 //! Validates one large state many times, for a profiler: `perf record` on
 //! `cargo run --release -p amber-luau --example profile_validate -- table|coroutines|closures`.
 //! With a second argument `capture`, captures and encodes it many times instead (callgrind's
-//! instruction counts compare two builds of capture where wall clock cannot).
+//! instruction counts compare two builds of capture where wall clock cannot); with `restore`,
+//! validates and restores it into a fresh VM many times.
 
-use amber_luau::{Budget, Outcome, Script, SourceCatalog, Vm, capture};
+use amber_luau::{Budget, Outcome, RestoreOptions, Script, SourceCatalog, Vm, capture, restore};
 use amber_validator::{Limits, encode, validate};
 
 fn main() {
@@ -32,6 +33,15 @@ fn main() {
         return;
     }
     let bytes = encode(&capture(&task).expect("capture"));
+    if std::env::args().nth(2).as_deref() == Some("restore") {
+        let catalog = SourceCatalog::embedded_only();
+        for _ in 0..5 {
+            let verified = validate(&bytes, &Limits::default(), &catalog).expect("valid");
+            let into = Vm::new().expect("vm");
+            std::hint::black_box(restore(&into, &verified, RestoreOptions::default()).expect("restores"));
+        }
+        return;
+    }
     for _ in 0..10 {
         std::hint::black_box(validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).expect("valid"));
     }

@@ -102,8 +102,8 @@ unsafe extern "C" {
     pub fn amber_restore_table_array(
         vm: *mut AmberVm,
         index: c_int,
-        slot: c_int,
-        value: *const AmberTV,
+        values: *const AmberTV,
+        count: c_int,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
@@ -168,11 +168,11 @@ unsafe extern "C" {
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
-    pub fn amber_restore_thread_slot(
+    pub fn amber_restore_thread_stack(
         vm: *mut AmberVm,
         index: c_int,
-        slot: c_int,
-        value: *const AmberTV,
+        values: *const AmberTV,
+        count: c_int,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;

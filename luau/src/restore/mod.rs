@@ -67,6 +67,8 @@ struct Builder<'a, 'v> {
     /// Script index -> proto handles by bytecode id.
     protos: Vec<Vec<usize>>,
     session: Session<'v>,
+    /// Values converted for one array part or stack, handed to the shim in one call (reused).
+    scratch: Vec<AmberTV>,
 }
 
 /// The error for a refusal of the shim at `path`, which is only formatted if there is one: the
@@ -222,12 +224,13 @@ impl<'a, 'v> Builder<'a, 'v> {
 
     fn fill_table(&mut self, i: usize, t: &Table) -> Result<(), RestoreError> {
         let idx = i as c_int;
-        for (k, v) in t.array.iter().enumerate() {
-            let v = self.tv(v)?;
-            self.session
-                .table_array(idx, k as c_int, &v)
-                .map_err(refused(|| format!("table#{i} > array slot {}", k + 1)))?;
+        let mut values = std::mem::take(&mut self.scratch);
+        values.clear();
+        for v in &t.array {
+            values.push(self.tv(v)?);
         }
+        self.session.table_array(idx, &values).map_err(refused(|| format!("table#{i} > array part")))?;
+        self.scratch = values;
         for (k, entry) in t.hash.iter().enumerate() {
             let Some((key, val)) = entry else { continue };
             let (key, val) = (self.tv(key)?, self.tv(val)?);
@@ -300,17 +303,20 @@ impl<'a, 'v> Builder<'a, 'v> {
         let idx = i as c_int;
         let layout = self.layout(i)?;
         // An errored thread is its error value, where coroutine.close finds it (stack top).
-        let stack: Vec<Value> = if t.status == ThreadStatus::Errored {
-            vec![Value::Nil, t.error.unwrap_or(Value::Nil)]
+        let errored;
+        let stack: &[Value] = if t.status == ThreadStatus::Errored {
+            errored = [Value::Nil, t.error.unwrap_or(Value::Nil)];
+            &errored
         } else {
-            t.stack.clone()
+            &t.stack
         };
-        for (k, v) in stack.iter().enumerate() {
-            let v = self.tv(v)?;
-            self.session
-                .thread_slot(idx, k as c_int, &v)
-                .map_err(refused(|| format!("thread#{i} > stack slot {k}")))?;
+        let mut values = std::mem::take(&mut self.scratch);
+        values.clear();
+        for v in stack {
+            values.push(self.tv(v)?);
         }
+        self.session.thread_stack(idx, &values).map_err(refused(|| format!("thread#{i} > stack")))?;
+        self.scratch = values;
         for (k, f) in layout.frames.iter().enumerate() {
             let (is_lua, pc, errfunc) = match f.kind {
                 CallFrameKind::Lua { saved_pc, .. } => (1, saved_pc as c_int, 0),
@@ -426,7 +432,8 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
     let session = Session::begin(vm, objects, options.memory_category, options.memory_limit.unwrap_or(0), globals)
         .map_err(refused(|| "snapshot".into()))?;
     // On an error the session is dropped unfinished, which aborts the restore.
-    let (thread_ref, orders) = Builder { vm, verified, snapshot: s, permanents, protos, session }.build()?;
+    let (thread_ref, orders) =
+        Builder { vm, verified, snapshot: s, permanents, protos, session, scratch: Vec::new() }.build()?;
     let mut task = Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
     task.set_explicit_orders(orders);
     task.set_globals_view(view);

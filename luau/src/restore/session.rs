@@ -112,9 +112,10 @@ impl<'v> Session<'v> {
         })
     }
 
-    pub fn table_array(&mut self, index: c_int, slot: c_int, value: &AmberTV) -> Result<(), Refused> {
-        // SAFETY: a session's restore is in progress; `value` is valid for the call.
-        self.call(|vm, e, cap| unsafe { ffi::amber_restore_table_array(vm, index, slot, value, e, cap) })
+    pub fn table_array(&mut self, index: c_int, values: &[AmberTV]) -> Result<(), Refused> {
+        let count = c_int::try_from(values.len()).map_err(|_| "array part too large".to_string())?;
+        // SAFETY: a session's restore is in progress; `values` holds `count` values for the call.
+        self.call(|vm, e, cap| unsafe { ffi::amber_restore_table_array(vm, index, values.as_ptr(), count, e, cap) })
     }
 
     pub fn table_node(
@@ -180,9 +181,10 @@ impl<'v> Session<'v> {
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_upvalue_open(vm, index, thread, slot, e, cap) })
     }
 
-    pub fn thread_slot(&mut self, index: c_int, slot: c_int, value: &AmberTV) -> Result<(), Refused> {
-        // SAFETY: a session's restore is in progress; `value` is valid for the call.
-        self.call(|vm, e, cap| unsafe { ffi::amber_restore_thread_slot(vm, index, slot, value, e, cap) })
+    pub fn thread_stack(&mut self, index: c_int, values: &[AmberTV]) -> Result<(), Refused> {
+        let count = c_int::try_from(values.len()).map_err(|_| "stack too large".to_string())?;
+        // SAFETY: a session's restore is in progress; `values` holds `count` values for the call.
+        self.call(|vm, e, cap| unsafe { ffi::amber_restore_thread_stack(vm, index, values.as_ptr(), count, e, cap) })
     }
 
     pub fn thread_frame(&mut self, index: c_int, frame: c_int, info: &ffi::AmberFrameInfo) -> Result<(), Refused> {
