@@ -6,7 +6,7 @@
 
 use crate::ffi::{self, AmberTV, GcRef};
 use crate::vm::{ScriptKey, Task, VmInner};
-use crate::{FeatureFlags, ScriptHash};
+use crate::{FeatureFlags, Script, ScriptHash};
 use amber_validator::bytecode::YieldKind;
 use amber_validator::bytecode::registers::RegSet;
 use amber_validator::diagnostics::{ObjectPath, Segment};
@@ -173,6 +173,9 @@ struct Capturer<'a> {
     script_index: HashMap<ScriptHash, u32>,
     /// Proto handle -> (script index, proto id), looked up once per proto, not per closure.
     proto_of: HashMap<usize, (u32, u32)>,
+    /// Proto handle -> (its script, proto id), for frames: found once per proto, not by hashing
+    /// the script's key once per frame.
+    frame_scripts: HashMap<usize, (Script, u32)>,
     settings: Option<CompilerSettings>,
     embed: bool,
     /// Open upvalue handle -> (thread object, slot), from the threads' open-upvalue lists.
@@ -344,6 +347,17 @@ impl<'a> Capturer<'a> {
         });
         self.script_index.insert(hash, i);
         Ok(i)
+    }
+
+    /// The script and proto id of a loaded proto (`None`: a proto this VM did not load).
+    fn frame_script(&mut self, proto_handle: usize) -> Option<(Script, u32)> {
+        if let Some(known) = self.frame_scripts.get(&proto_handle) {
+            return Some(known.clone());
+        }
+        let (key, proto) = *self.vm.protos.borrow().get(&proto_handle)?;
+        let script = self.vm.loaded.borrow().get(&key)?.script.clone();
+        self.frame_scripts.insert(proto_handle, (script.clone(), proto));
+        Some((script, proto))
     }
 
     fn run(&mut self) -> Result<(), CaptureError> {
@@ -565,72 +579,68 @@ impl<'a> Capturer<'a> {
         };
         let mut frames = Vec::with_capacity(info.frames as usize);
         // Per Luau frame: its base and live generic-for loops, to canonicalise the stack below.
-        let mut lua_frames: Vec<(u32, RegSet)> = Vec::new();
+        let mut lua_frames: Vec<(u32, RegSet)> = Vec::with_capacity(info.frames.max(0) as usize);
         let mut top_len = info.top;
         for f in 1..=info.frames {
             let mut fi = ffi::AmberFrameInfo::default();
             // SAFETY: `f` is within the thread's call-info array.
             unsafe { ffi::amber_thread_frame(h, f, &mut fi) };
             let top_frame = f == info.frames;
-            let frame =
-                if fi.is_lua != 0 {
-                    let mut ci = ffi::AmberClosureInfo::default();
-                    // SAFETY: the frame's function slot holds a live Luau closure.
-                    unsafe { ffi::amber_closure_info(GcRef(fi.closure), &mut ci) };
-                    let (key, proto) =
-                        *self.vm.protos.borrow().get(&ci.proto).ok_or_else(|| {
-                            self.error(i, None, format!("frame {f} runs a proto this VM did not load"))
-                        })?;
-                    let role = if top_frame && status == ThreadStatus::Preempted {
-                        YieldKind::Interrupt
-                    } else if fi.flags & ffi::LUA_CALLINFO_OPYIELD != 0 {
-                        YieldKind::IteratorReturn
-                    } else {
-                        YieldKind::CallReturn
-                    };
-                    let loaded = self.vm.loaded.borrow();
-                    let script = loaded.get(&key).map(|l| &l.script);
-                    let map = script.and_then(|s| s.yield_map(proto));
-                    let found = map.and_then(|m| m.find(fi.pc.max(0) as u32, role).map(|k| (k, &m.points[k as usize])));
-                    let Some((yield_point, point)) = found else {
-                        return Err(self.error(
-                            i,
-                            None,
-                            format!(
-                                "frame {f} is suspended at pc {} of proto {proto}, not a {} yield point",
-                                fi.pc,
-                                role.name()
-                            ),
-                        ));
-                    };
-                    let p = script.and_then(|s| s.module().proto(proto));
-                    let (fixed, vararg, max_stack) =
-                        p.map_or((0, false, 0), |p| (p.num_params, p.is_vararg, p.max_stack_size));
-                    // A vararg function keeps its extra arguments between its function slot and its
-                    // base; everything else of the frame is derived by the validator.
-                    let varargs = if vararg { (fi.base - fi.func - 1 - c_int::from(fixed)).max(0) as u32 } else { 0 };
-                    if top_frame && point.open_top_from().is_none() {
-                        // Above the frame's registers the stack holds nothing the frame can read.
-                        top_len = fi.base + c_int::from(max_stack);
-                    }
-                    lua_frames.push((fi.base as u32, point.needs.loops));
-                    Frame::Lua { yield_point, varargs }
+            let frame = if fi.is_lua != 0 {
+                let mut ci = ffi::AmberClosureInfo::default();
+                // SAFETY: the frame's function slot holds a live Luau closure.
+                unsafe { ffi::amber_closure_info(GcRef(fi.closure), &mut ci) };
+                let (script, proto) = self
+                    .frame_script(ci.proto)
+                    .ok_or_else(|| self.error(i, None, format!("frame {f} runs a proto this VM did not load")))?;
+                let role = if top_frame && status == ThreadStatus::Preempted {
+                    YieldKind::Interrupt
+                } else if fi.flags & ffi::LUA_CALLINFO_OPYIELD != 0 {
+                    YieldKind::IteratorReturn
                 } else {
-                    let mut ci = ffi::AmberClosureInfo::default();
-                    // SAFETY: the frame's function slot holds a live C closure.
-                    unsafe { ffi::amber_closure_info(GcRef(fi.closure), &mut ci) };
-                    if ci.continuation == 0 && !(top_frame && status == ThreadStatus::Yielded) {
-                        return Err(self.error(
-                            i,
-                            None,
-                            format!("frame {f} is a C function without a continuation, which cannot be resumed"),
-                        ));
-                    }
-                    if !self.c_functions.contains_key(&(ci.function, ci.continuation)) {
-                        return Err(self.error(i, None, format!("frame {f} runs a C function outside the base image")));
-                    }
-                    Frame::C
+                    YieldKind::CallReturn
                 };
+                let map = script.yield_map(proto);
+                let found = map.and_then(|m| m.find(fi.pc.max(0) as u32, role).map(|k| (k, &m.points[k as usize])));
+                let Some((yield_point, point)) = found else {
+                    return Err(self.error(
+                        i,
+                        None,
+                        format!(
+                            "frame {f} is suspended at pc {} of proto {proto}, not a {} yield point",
+                            fi.pc,
+                            role.name()
+                        ),
+                    ));
+                };
+                let p = script.module().proto(proto);
+                let (fixed, vararg, max_stack) =
+                    p.map_or((0, false, 0), |p| (p.num_params, p.is_vararg, p.max_stack_size));
+                // A vararg function keeps its extra arguments between its function slot and its
+                // base; everything else of the frame is derived by the validator.
+                let varargs = if vararg { (fi.base - fi.func - 1 - c_int::from(fixed)).max(0) as u32 } else { 0 };
+                if top_frame && point.open_top_from().is_none() {
+                    // Above the frame's registers the stack holds nothing the frame can read.
+                    top_len = fi.base + c_int::from(max_stack);
+                }
+                lua_frames.push((fi.base as u32, point.needs.loops));
+                Frame::Lua { yield_point, varargs }
+            } else {
+                let mut ci = ffi::AmberClosureInfo::default();
+                // SAFETY: the frame's function slot holds a live C closure.
+                unsafe { ffi::amber_closure_info(GcRef(fi.closure), &mut ci) };
+                if ci.continuation == 0 && !(top_frame && status == ThreadStatus::Yielded) {
+                    return Err(self.error(
+                        i,
+                        None,
+                        format!("frame {f} is a C function without a continuation, which cannot be resumed"),
+                    ));
+                }
+                if !self.c_functions.contains_key(&(ci.function, ci.continuation)) {
+                    return Err(self.error(i, None, format!("frame {f} runs a C function outside the base image")));
+                }
+                Frame::C
+            };
             frames.push(frame);
         }
         let mut stack = Vec::with_capacity(top_len.max(0) as usize);
@@ -762,6 +772,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         scripts: Vec::new(),
         script_index: HashMap::default(),
         proto_of: HashMap::default(),
+        frame_scripts: HashMap::default(),
         settings: None,
         embed: options.embed_sources,
         open_owner: HashMap::default(),
