@@ -5,7 +5,7 @@
 //! object 0), permanents by first use, so the same state always gives the same model.
 
 use crate::ffi::{self, AmberTV, GcRef};
-use crate::vm::{ScriptKey, Task, VmInner};
+use crate::vm::{Task, VmInner};
 use crate::{FeatureFlags, Script, ScriptHash};
 use amber_validator::bytecode::YieldKind;
 use amber_validator::bytecode::registers::RegSet;
@@ -157,6 +157,16 @@ impl<T> Chunked<T> {
     }
 }
 
+/// A proto of a script the VM loaded, as capture uses it.
+struct LoadedProto {
+    script: Script,
+    /// Its bytecode id.
+    proto: u32,
+    /// Its script's index in the snapshot, once a closure running it has been captured (frames
+    /// alone do not add a script: their functions are captured as closures).
+    index: Option<u32>,
+}
+
 struct Capturer<'a> {
     vm: &'a VmInner,
     objects: Chunked<Option<Object>>,
@@ -171,11 +181,9 @@ struct Capturer<'a> {
     permanent_index: HashMap<usize, u32>,
     scripts: Vec<ScriptEntry>,
     script_index: HashMap<ScriptHash, u32>,
-    /// Proto handle -> (script index, proto id), looked up once per proto, not per closure.
-    proto_of: HashMap<usize, (u32, u32)>,
-    /// Proto handle -> (its script, proto id), for frames: found once per proto, not by hashing
-    /// the script's key once per frame.
-    frame_scripts: HashMap<usize, (Script, u32)>,
+    /// Proto handle -> the loaded proto, found once per proto rather than by hashing its
+    /// script's key once per closure and per frame.
+    protos: HashMap<usize, LoadedProto>,
     settings: Option<CompilerSettings>,
     embed: bool,
     /// Open upvalue handle -> (thread object, slot), from the threads' open-upvalue lists.
@@ -323,14 +331,11 @@ impl<'a> Capturer<'a> {
         Ok(Some(self.value(&t, from, edge)?))
     }
 
-    fn script_of(&mut self, key: ScriptKey, from: u32) -> Result<u32, CaptureError> {
-        let hash = key.0;
+    fn script_of(&mut self, script: &Script, from: u32) -> Result<u32, CaptureError> {
+        let hash = script.hash();
         if let Some(&i) = self.script_index.get(&hash) {
             return Ok(i);
         }
-        let loaded = self.vm.loaded.borrow();
-        let script =
-            &loaded.get(&key).ok_or_else(|| self.error(from, None, "closure of a script this VM did not load"))?.script;
         match self.settings {
             None => self.settings = Some(script.settings()),
             Some(s) if s != script.settings() => {
@@ -349,15 +354,14 @@ impl<'a> Capturer<'a> {
         Ok(i)
     }
 
-    /// The script and proto id of a loaded proto (`None`: a proto this VM did not load).
-    fn frame_script(&mut self, proto_handle: usize) -> Option<(Script, u32)> {
-        if let Some(known) = self.frame_scripts.get(&proto_handle) {
-            return Some(known.clone());
+    /// The proto behind a proto handle (`None`: a proto this VM did not load).
+    fn loaded_proto(&mut self, handle: usize) -> Option<&mut LoadedProto> {
+        if !self.protos.contains_key(&handle) {
+            let (key, proto) = *self.vm.protos.borrow().get(&handle)?;
+            let script = self.vm.loaded.borrow().get(&key)?.script.clone();
+            self.protos.insert(handle, LoadedProto { script, proto, index: None });
         }
-        let (key, proto) = *self.vm.protos.borrow().get(&proto_handle)?;
-        let script = self.vm.loaded.borrow().get(&key)?.script.clone();
-        self.frame_scripts.insert(proto_handle, (script.clone(), proto));
-        Some((script, proto))
+        self.protos.get_mut(&handle)
     }
 
     fn run(&mut self) -> Result<(), CaptureError> {
@@ -487,18 +491,18 @@ impl<'a> Capturer<'a> {
         {
             return Err(self.error(i, None, "a proto's constant closure (its environment is the base globals)"));
         }
-        let (script, proto) = match self.proto_of.get(&info.proto) {
-            Some(&known) => known,
+        let Some(loaded) = self.loaded_proto(info.proto) else {
+            return Err(self.error(i, None, "closure of a proto this VM did not load"));
+        };
+        let (script, proto) = match loaded.index {
+            Some(index) => (index, loaded.proto),
             None => {
-                let (key, proto) = *self
-                    .vm
-                    .protos
-                    .borrow()
-                    .get(&info.proto)
-                    .ok_or_else(|| self.error(i, None, "closure of a proto this VM did not load"))?;
-                let known = (self.script_of(key, i)?, proto);
-                self.proto_of.insert(info.proto, known);
-                known
+                let (script, proto) = (loaded.script.clone(), loaded.proto);
+                let index = self.script_of(&script, i)?;
+                if let Some(loaded) = self.protos.get_mut(&info.proto) {
+                    loaded.index = Some(index);
+                }
+                (index, proto)
             }
         };
         let upvalues = UpvalueRefs::try_from_fn(info.upvalues.max(0) as usize, |k| {
@@ -590,9 +594,10 @@ impl<'a> Capturer<'a> {
                 let mut ci = ffi::AmberClosureInfo::default();
                 // SAFETY: the frame's function slot holds a live Luau closure.
                 unsafe { ffi::amber_closure_info(GcRef(fi.closure), &mut ci) };
-                let (script, proto) = self
-                    .frame_script(ci.proto)
-                    .ok_or_else(|| self.error(i, None, format!("frame {f} runs a proto this VM did not load")))?;
+                let Some(loaded) = self.loaded_proto(ci.proto) else {
+                    return Err(self.error(i, None, format!("frame {f} runs a proto this VM did not load")));
+                };
+                let (script, proto) = (loaded.script.clone(), loaded.proto);
                 let role = if top_frame && status == ThreadStatus::Preempted {
                     YieldKind::Interrupt
                 } else if fi.flags & ffi::LUA_CALLINFO_OPYIELD != 0 {
@@ -726,7 +731,8 @@ fn bytes<T: for<'s> From<&'s [u8]>>(
     if data.is_null() {
         return T::from(&[]);
     }
-    // SAFETY: as above.
+    // SAFETY: the VM reported `len` bytes at `data` for this live string or buffer; they are
+    // copied into the model before any other VM call can move or free them.
     T::from(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
 }
 
@@ -771,8 +777,7 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         permanent_index: HashMap::default(),
         scripts: Vec::new(),
         script_index: HashMap::default(),
-        proto_of: HashMap::default(),
-        frame_scripts: HashMap::default(),
+        protos: HashMap::default(),
         settings: None,
         embed: options.embed_sources,
         open_owner: HashMap::default(),
@@ -789,11 +794,17 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
     // The discovery maps go before the objects are flattened: the peak is their sum otherwise.
     let (objects, settings) = (std::mem::replace(&mut c.objects, Chunked::new()), c.settings);
     let (scripts, permanents) = (std::mem::take(&mut c.scripts), std::mem::take(&mut c.permanents));
-    // Every Luau closure's proto went through the memo: the protos the snapshot uses, without
-    // sorting a pair per closure.
-    let mut used_protos: Vec<(u32, u32)> = c.proto_of.values().copied().collect();
-    used_protos.sort_unstable();
-    used_protos.dedup();
+    // Every Luau closure's proto went through the memo, with its script: the protos the
+    // snapshot uses and their yield-point signatures, without sorting a pair per closure or
+    // looking a script up again. (A script loaded into two globals views has two handles per
+    // proto: one entry.)
+    let mut used: Vec<(u32, u32, Option<u64>)> = c
+        .protos
+        .values()
+        .filter_map(|p| Some((p.index?, p.proto, p.script.yield_map(p.proto).map(|m| m.signature.0))))
+        .collect();
+    used.sort_unstable();
+    used.dedup();
     drop(c);
     let objects: Vec<Object> = objects.into_vec(|o| o.unwrap_or(Object::String(b"".into())));
     let flags = FeatureFlags::pinned();
@@ -810,16 +821,12 @@ pub fn capture_with(task: &Task, options: CaptureOptions) -> Result<Snapshot, Ca
         roots: Roots { main_thread: 0, random_state: task.random_state(), globals_layout },
     };
     // Every proto a closure runs carries its signature (the loader compares them).
-    let loaded = vm.loaded.borrow();
-    debug_assert_eq!(used_protos, snapshot.used_protos());
-    for (script, proto) in used_protos {
-        let entry = &mut snapshot.scripts[script as usize];
-        let key = (entry.hash, snapshot.header.compiler);
-        if let Some(map) = loaded.get(&key).and_then(|l| l.script.yield_map(proto)) {
-            entry.signatures.push(ProtoSignature { proto, signature: map.signature.0 });
+    debug_assert_eq!(used.iter().map(|&(s, p, _)| (s, p)).collect::<Vec<_>>(), snapshot.used_protos());
+    for (script, proto, signature) in used {
+        if let Some(signature) = signature {
+            snapshot.scripts[script as usize].signatures.push(ProtoSignature { proto, signature });
         }
     }
-    drop(loaded);
     Ok(snapshot)
 }
 

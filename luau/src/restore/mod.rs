@@ -117,6 +117,16 @@ impl<'a, 'v> Builder<'a, 'v> {
         Ok(t)
     }
 
+    /// `values` converted for one shim call, in the reused buffer (give it back to `scratch`).
+    fn converted(&mut self, values: &[Value]) -> Result<Vec<AmberTV>, RestoreError> {
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        for v in values {
+            out.push(self.tv(v)?);
+        }
+        Ok(out)
+    }
+
     fn opt_tv(&self, v: &Option<Value>) -> Result<AmberTV, RestoreError> {
         match v {
             Some(v) => self.tv(v),
@@ -213,8 +223,10 @@ impl<'a, 'v> Builder<'a, 'v> {
                 }
                 Object::CClosure(c) => {
                     let env = self.tv(&c.env.value())?;
-                    let ups: Vec<AmberTV> = c.upvalues.iter().map(|v| self.tv(v)).collect::<Result<_, _>>()?;
-                    self.session.c_closure_fill(idx, &env, &ups).map_err(refused(path))?;
+                    let ups = self.converted(&c.upvalues)?;
+                    let filled = self.session.c_closure_fill(idx, &env, &ups);
+                    self.scratch = ups;
+                    filled.map_err(refused(path))?;
                 }
                 _ => {}
             }
@@ -224,13 +236,10 @@ impl<'a, 'v> Builder<'a, 'v> {
 
     fn fill_table(&mut self, i: usize, t: &Table) -> Result<(), RestoreError> {
         let idx = i as c_int;
-        let mut values = std::mem::take(&mut self.scratch);
-        values.clear();
-        for v in &t.array {
-            values.push(self.tv(v)?);
-        }
-        self.session.table_array(idx, &values).map_err(refused(|| format!("table#{i} > array part")))?;
+        let values = self.converted(&t.array)?;
+        let filled = self.session.table_array(idx, &values);
         self.scratch = values;
+        filled.map_err(refused(|| format!("table#{i} > array part")))?;
         for (k, entry) in t.hash.iter().enumerate() {
             let Some((key, val)) = entry else { continue };
             let (key, val) = (self.tv(key)?, self.tv(val)?);
@@ -310,13 +319,10 @@ impl<'a, 'v> Builder<'a, 'v> {
         } else {
             &t.stack
         };
-        let mut values = std::mem::take(&mut self.scratch);
-        values.clear();
-        for v in stack {
-            values.push(self.tv(v)?);
-        }
-        self.session.thread_stack(idx, &values).map_err(refused(|| format!("thread#{i} > stack")))?;
+        let values = self.converted(stack)?;
+        let filled = self.session.thread_stack(idx, &values);
         self.scratch = values;
+        filled.map_err(refused(|| format!("thread#{i} > stack")))?;
         for (k, f) in layout.frames.iter().enumerate() {
             let (is_lua, pc, errfunc) = match f.kind {
                 CallFrameKind::Lua { saved_pc, .. } => (1, saved_pc as c_int, 0),

@@ -630,14 +630,21 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
-    fn bytes(&mut self, what: &str, limit: usize, limit_code: Code) -> Result<Vec<u8>, DecodeError> {
+    /// A length-prefixed byte string, copied into the form the model keeps (a `Vec`, or a
+    /// string's inline `Bytes`).
+    fn bytes<T: for<'b> From<&'b [u8]>>(
+        &mut self,
+        what: &str,
+        limit: usize,
+        limit_code: Code,
+    ) -> Result<T, DecodeError> {
         let n = self.length(what, limit, limit_code)?;
-        Ok(self.take(n, what)?.to_vec())
+        Ok(T::from(self.take(n, what)?))
     }
 
     fn text(&mut self, what: &str) -> Result<String, DecodeError> {
         let start = self.pos;
-        let bytes = self.bytes(what, self.limits.max_string_bytes, Code::StringTooLong)?;
+        let bytes: Vec<u8> = self.bytes(what, self.limits.max_string_bytes, Code::StringTooLong)?;
         if bytes.contains(&0) {
             self.pos = start;
             // The runtime hands names to C (chunk names, registry lookups): no NUL inside.
@@ -898,10 +905,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
     d.context = Some(Segment::Object { kind, index });
     let limits = d.limits;
     Ok(match t {
-        tag::O_STRING => {
-            let n = d.length("string", limits.max_string_bytes, Code::StringTooLong)?;
-            Object::String(Bytes::from(d.take(n, "string")?))
-        }
+        tag::O_STRING => Object::String(d.bytes("string", limits.max_string_bytes, Code::StringTooLong)?),
         tag::O_TABLE => {
             let flags = d.u8("table flags")?;
             if flags & !(TABLE_READONLY | TABLE_SAFEENV | TABLE_HAS_METATABLE | TABLE_HAS_NODE_MAP) != 0 {
