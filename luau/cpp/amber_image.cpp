@@ -501,6 +501,8 @@ int amber_vm_load(
     lua_State* T = vm->loader;
     try
     {
+        // The thread the chunk is loaded in: the loader, or one whose globals are the view.
+        lua_State* L = T;
         if (env_ref != 0)
         {
             // Imports resolve against the loading thread's globals (lvmload.cpp), not against
@@ -512,32 +514,21 @@ int amber_vm_load(
                 copy_message(err, err_cap, std::string("the load environment is not a table"));
                 return -1;
             }
-            lua_State* V = lua_newthread(T);
+            L = lua_newthread(T);
             lua_pushvalue(T, -2);
-            lua_xmove(T, V, 1);
-            lua_replace(V, LUA_GLOBALSINDEX);
-            if (luau_load(V, chunk, bytecode, length, 0) != 0)
-            {
-                size_t len = 0;
-                const char* msg = lua_tolstring(V, -1, &len);
-                copy_message(err, err_cap, msg ? msg : "load failed", msg ? len : 11);
-                lua_settop(T, 0);
-                return -1;
-            }
-            *out_ref = lua_ref(V, -1);
-            lua_settop(V, 0);
-            lua_settop(T, 0);
-            return 0;
+            lua_xmove(T, L, 1);
+            lua_replace(L, LUA_GLOBALSINDEX);
         }
-        if (luau_load(T, chunk, bytecode, length, 0) != 0)
+        if (luau_load(L, chunk, bytecode, length, 0) != 0)
         {
             size_t len = 0;
-            const char* msg = lua_tolstring(T, -1, &len);
+            const char* msg = lua_tolstring(L, -1, &len);
             copy_message(err, err_cap, msg ? msg : "load failed", msg ? len : 11);
             lua_settop(T, 0);
             return -1;
         }
-        *out_ref = lua_ref(T, -1);
+        *out_ref = lua_ref(L, -1);
+        lua_settop(L, 0);
         lua_settop(T, 0);
         return 0;
     }
