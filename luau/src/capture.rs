@@ -13,6 +13,7 @@ use amber_validator::diagnostics::{ObjectPath, Segment};
 use amber_validator::snapshot::*;
 
 use crate::address::AddressMap as HashMap;
+use std::collections::hash_map::Entry;
 use std::ffi::c_int;
 use thiserror::Error;
 
@@ -356,12 +357,14 @@ impl<'a> Capturer<'a> {
 
     /// The proto behind a proto handle (`None`: a proto this VM did not load).
     fn loaded_proto(&mut self, handle: usize) -> Option<&mut LoadedProto> {
-        if !self.protos.contains_key(&handle) {
-            let (key, proto) = *self.vm.protos.borrow().get(&handle)?;
-            let script = self.vm.loaded.borrow().get(&key)?.script.clone();
-            self.protos.insert(handle, LoadedProto { script, proto, index: None });
+        match self.protos.entry(handle) {
+            Entry::Occupied(known) => Some(known.into_mut()),
+            Entry::Vacant(slot) => {
+                let (key, proto) = *self.vm.protos.borrow().get(&handle)?;
+                let script = self.vm.loaded.borrow().get(&key)?.script.clone();
+                Some(slot.insert(LoadedProto { script, proto, index: None }))
+            }
         }
-        self.protos.get_mut(&handle)
     }
 
     fn run(&mut self) -> Result<(), CaptureError> {
