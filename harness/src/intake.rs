@@ -182,8 +182,8 @@ fn snapshots_under(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 pub fn validate_file(path: &Path, limits: &Limits, catalog: &SourceCatalog) -> Result<Verdict, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let result = amber_validator::validate(&bytes, limits, catalog).map(|v| Summary {
-        objects: v.snapshot().objects.len(),
-        scripts: v.snapshot().scripts.len(),
+        objects: v.view().object_count(),
+        scripts: v.view().scripts.len(),
         bytes: bytes.len(),
     });
     Ok(Verdict { file: path.display().to_string(), result })

@@ -11,7 +11,7 @@
 //!     cargo bench -p amber-luau --bench persist
 
 use amber_luau::{Budget, Outcome, RestoreOptions, Script, SourceCatalog, Vm, capture, restore};
-use amber_validator::{Limits, bytecode, decode, encode, validate, validate_model};
+use amber_validator::{Limits, SnapshotView, bytecode, encode, validate, validate_view};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -232,10 +232,10 @@ fn main() {
         let (mut d, mut c, mut b) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..RUNS {
             let t = Instant::now();
-            let model = decode(&bytes[k], &Limits::default()).expect("decodes");
+            let view = SnapshotView::decode(&bytes[k], &Limits::default()).expect("decodes");
             d.push(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
-            let verified = validate_model(model, &Limits::default(), &catalog).expect("valid");
+            let verified = validate_view(view, &Limits::default(), &catalog).expect("valid");
             c.push(t.elapsed().as_secs_f64() * 1e3);
             let vm2 = Vm::new().expect("vm");
             let t = Instant::now();

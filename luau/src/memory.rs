@@ -6,7 +6,7 @@
 
 use crate::ffi;
 use amber_validator::ObjectSizes;
-use amber_validator::snapshot::Snapshot;
+use amber_validator::snapshot::SnapshotView;
 
 /// This build's object sizes, as the validator takes them.
 pub fn memory_model() -> ObjectSizes {
@@ -30,6 +30,6 @@ pub fn memory_model() -> ObjectSizes {
 }
 
 /// Bytes the snapshot's objects take once restored in this VM build.
-pub fn estimate_memory(s: &Snapshot) -> usize {
+pub fn estimate_memory(s: &SnapshotView) -> usize {
     amber_validator::estimate_memory(s, &memory_model())
 }

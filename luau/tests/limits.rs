@@ -97,7 +97,7 @@ fn big_state() -> Vec<u8> {
 fn restore_refuses_a_state_that_cannot_fit_before_building_anything() {
     let bytes = big_state();
     let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
-    let needed = estimate_memory(verified.snapshot());
+    let needed = estimate_memory(verified.view());
     assert!((7 * MIB..9 * MIB).contains(&needed), "estimate {needed}");
     let vm = Vm::new().unwrap();
     let before = vm.memory_used(13);

@@ -428,30 +428,36 @@ fn a_corrupted_verified_snapshot_fails_to_restore_and_the_vm_stays_usable() {
     let bytes = encode(&capture(&task).unwrap());
     let verified = validate(&bytes, &Limits::default(), &SourceCatalog::embedded_only()).unwrap();
     type Corruption = fn(&mut amber_validator::Verified<amber_validator::Snapshot>);
-    fn frame0(v: &mut amber_validator::Verified<amber_validator::Snapshot>) -> &mut amber_validator::CallFrame {
-        &mut v.tamper_layout(0).expect("the main thread's layout").frames[0]
+    fn frame0(v: &mut amber_validator::Verified<amber_validator::Snapshot>, f: fn(&mut amber_validator::CallFrame)) {
+        assert!(v.layout(0).is_some(), "the main thread's layout");
+        v.tamper_layout(0, |l| f(&mut l.frames[0]));
     }
     let corruptions: Vec<(&str, Corruption)> = vec![
         ("saved pc past the code", |v| {
-            if let CallFrameKind::Lua { saved_pc, .. } = &mut frame0(v).kind {
-                *saved_pc = 99_999;
-            }
+            frame0(v, |f| {
+                if let CallFrameKind::Lua { saved_pc, .. } = &mut f.kind {
+                    *saved_pc = 99_999;
+                }
+            })
         }),
         ("object reference out of range", |v| {
-            if let Object::Thread(t) = &mut v.tamper().objects[0] {
-                t.stack[1] = Value::Object(1_000_000);
-            }
+            v.tamper(|s| {
+                if let Object::Thread(t) = &mut s.objects[0] {
+                    t.stack[1] = Value::Object(1_000_000);
+                }
+            })
         }),
-        ("frame base outside the stack", |v| frame0(v).base = 1_000_000),
-        ("HANDLE on a Luau frame", |v| frame0(v).flags |= 2),
-        ("the outermost frame without RETURN", |v| frame0(v).flags = 0),
-        ("a result count no CALL can ask for", |v| frame0(v).nresults = 1 << 20),
+        ("frame base outside the stack", |v| frame0(v, |f| f.base = 1_000_000)),
+        ("HANDLE on a Luau frame", |v| frame0(v, |f| f.flags |= 2)),
+        ("the outermost frame without RETURN", |v| frame0(v, |f| f.flags = 0)),
+        ("a result count no CALL can ask for", |v| frame0(v, |f| f.nresults = 1 << 20)),
         ("a string where a table is required", |v| {
-            let s = v.tamper();
-            let string = s.objects.iter().position(|o| matches!(o, Object::String(_))).unwrap() as u32;
-            if let Object::Thread(t) = &mut s.objects[0] {
-                t.globals = Value::Object(string);
-            }
+            v.tamper(|s| {
+                let string = s.objects.iter().position(|o| matches!(o, Object::String(_))).unwrap() as u32;
+                if let Object::Thread(t) = &mut s.objects[0] {
+                    t.globals = Value::Object(string);
+                }
+            })
         }),
     ];
     let vm2 = Vm::new().unwrap();

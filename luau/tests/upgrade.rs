@@ -168,7 +168,7 @@ fn a_task_restored_into_a_view_captures_as_it_was_taken() {
     let second = encode(&capture(&task).unwrap());
     let s1 = validate(&first, &limits_of(&a), &SourceCatalog::embedded_only()).unwrap();
     let s2 = validate(&second, &limits_of(&b), &SourceCatalog::embedded_only()).unwrap();
-    assert_eq!(s1.snapshot().roots.globals_layout, s2.snapshot().roots.globals_layout, "the same layout, no newlib");
+    assert_eq!(s1.view().roots.globals_layout, s2.view().roots.globals_layout, "the same layout, no newlib");
     // It goes back to the smaller image as well as to the larger one.
     let (out, _) = finish(&mut restore_into(&a, &second).unwrap());
     assert_eq!(out, "6\tnil\tnil\n");
@@ -197,7 +197,7 @@ fn a_name_missing_from_the_list_is_hidden_even_in_the_same_image() {
     // The measurement of the issue: drop `bit32` from a capture's global names.
     let a = Vm::deterministic().unwrap();
     let bytes = capture_at_yield(&a, "coroutine.yield()\nprint(type(bit32), type(_G.bit32), type(string))");
-    let mut model = validate(&bytes, &limits_of(&a), &SourceCatalog::embedded_only()).unwrap().snapshot().clone();
+    let mut model = validate(&bytes, &limits_of(&a), &SourceCatalog::embedded_only()).unwrap().to_model();
     for n in &mut model.roots.globals_layout {
         if n.as_deref() == Some(b"bit32") {
             *n = None;

@@ -19,8 +19,8 @@ pub mod validate;
 pub use diagnostics::{Code, Diagnostic, Family, ObjectPath, Report, Severity};
 pub use limits::{Limits, ObjectSizes, PermanentKind, RuntimeIdentity, estimate_memory};
 pub use snapshot::format::{decode, encode};
-pub use snapshot::{Snapshot, Value};
+pub use snapshot::{Snapshot, SnapshotView, Value};
 pub use validate::{
     CallFrame, CallFrameKind, CatalogEntry, PreparedScript, ScriptCatalog, ThreadLayout, Verified, VerifiedScript,
-    validate, validate_model,
+    validate, validate_model, validate_view,
 };

@@ -71,33 +71,35 @@ pub struct ObjectSizes {
 /// Bytes a snapshot's objects take once restored, by the runtime's sizes: a lower bound up to
 /// allocator rounding (small blocks come from size classes a few bytes larger). The scripts'
 /// code is the runtime's, charged to its base image, and is not counted.
-pub fn estimate_memory(s: &crate::snapshot::Snapshot, m: &ObjectSizes) -> usize {
-    use crate::snapshot::{Object, UserdataKind};
+pub fn estimate_memory(s: &crate::snapshot::SnapshotView, m: &ObjectSizes) -> usize {
+    s.objects().fold(0usize, |total, (_, o)| total.saturating_add(object_memory(&o, m)))
+}
+
+/// [`estimate_memory`] of one object.
+pub(crate) fn object_memory(o: &crate::snapshot::ObjectRef<'_>, m: &ObjectSizes) -> usize {
+    use crate::snapshot::{ObjectRef, UserdataKind};
     let values = |n: usize| n.saturating_mul(m.value);
-    s.objects.iter().fold(0usize, |total, o| {
-        let size = match o {
-            Object::String(b) => m.string.saturating_add(b.len()).saturating_add(1),
-            Object::Table(t) => {
-                let nodes = t.hash.len().saturating_mul(m.node);
-                // A table restored with an explicit iteration order carries 3 ints per node.
-                let order = if t.node_of.is_some() { t.hash.len().saturating_mul(12) } else { 0 };
-                m.table.saturating_add(values(t.array.len())).saturating_add(nodes).saturating_add(order)
-            }
-            Object::LuaClosure(c) => m.lua_closure.saturating_add(values(c.upvalues.len())),
-            Object::CClosure(c) => m.c_closure.saturating_add(values(c.upvalues.len())),
-            Object::Upvalue(_) => m.upvalue,
-            Object::Thread(t) => m
-                .thread
-                .saturating_add(values(t.stack.len().saturating_add(m.extra_stack)))
-                .saturating_add(t.frames.len().saturating_add(1).saturating_mul(m.frame)),
-            Object::Userdata(u) => match &u.kind {
-                UserdataKind::Codec { payload, .. } => m.userdata.saturating_add(payload.len()),
-                UserdataKind::Proxy => m.userdata,
-            },
-            Object::Buffer(b) => m.buffer.saturating_add(b.len().max(8)),
-        };
-        total.saturating_add(size)
-    })
+    match o {
+        ObjectRef::String(b) => m.string.saturating_add(b.len()).saturating_add(1),
+        ObjectRef::Table(t) => {
+            let nodes = t.hash_len().saturating_mul(m.node);
+            // A table restored with an explicit iteration order carries 3 ints per node.
+            let order = if t.has_node_map() { t.hash_len().saturating_mul(12) } else { 0 };
+            m.table.saturating_add(values(t.array_len())).saturating_add(nodes).saturating_add(order)
+        }
+        ObjectRef::LuaClosure(c) => m.lua_closure.saturating_add(values(c.upvalues.len())),
+        ObjectRef::CClosure(c) => m.c_closure.saturating_add(values(c.upvalues.len())),
+        ObjectRef::Upvalue(_) => m.upvalue,
+        ObjectRef::Thread(t) => m
+            .thread
+            .saturating_add(values(t.stack.len().saturating_add(m.extra_stack)))
+            .saturating_add(t.frames.len().saturating_add(1).saturating_mul(m.frame)),
+        ObjectRef::Userdata(u) => match &u.kind {
+            UserdataKind::Codec { payload, .. } => m.userdata.saturating_add(payload.len()),
+            UserdataKind::Proxy => m.userdata,
+        },
+        ObjectRef::Buffer(b) => m.buffer.saturating_add(b.len().max(8)),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

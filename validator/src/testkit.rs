@@ -315,7 +315,11 @@ pub fn lay_out_like_luau(objects: &mut [Object]) {
             .cloned()
             .collect();
         let size = if entries.is_empty() { 0 } else { entries.len().next_power_of_two() };
-        let mps: Vec<Option<usize>> = entries.iter().map(|(k, _)| main_position(objects, k, size)).collect();
+        let string = |i: u32| match objects.get(i as usize) {
+            Some(Object::String(b)) => Some(b.as_slice()),
+            _ => None,
+        };
+        let mps: Vec<Option<usize>> = entries.iter().map(|(k, _)| main_position(string, k, size)).collect();
         let mut nodes: Vec<Option<usize>> = vec![None; size]; // node -> entry
         let mut free = size;
         let mut take_free = |nodes: &[Option<usize>]| -> usize {

@@ -35,9 +35,9 @@ fn the_sample_is_valid_and_round_trips() {
     let s = sample();
     let bytes = encode(&s);
     let verified = validate(&bytes, &limits(), &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
-    assert_eq!(verified.snapshot(), &s);
+    assert_eq!(verified.to_model(), s);
     assert_eq!(verified.scripts().len(), 1);
-    assert_eq!(encode(verified.snapshot()), bytes);
+    assert_eq!(encode(&verified.to_model()), bytes);
 }
 
 fn value_spec() -> impl Strategy<Value = ValueSpec> {
@@ -85,8 +85,8 @@ proptest! {
         let bytes = encode(&model);
         prop_assert_eq!(encode(&model), bytes.clone(), "encoding is deterministic");
         let verified = validate(&bytes, &limits(), &TestCatalog).map_err(|r| TestCaseError::fail(r.to_string()))?;
-        prop_assert_eq!(verified.snapshot(), &model, "decode(encode(m)) == m");
-        prop_assert_eq!(encode(verified.snapshot()), bytes, "encode(decode(b)) == b");
+        prop_assert_eq!(verified.to_model(), model.clone(), "decode(encode(m)) == m");
+        prop_assert_eq!(encode(&verified.to_model()), bytes, "encode(decode(b)) == b");
     }
 
     #[test]

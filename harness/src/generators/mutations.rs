@@ -72,7 +72,8 @@ const LAYOUT_TABLES: usize = 8;
 /// Calls `each` with every mutant of a verified snapshot (a valid capture: its layout tells
 /// where frames are), one at a time (a deep stack has tens of thousands).
 pub fn for_each_mutant(verified: &Verified<Snapshot>, each: &mut dyn FnMut(Mutant)) {
-    let mut m = Mutator { v: verified, s: verified.snapshot(), each, target: None, attempts: 0 };
+    let (model, layouts) = (verified.to_model(), verified.layouts());
+    let mut m = Mutator { v: verified, s: &model, layouts: &layouts, each, target: None, attempts: 0 };
     m.run();
 }
 
@@ -81,7 +82,8 @@ pub fn for_each_mutant(verified: &Verified<Snapshot>, each: &mut dyn FnMut(Mutan
 pub fn nth_attempt(verified: &Verified<Snapshot>, k: usize) -> Option<Mutant> {
     let mut found = None;
     let mut keep = |m: Mutant| found = Some(m);
-    let mut m = Mutator { v: verified, s: verified.snapshot(), each: &mut keep, target: Some(k), attempts: 0 };
+    let (model, layouts) = (verified.to_model(), verified.layouts());
+    let mut m = Mutator { v: verified, s: &model, layouts: &layouts, each: &mut keep, target: Some(k), attempts: 0 };
     m.run();
     found
 }
@@ -99,7 +101,9 @@ pub fn mutants_of(verified: &Verified<Snapshot>, class: Option<&str>) -> Vec<Mut
 
 struct Mutator<'a, 'e> {
     v: &'a Verified<Snapshot>,
+    /// The snapshot decoded in full, and its threads' layouts (by object index, ascending).
     s: &'a Snapshot,
+    layouts: &'a [(u32, ThreadLayout)],
     each: &'e mut dyn FnMut(Mutant),
     /// Build only the mutant of this attempt (`None`: all of them).
     target: Option<usize>,
@@ -205,6 +209,11 @@ impl<'a> Mutator<'a, '_> {
         })
     }
 
+    fn layout(&self, thread: u32) -> Option<&'a ThreadLayout> {
+        let at = self.layouts.binary_search_by_key(&thread, |(i, _)| *i).ok()?;
+        Some(&self.layouts[at].1)
+    }
+
     fn proto(&self, script: u32, proto: u32) -> Option<&'a Proto> {
         self.v.scripts().get(script as usize)?.module.proto(proto)
     }
@@ -214,7 +223,7 @@ impl<'a> Mutator<'a, '_> {
             let i = i as u32;
             match o {
                 Object::Thread(t) => {
-                    if let Some(layout) = self.v.layout(i) {
+                    if let Some(layout) = self.layout(i) {
                         self.thread(i, t, layout);
                         self.matcher_states(i, t, layout);
                     }
@@ -900,7 +909,7 @@ impl<'a> Mutator<'a, '_> {
         }
         // Onto the numeric-for counters of the frame whose register it is: a closure could then
         // overwrite a register FORNLOOP reads unchecked.
-        if let Some(layout) = self.v.layout(thread)
+        if let Some(layout) = self.layout(thread)
             && let Some(k) = layout.register_owner(slot)
             && let CallFrameKind::Lua { script, proto, saved_pc, .. } = layout.frames[k].kind
             && let Some(p) = self.proto(script, proto)

@@ -260,7 +260,7 @@ impl Structured {
         })?;
         let mut s = match mutations::nth_attempt(&verified, usize::from(self.mutation)) {
             Some(m) => m.snapshot,
-            None => verified.snapshot().clone(),
+            None => verified.to_model(),
         };
         for e in self.edits.iter().take(MAX_EDITS) {
             e.apply(&mut s);

@@ -61,7 +61,10 @@ impl Default for RestoreOptions {
 struct Builder<'a, 'v> {
     vm: &'a Vm,
     verified: &'a Verified<Snapshot>,
-    snapshot: &'a Snapshot,
+    snapshot: &'a SnapshotView,
+    /// Each thread (by object index, ascending), decoded with its derived layout when it is
+    /// made, and kept until it is filled.
+    threads: Vec<(u32, Option<Box<Thread>>, ThreadLayout)>,
     /// Snapshot permanent index -> registry index.
     permanents: Vec<usize>,
     /// Script index -> proto handles by bytecode id.
@@ -118,11 +121,11 @@ impl<'a, 'v> Builder<'a, 'v> {
     }
 
     /// `values` converted for one shim call, in the reused buffer (give it back to `scratch`).
-    fn converted(&mut self, values: &[Value]) -> Result<Vec<AmberTV>, RestoreError> {
+    fn converted(&mut self, values: impl IntoIterator<Item = Value>) -> Result<Vec<AmberTV>, RestoreError> {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
         for v in values {
-            out.push(self.tv(v)?);
+            out.push(self.tv(&v)?);
         }
         Ok(out)
     }
@@ -148,36 +151,56 @@ impl<'a, 'v> Builder<'a, 'v> {
 
     /// Phase 1: every object except upvalues, empty.
     fn make_objects(&mut self) -> Result<(), RestoreError> {
-        for (i, o) in self.snapshot.objects.iter().enumerate() {
+        let s = self.snapshot;
+        let mut threads = self.verified.threads();
+        for (i, &kind) in s.kinds().iter().enumerate() {
             let idx = i as c_int;
-            let path = || format!("{}#{i}", o.kind().name());
+            let path = || format!("{}#{i}", kind.name());
+            if kind == ObjectKind::Upvalue {
+                continue;
+            }
+            if kind == ObjectKind::Thread {
+                let (t, layout) = match threads.next() {
+                    Some((at, t, Some(layout))) if at as usize == i => (t, layout),
+                    _ => {
+                        return Err(RestoreError::Build {
+                            path: path(),
+                            message: "the verified snapshot has no layout for this thread".into(),
+                        });
+                    }
+                };
+                let frames = layout.frames.len();
+                self.threads.push((i as u32, Some(t), layout));
+                let slots = self.stack_slots(i)?;
+                self.session.thread(idx, slots as c_int, frames as c_int).map_err(refused(path))?;
+                continue;
+            }
+            let o = s
+                .object(i as u32)
+                .ok_or_else(|| RestoreError::Build { path: path(), message: "the object does not decode".into() })?;
             match o {
-                Object::String(b) => self.session.string(idx, b),
-                Object::Buffer(b) => self.session.buffer(idx, b),
-                Object::Table(t) => self.session.table(idx, t.array.len() as c_int, t.hash.len() as c_int),
-                Object::LuaClosure(c) => {
+                ObjectRef::String(b) => self.session.string(idx, b),
+                ObjectRef::Buffer(b) => self.session.buffer(idx, b),
+                ObjectRef::Table(t) => self.session.table(idx, t.array_len() as c_int, t.hash_len() as c_int),
+                ObjectRef::LuaClosure(c) => {
                     let proto =
                         self.protos.get(c.script as usize).and_then(|p| p.get(c.proto as usize)).copied().ok_or_else(
                             || RestoreError::Build { path: path(), message: "proto out of range".into() },
                         )?;
                     self.session.lua_closure(idx, proto, c.upvalues.len() as c_int)
                 }
-                Object::CClosure(c) => {
+                ObjectRef::CClosure(c) => {
                     let r = *self.permanents.get(c.function as usize).ok_or_else(|| RestoreError::Build {
                         path: path(),
                         message: "C function out of range".into(),
                     })?;
                     self.session.c_closure(idx, r as c_int, c.upvalues.len() as c_int)
                 }
-                Object::Thread(t) => {
-                    let slots = self.stack_slots(i)?;
-                    self.session.thread(idx, slots as c_int, t.frames.len() as c_int)
-                }
-                Object::Userdata(u) => {
-                    let (tag, data) = self.userdata_payload(i, u)?;
+                ObjectRef::Userdata(u) => {
+                    let (tag, data) = self.userdata_payload(i, &u)?;
                     self.session.userdata(idx, tag, &data)
                 }
-                Object::Upvalue(_) => Ok(()),
+                ObjectRef::Upvalue(_) | ObjectRef::Thread(_) => Ok(()),
             }
             .map_err(refused(path))?;
         }
@@ -211,19 +234,29 @@ impl<'a, 'v> Builder<'a, 'v> {
     /// Phase 2: tables' entries, threads' stacks and frames, userdata metatables, C closures'
     /// upvalues.
     fn fill_objects(&mut self) -> Result<(), RestoreError> {
-        for (i, o) in self.snapshot.objects.iter().enumerate() {
+        let s = self.snapshot;
+        for (i, &kind) in s.kinds().iter().enumerate() {
             let idx = i as c_int;
-            let path = || format!("{}#{i}", o.kind().name());
+            let path = || format!("{}#{i}", kind.name());
+            if kind == ObjectKind::Thread {
+                self.fill_thread(i)?;
+                continue;
+            }
+            if !matches!(kind, ObjectKind::Table | ObjectKind::Userdata | ObjectKind::CClosure) {
+                continue;
+            }
+            let o = s
+                .object(i as u32)
+                .ok_or_else(|| RestoreError::Build { path: path(), message: "the object does not decode".into() })?;
             match o {
-                Object::Table(t) => self.fill_table(i, t)?,
-                Object::Thread(t) => self.fill_thread(i, t)?,
-                Object::Userdata(u) => {
+                ObjectRef::Table(t) => self.fill_table(i, &t)?,
+                ObjectRef::Userdata(u) => {
                     let meta = self.opt_tv(&u.metatable)?;
                     self.session.userdata_metatable(idx, &meta).map_err(refused(path))?;
                 }
-                Object::CClosure(c) => {
+                ObjectRef::CClosure(c) => {
                     let env = self.tv(&c.env.value())?;
-                    let ups = self.converted(&c.upvalues)?;
+                    let ups = self.converted(c.upvalues.iter().copied())?;
                     let filled = self.session.c_closure_fill(idx, &env, &ups);
                     self.scratch = ups;
                     filled.map_err(refused(path))?;
@@ -234,16 +267,18 @@ impl<'a, 'v> Builder<'a, 'v> {
         Ok(())
     }
 
-    fn fill_table(&mut self, i: usize, t: &Table) -> Result<(), RestoreError> {
+    fn fill_table(&mut self, i: usize, t: &TableRef<'_>) -> Result<(), RestoreError> {
         let idx = i as c_int;
-        let values = self.converted(&t.array)?;
+        let values = self.converted(t.array())?;
         let filled = self.session.table_array(idx, &values);
         self.scratch = values;
         filled.map_err(refused(|| format!("table#{i} > array part")))?;
-        for (k, entry) in t.hash.iter().enumerate() {
+        let mut node_map = t.node_of();
+        for (k, entry) in t.hash().enumerate() {
+            let mapped = node_map.as_mut().and_then(Iterator::next);
             let Some((key, val)) = entry else { continue };
-            let (key, val) = (self.tv(key)?, self.tv(val)?);
-            let node = t.node_of.as_ref().and_then(|m| m.get(k)).map_or(k as c_int, |&n| n as c_int);
+            let (key, val) = (self.tv(&key)?, self.tv(&val)?);
+            let node = mapped.map_or(k as c_int, |n| n as c_int);
             self.session
                 .table_node(idx, k as c_int, node, &key, &val)
                 .map_err(refused(|| format!("table#{i} > hash node {k}")))?;
@@ -257,15 +292,16 @@ impl<'a, 'v> Builder<'a, 'v> {
     /// Phase 3: upvalues, closed ones with their values, open ones on their threads' finished
     /// stacks.
     fn make_upvalues(&mut self) -> Result<(), RestoreError> {
-        for (i, o) in self.snapshot.objects.iter().enumerate() {
-            let Object::Upvalue(u) = o else { continue };
+        let s = self.snapshot;
+        for (i, o) in s.objects_of(ObjectKind::Upvalue) {
+            let ObjectRef::Upvalue(u) = o else { continue };
             let idx = i as c_int;
             match u {
                 Upvalue::Closed(v) => {
-                    let v = self.tv(v)?;
+                    let v = self.tv(&v)?;
                     self.session.upvalue_closed(idx, &v)
                 }
-                Upvalue::Open { thread, slot } => self.session.upvalue_open(idx, *thread as c_int, *slot as c_int),
+                Upvalue::Open { thread, slot } => self.session.upvalue_open(idx, thread as c_int, slot as c_int),
             }
             .map_err(refused(|| format!("upvalue#{i}")))?;
         }
@@ -274,8 +310,9 @@ impl<'a, 'v> Builder<'a, 'v> {
 
     /// Phase 4: Luau closures, whose upvalue objects exist now.
     fn fill_lua_closures(&mut self) -> Result<(), RestoreError> {
-        for (i, o) in self.snapshot.objects.iter().enumerate() {
-            let Object::LuaClosure(c) = o else { continue };
+        let s = self.snapshot;
+        for (i, o) in s.objects_of(ObjectKind::LuaClosure) {
+            let ObjectRef::LuaClosure(c) = o else { continue };
             let env = self.tv(&c.env.value())?;
             let ups: Vec<c_int> = c.upvalues.iter().map(|&u| u as c_int).collect();
             self.session.lua_closure_fill(i as c_int, &env, &ups).map_err(refused(|| format!("closure#{i}")))?;
@@ -285,8 +322,9 @@ impl<'a, 'v> Builder<'a, 'v> {
 
     /// Phase 5: read-only tables frozen, now that nothing writes into them.
     fn freeze_tables(&mut self) -> Result<(), RestoreError> {
-        for (i, o) in self.snapshot.objects.iter().enumerate() {
-            if let Object::Table(t) = o
+        let s = self.snapshot;
+        for (i, o) in s.objects_of(ObjectKind::Table) {
+            if let ObjectRef::Table(t) = o
                 && t.readonly
             {
                 self.session.table_freeze(i as c_int).map_err(refused(|| format!("table#{i}")))?;
@@ -295,11 +333,15 @@ impl<'a, 'v> Builder<'a, 'v> {
         Ok(())
     }
 
-    fn layout(&self, i: usize) -> Result<&'a ThreadLayout, RestoreError> {
-        self.verified.layout(i as u32).ok_or_else(|| RestoreError::Build {
+    fn at(&self, i: usize) -> Result<usize, RestoreError> {
+        self.threads.binary_search_by_key(&(i as u32), |(t, _, _)| *t).map_err(|_| RestoreError::Build {
             path: format!("thread#{i}"),
             message: "the verified snapshot has no layout for this thread".into(),
         })
+    }
+
+    fn layout(&self, i: usize) -> Result<&ThreadLayout, RestoreError> {
+        Ok(&self.threads[self.at(i)?].2)
     }
 
     /// Stack slots a restored thread needs: every frame's top and its own top.
@@ -308,9 +350,15 @@ impl<'a, 'v> Builder<'a, 'v> {
         Ok(l.frames.iter().map(|f| f.top).chain([l.top, 2]).max().unwrap_or(2))
     }
 
-    fn fill_thread(&mut self, i: usize, t: &Thread) -> Result<(), RestoreError> {
+    fn fill_thread(&mut self, i: usize) -> Result<(), RestoreError> {
         let idx = i as c_int;
-        let layout = self.layout(i)?;
+        let at = self.at(i)?;
+        // The thread is read once: made in the first phase, dropped once filled.
+        let t = self.threads[at]
+            .1
+            .take()
+            .ok_or_else(|| RestoreError::Build { path: format!("thread#{i}"), message: "filled twice".into() })?;
+        let layout = self.threads[at].2.clone();
         // An errored thread is its error value, where coroutine.close finds it (stack top).
         let errored;
         let stack: &[Value] = if t.status == ThreadStatus::Errored {
@@ -319,7 +367,7 @@ impl<'a, 'v> Builder<'a, 'v> {
         } else {
             &t.stack
         };
-        let values = self.converted(stack)?;
+        let values = self.converted(stack.iter().copied())?;
         let filled = self.session.thread_stack(idx, &values);
         self.scratch = values;
         filled.map_err(refused(|| format!("thread#{i} > stack")))?;
@@ -374,7 +422,7 @@ pub fn runtime_identity() -> RuntimeIdentity {
 /// Restores a verified snapshot as a new task of `vm`. Restoring the same snapshot N times gives
 /// N independent tasks.
 pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) -> Result<Task, RestoreError> {
-    let s = verified.snapshot();
+    let s = verified.view();
     // The Luau release and the base image that took the snapshot are information: the
     // validator compared every used proto's signature with this release's compiled code, and
     // permanents are resolved by name below. The flag set must be this one.
@@ -433,13 +481,14 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
         message: "a snapshot without scripts has no code to resume".into(),
     })?;
 
-    let objects = c_int::try_from(s.objects.len())
+    let objects = c_int::try_from(s.object_count())
         .map_err(|_| RestoreError::Build { path: "snapshot".into(), message: "too many objects".into() })?;
     let session = Session::begin(vm, objects, options.memory_category, options.memory_limit.unwrap_or(0), globals)
         .map_err(refused(|| "snapshot".into()))?;
     // On an error the session is dropped unfinished, which aborts the restore.
     let (thread_ref, orders) =
-        Builder { vm, verified, snapshot: s, permanents, protos, session, scratch: Vec::new() }.build()?;
+        Builder { vm, verified, snapshot: s, threads: Vec::new(), permanents, protos, session, scratch: Vec::new() }
+            .build()?;
     let mut task = Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
     task.set_explicit_orders(orders);
     task.set_globals_view(view);

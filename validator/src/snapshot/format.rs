@@ -11,7 +11,7 @@ use crate::diagnostics::{Code, Diagnostic, ObjectPath, Segment, Severity};
 use crate::limits::Limits;
 
 pub const MAGIC: &[u8; 8] = b"AMBRSNAP";
-pub const FORMAT_VERSION: u64 = 4;
+pub const FORMAT_VERSION: u64 = 5;
 
 const SECTION_HEADER: u8 = 1;
 const SECTION_SCRIPTS: u8 = 2;
@@ -31,7 +31,8 @@ mod tag {
     pub const LIGHT_USERDATA: u8 = 8;
     /// An integral number of magnitude below 2^53 (not -0): zigzag varint.
     pub const INTEGER: u8 = 9;
-    /// The object after the last object reference of this section.
+    /// The object after the last object reference of this object (after the object itself
+    /// for its first reference).
     pub const NEXT_OBJECT: u8 = 10;
     /// In an array part: the previous value plus the difference of the two before (numbers).
     pub const STEP: u8 = 11;
@@ -56,9 +57,10 @@ const TABLE_HAS_NODE_MAP: u8 = 8;
 
 struct Writer {
     out: Vec<u8>,
-    /// The last object reference written in this section (NEXT_OBJECT follows it).
+    /// The last object reference written in this object (NEXT_OBJECT follows it); outside the
+    /// objects section, the last one of the section.
     last_object: Option<u32>,
-    /// The last upvalue index of a Luau closure written in this section (the next is a delta).
+    /// The last upvalue index of this Luau closure (the next is a delta).
     last_upvalue: u32,
 }
 
@@ -284,8 +286,12 @@ fn encode_recording(s: &Snapshot, mut spans: Option<&mut Spans>) -> Vec<u8> {
     placed("permanents", start, w.out.len(), &mut inner);
     let start = w.section(SECTION_OBJECTS, |w| {
         w.len(s.objects.len());
-        for o in &s.objects {
+        for (i, o) in s.objects.iter().enumerate() {
             let from = w.out.len();
+            // Each object's stateful forms start from the object itself, so that any one object
+            // decodes on its own from its offset (the validator keeps nothing else per object).
+            w.last_object = Some(i as u32);
+            w.last_upvalue = i as u32;
             encode_object(w, o);
             record(w, from, &mut inner);
         }
@@ -453,15 +459,16 @@ fn encode_object(w: &mut Writer, o: &Object) {
 /// A decoding failure: always fatal (the rest of the input cannot be trusted to line up).
 pub type DecodeError = Box<Diagnostic>;
 
-struct Decoder<'a> {
+pub(crate) struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
     limits: &'a Limits,
     /// Where we are, for messages; turned into an [`ObjectPath`] only when something fails.
     context: Option<Segment>,
-    /// The last object reference read in this section (NEXT_OBJECT follows it).
+    /// The last object reference read in this object (NEXT_OBJECT follows it), or in this
+    /// section outside the objects.
     last_object: Option<u32>,
-    /// The last upvalue index of a Luau closure read in this section.
+    /// The last upvalue index of this Luau closure.
     last_upvalue: u32,
 }
 
@@ -543,6 +550,23 @@ impl<'a> Decoder<'a> {
     }
 
     fn varint_long(&mut self, what: &str) -> Result<u64, DecodeError> {
+        // Two and three bytes (indices and deltas into a large state) without the loop.
+        if let Some(&[b0, b1, ref rest @ ..]) = self.data.get(self.pos..)
+            && b0 >= 0x80
+        {
+            if b1 < 0x80 && b1 != 0 {
+                self.pos += 2;
+                return Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7);
+            }
+            if let Some(&b2) = rest.first()
+                && b1 >= 0x80
+                && b2 < 0x80
+                && b2 != 0
+            {
+                self.pos += 3;
+                return Ok(u64::from(b0 & 0x7f) | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14);
+            }
+        }
         let start = self.pos;
         let mut result: u64 = 0;
         let mut shift = 0u32;
@@ -565,24 +589,37 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn u32v(&mut self, what: &str) -> Result<u32, DecodeError> {
+    #[inline]
+    pub(crate) fn u32v(&mut self, what: &str) -> Result<u32, DecodeError> {
         let start = self.pos;
         let v = self.varint(what)?;
-        u32::try_from(v).map_err(|_| {
-            self.pos = start;
-            self.fail(Code::BadVarint, format!("{what}: {v} does not fit in 32 bits"))
-        })
+        match u32::try_from(v) {
+            Ok(v) => Ok(v),
+            Err(_) => Err(self.too_wide(start, what, v)),
+        }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn too_wide(&mut self, start: usize, what: &str, v: u64) -> DecodeError {
+        self.pos = start;
+        self.fail(Code::BadVarint, format!("{what}: {v} does not fit in 32 bits"))
+    }
+
+    #[inline]
     fn bool(&mut self, what: &str) -> Result<bool, DecodeError> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            b => {
-                self.pos -= 1;
-                Err(self.fail(Code::NonCanonical, format!("{what}: boolean byte {b} (must be 0 or 1)")))
-            }
+            b => Err(self.not_boolean(what, b)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_boolean(&mut self, what: &str, b: u8) -> DecodeError {
+        self.pos -= 1;
+        self.fail(Code::NonCanonical, format!("{what}: boolean byte {b} (must be 0 or 1)"))
     }
 
     /// A count whose elements take at least `min_size` bytes each, bounded by `limit`.
@@ -656,27 +693,78 @@ impl<'a> Decoder<'a> {
         })
     }
 
+    /// A value. The common tags are read here, inline; the rare ones and every refusal are out of
+    /// line, so that a stack or an array part reads as a tight loop.
+    #[inline(always)]
     fn value(&mut self, what: &str) -> Result<Value, DecodeError> {
         let t = self.u8(what)?;
         Ok(match t {
             tag::NIL => Value::Nil,
             tag::FALSE => Value::Boolean(false),
             tag::TRUE => Value::Boolean(true),
+            tag::INTEGER => {
+                let start = self.pos;
+                let i = unzigzag64(self.varint(what)?);
+                // Exactly the integers `as_integer` gives back: magnitude below 2^53.
+                if i.unsigned_abs() >= 1 << 53 {
+                    return Err(self.inexact_integer(start, what, i));
+                }
+                Value::Number(i as f64)
+            }
+            tag::OBJECT => {
+                let start = self.pos;
+                let i = self.u32v(what)?;
+                if self.last_object.map_or(i == 0, |last| last.checked_add(1) == Some(i)) {
+                    return Err(self.not_next(start, what, i));
+                }
+                self.last_object = Some(i);
+                Value::Object(i)
+            }
+            tag::NEXT_OBJECT => {
+                let i = match self.last_object {
+                    None => 0,
+                    Some(last) => match last.checked_add(1) {
+                        Some(i) => i,
+                        None => return Err(self.next_past_range(what)),
+                    },
+                };
+                self.last_object = Some(i);
+                Value::Object(i)
+            }
+            other => return self.rare_value(other, what),
+        })
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn inexact_integer(&mut self, start: usize, what: &str, i: i64) -> DecodeError {
+        self.pos = start;
+        self.fail(Code::NonCanonical, format!("{what}: integer {i} is out of the exact range"))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_next(&mut self, start: usize, what: &str, i: u32) -> DecodeError {
+        self.pos = start;
+        self.fail(Code::NonCanonical, format!("{what}: object {i} follows the last reference (NEXT)"))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn next_past_range(&mut self, what: &str) -> DecodeError {
+        self.pos -= 1;
+        self.fail(Code::BadVarint, format!("{what}: the next object is past the index range"))
+    }
+
+    /// The value tags [`Decoder::value`] leaves out of line (tag `t` was just read).
+    #[inline(never)]
+    fn rare_value(&mut self, t: u8, what: &str) -> Result<Value, DecodeError> {
+        Ok(match t {
             tag::NUMBER => {
                 let n = f64::from_le_bytes(self.array(what)?);
                 if as_integer(n).is_some() {
                     self.pos -= 9;
                     return Err(self.fail(Code::NonCanonical, format!("{what}: the integer {n} is written as a float")));
-                }
-                Value::Number(n)
-            }
-            tag::INTEGER => {
-                let start = self.pos;
-                let i = unzigzag64(self.varint(what)?);
-                let n = i as f64;
-                if as_integer(n) != Some(i) {
-                    self.pos = start;
-                    return Err(self.fail(Code::NonCanonical, format!("{what}: integer {i} is out of the exact range")));
                 }
                 Value::Number(n)
             }
@@ -688,29 +776,6 @@ impl<'a> Decoder<'a> {
                 Value::Vector(v)
             }
             tag::ITER_POSITION => Value::IterPosition(self.u32v(what)?),
-            tag::OBJECT => {
-                let start = self.pos;
-                let i = self.u32v(what)?;
-                if self.last_object.map_or(i == 0, |last| last.checked_add(1) == Some(i)) {
-                    self.pos = start;
-                    return Err(
-                        self.fail(Code::NonCanonical, format!("{what}: object {i} follows the last reference (NEXT)"))
-                    );
-                }
-                self.last_object = Some(i);
-                Value::Object(i)
-            }
-            tag::NEXT_OBJECT => {
-                let i = match self.last_object {
-                    None => 0,
-                    Some(last) => last.checked_add(1).ok_or_else(|| {
-                        self.pos -= 1;
-                        self.fail(Code::BadVarint, format!("{what}: the next object is past the index range"))
-                    })?,
-                };
-                self.last_object = Some(i);
-                Value::Object(i)
-            }
             tag::PERMANENT => Value::Permanent(self.u32v(what)?),
             tag::LIGHT_USERDATA => {
                 let t = self.u8(what)?;
@@ -778,13 +843,38 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// The parts of a snapshot around its objects.
+pub(crate) struct Parts<O> {
+    pub header: Header,
+    pub scripts: Vec<ScriptEntry>,
+    pub permanents: Vec<String>,
+    pub objects: O,
+    pub roots: Roots,
+}
+
 /// Decodes a snapshot, refusing anything non-canonical or beyond `limits`.
 pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
+    let p = decode_parts(data, limits, |d, n| {
+        let mut objects = Vec::with_capacity(n);
+        for i in 0..n {
+            objects.push(decode_object(d, i as u32)?);
+        }
+        Ok(objects)
+    })?;
+    Ok(Snapshot { header: p.header, scripts: p.scripts, permanents: p.permanents, objects: p.objects, roots: p.roots })
+}
+
+/// Decodes everything but the objects, which `objects` reads (given their count) in place.
+pub(crate) fn decode_parts<'a, O>(
+    data: &'a [u8],
+    limits: &'a Limits,
+    objects: impl FnOnce(&mut Decoder<'a>, usize) -> Result<O, DecodeError>,
+) -> Result<Parts<O>, DecodeError> {
     let mut d = Decoder { data, pos: 0, limits, context: None, last_object: None, last_upvalue: 0 };
-    if data.len() > limits.max_input_bytes {
+    if data.len() > limits.max_input_bytes || u32::try_from(data.len()).is_err() {
         return Err(d.fail(
             Code::InputTooLarge,
-            format!("{} bytes exceed the limit of {} bytes", data.len(), limits.max_input_bytes),
+            format!("{} bytes exceed the limit of {} bytes", data.len(), limits.max_input_bytes.min(u32::MAX as usize)),
         ));
     }
     let magic = d.take(MAGIC.len().min(data.len()), "magic")?;
@@ -856,11 +946,7 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
 
     let objects = d.section(SECTION_OBJECTS, "objects", |d| {
         let n = d.count("object count", MIN_OBJECT, d.limits.max_objects, Code::TooManyObjects)?;
-        let mut objects = Vec::with_capacity(n);
-        for i in 0..n {
-            objects.push(decode_object(d, i as u32)?);
-        }
-        Ok(objects)
+        objects(d, n)
     })?;
 
     let roots = d.section(SECTION_ROOTS, "roots", |d| {
@@ -882,10 +968,230 @@ pub fn decode(data: &[u8], limits: &Limits) -> Result<Snapshot, DecodeError> {
     if d.remaining() > 0 {
         return Err(d.fail(Code::TrailingBytes, format!("{} bytes follow the roots section", d.remaining())));
     }
-    Ok(Snapshot { header, scripts, permanents, objects, roots })
+    Ok(Parts { header, scripts, permanents, objects, roots })
 }
 
-fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError> {
+/// The two values before a position of an array part, as far as STEP needs them: kept while
+/// reading, so a reader of the array holds nothing of what it read.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Progression {
+    before: Option<f64>,
+    last: Option<f64>,
+}
+
+impl Progression {
+    fn step(&self) -> Option<f64> {
+        Some(self.last? + (self.last? - self.before?))
+    }
+
+    fn push(&mut self, v: &Value) {
+        self.before = self.last;
+        self.last = match v {
+            Value::Number(n) => Some(*n),
+            _ => None,
+        };
+    }
+}
+
+/// A table's fields before its array part; the decoder stands at the array's first slot.
+pub(crate) struct TableHead {
+    pub metatable: Option<Value>,
+    pub readonly: bool,
+    pub safeenv: bool,
+    pub has_node_map: bool,
+    pub insert_hint: i32,
+    pub array_len: usize,
+}
+
+/// An object as far as it is read at once: everything but a table's entries, which are read in
+/// place (a million-entry table is never held decoded), and with strings and buffers borrowed.
+pub(crate) enum Head<'a> {
+    String(&'a [u8]),
+    Buffer(&'a [u8]),
+    Table(TableHead),
+    LuaClosure(LuaClosure),
+    CClosure(CClosure),
+    Upvalue(Upvalue),
+    Thread(Box<Thread>),
+    Userdata(Box<Userdata>),
+}
+
+impl<'a> Decoder<'a> {
+    /// A decoder over `data` (an objects section's bytes) at `pos`, with no limits: for bytes
+    /// that already decoded under the intake's limits.
+    pub(crate) fn trusted(data: &'a [u8], pos: usize, last_object: Option<u32>) -> Decoder<'a> {
+        Decoder { data, pos, limits: &UNBOUNDED, context: None, last_object, last_upvalue: 0 }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn last_object(&self) -> Option<u32> {
+        self.last_object
+    }
+
+    /// One array slot: a STEP, or a value that is not the one a STEP stands for.
+    #[inline(always)]
+    pub(crate) fn array_slot(&mut self, p: &mut Progression) -> Result<Value, DecodeError> {
+        let step = p.step();
+        let v = if self.peek() == Some(tag::STEP) {
+            let Some(s) = step else {
+                return Err(self.bad_step(self.pos, "array slot: a step where the two before are not numbers"));
+            };
+            self.pos += 1;
+            Value::Number(s)
+        } else {
+            let start = self.pos;
+            let v = self.value("array slot")?;
+            if let (Value::Number(n), Some(s)) = (&v, step)
+                && s.to_bits() == n.to_bits()
+            {
+                return Err(self.bad_step(start, "array slot: continues the progression before it (STEP)"));
+            }
+            v
+        };
+        p.push(&v);
+        Ok(v)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_step(&mut self, at: usize, message: &'static str) -> DecodeError {
+        self.pos = at;
+        self.fail(Code::NonCanonical, message)
+    }
+
+    /// The hash part's size, after an array part of `array_len` slots.
+    pub(crate) fn hash_size(&mut self, array_len: usize) -> Result<usize, DecodeError> {
+        let budget = self.limits.max_table_entries.saturating_sub(array_len);
+        self.count("hash size", MIN_NODE, budget, Code::TableTooLarge)
+    }
+
+    pub(crate) fn hash_node(&mut self) -> Result<Option<(Value, Value)>, DecodeError> {
+        Ok(if self.bool("hash node flag")? { Some((self.value("hash key")?, self.value("hash value")?)) } else { None })
+    }
+
+    /// A node map of `n` entries follows (refused before reading when the input cannot hold it).
+    pub(crate) fn node_map(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.check_remaining(n, "node map")
+    }
+
+    pub(crate) fn node_map_entry(&mut self) -> Result<u32, DecodeError> {
+        let n = self.u32v("node map entry")?;
+        Ok(if n == 0 { u32::MAX } else { n - 1 })
+    }
+
+    /// A length-prefixed byte string, borrowed from the input.
+    fn slice(&mut self, what: &str, limit: usize, limit_code: Code) -> Result<&'a [u8], DecodeError> {
+        let n = self.length(what, limit, limit_code)?;
+        self.take(n, what)
+    }
+}
+
+/// Limits that refuse nothing: for re-reading bytes that were decoded under the real ones.
+pub(crate) fn unbounded() -> &'static Limits {
+    &UNBOUNDED
+}
+
+static UNBOUNDED: Limits = Limits {
+    max_input_bytes: usize::MAX,
+    max_objects: usize::MAX,
+    max_string_bytes: usize::MAX,
+    max_table_entries: usize::MAX,
+    max_buffer_bytes: usize::MAX,
+    max_stack_slots: usize::MAX,
+    max_frames: usize::MAX,
+    max_scripts: usize::MAX,
+    max_permanents: usize::MAX,
+    max_upvalues: usize::MAX,
+    max_global_names: usize::MAX,
+    max_diagnostics: usize::MAX,
+    permanents: None,
+    codecs: std::collections::BTreeSet::new(),
+    runtime: None,
+    max_memory: None,
+    object_sizes: None,
+};
+
+/// Decodes object `index` in full (a table's entries into the model).
+pub(crate) fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError> {
+    Ok(match decode_head(d, index, true)? {
+        Head::String(b) => Object::String(Bytes::from(b)),
+        Head::Buffer(b) => Object::Buffer(b.to_vec()),
+        Head::Table(head) => {
+            let mut array = Vec::with_capacity(head.array_len);
+            let mut p = Progression::default();
+            for _ in 0..head.array_len {
+                array.push(d.array_slot(&mut p)?);
+            }
+            let m = d.hash_size(head.array_len)?;
+            let mut hash = Vec::with_capacity(m);
+            for _ in 0..m {
+                hash.push(d.hash_node()?);
+            }
+            let node_of = if head.has_node_map {
+                d.node_map(m)?;
+                Some((0..m).map(|_| d.node_map_entry()).collect::<Result<Vec<u32>, _>>()?)
+            } else {
+                None
+            };
+            Object::Table(Box::new(Table {
+                array,
+                hash,
+                metatable: head.metatable,
+                readonly: head.readonly,
+                safeenv: head.safeenv,
+                insert_hint: head.insert_hint,
+                node_of,
+            }))
+        }
+        Head::LuaClosure(c) => Object::LuaClosure(c),
+        Head::CClosure(c) => Object::CClosure(c),
+        Head::Upvalue(u) => Object::Upvalue(u),
+        Head::Thread(t) => Object::Thread(t),
+        Head::Userdata(u) => Object::Userdata(u),
+    })
+}
+
+/// Checks object `index` as [`decode_object`] does, keeping nothing of a table's entries.
+pub(crate) fn scan_object(d: &mut Decoder<'_>, index: u32) -> Result<ObjectKind, DecodeError> {
+    Ok(match decode_head(d, index, false)? {
+        Head::Table(head) => {
+            let mut p = Progression::default();
+            for _ in 0..head.array_len {
+                d.array_slot(&mut p)?;
+            }
+            let m = d.hash_size(head.array_len)?;
+            for _ in 0..m {
+                d.hash_node()?;
+            }
+            if head.has_node_map {
+                d.node_map(m)?;
+                for _ in 0..m {
+                    d.node_map_entry()?;
+                }
+            }
+            ObjectKind::Table
+        }
+        Head::String(_) => ObjectKind::String,
+        Head::Buffer(_) => ObjectKind::Buffer,
+        Head::LuaClosure(_) => ObjectKind::LuaClosure,
+        Head::CClosure(_) => ObjectKind::CClosure,
+        Head::Upvalue(_) => ObjectKind::Upvalue,
+        Head::Thread(_) => ObjectKind::Thread,
+        Head::Userdata(_) => ObjectKind::Userdata,
+    })
+}
+
+/// Reads object `index` up to a table's array part. Each object's stateful forms (NEXT, upvalue
+/// deltas) start from the object's own index.
+///
+/// With `keep` false a thread's stack, frames and open upvalues are checked but not kept (the
+/// first pass over a snapshot's bytes keeps nothing of them).
+pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32, keep: bool) -> Result<Head<'a>, DecodeError> {
+    d.last_object = Some(index);
+    d.last_upvalue = index;
     let t = d.u8("object tag")?;
     let kind = match t {
         tag::O_STRING => "string",
@@ -905,7 +1211,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
     d.context = Some(Segment::Object { kind, index });
     let limits = d.limits;
     Ok(match t {
-        tag::O_STRING => Object::String(d.bytes("string", limits.max_string_bytes, Code::StringTooLong)?),
+        tag::O_STRING => Head::String(d.slice("string", limits.max_string_bytes, Code::StringTooLong)?),
         tag::O_TABLE => {
             let flags = d.u8("table flags")?;
             if flags & !(TABLE_READONLY | TABLE_SAFEENV | TABLE_HAS_METATABLE | TABLE_HAS_NODE_MAP) != 0 {
@@ -914,62 +1220,15 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             }
             let metatable = if flags & TABLE_HAS_METATABLE != 0 { Some(d.value("metatable")?) } else { None };
             let insert_hint = unzigzag(d.u32v("insert hint")?);
-            let n = d.count("array size", MIN_VALUE, limits.max_table_entries, Code::TableTooLarge)?;
-            let mut array = Vec::with_capacity(n);
-            for _ in 0..n {
-                let step = step_of(&array);
-                if d.peek() == Some(tag::STEP) {
-                    let Some(s) = step else {
-                        return Err(
-                            d.fail(Code::NonCanonical, "array slot: a step where the two before are not numbers")
-                        );
-                    };
-                    d.pos += 1;
-                    array.push(Value::Number(s));
-                    continue;
-                }
-                let start = d.pos;
-                let v = d.value("array slot")?;
-                if let (Value::Number(n), Some(s)) = (&v, step)
-                    && s.to_bits() == n.to_bits()
-                {
-                    d.pos = start;
-                    return Err(d.fail(Code::NonCanonical, "array slot: continues the progression before it (STEP)"));
-                }
-                array.push(v);
-            }
-            let budget = limits.max_table_entries - n;
-            let m = d.count("hash size", MIN_NODE, budget, Code::TableTooLarge)?;
-            let mut hash = Vec::with_capacity(m);
-            for _ in 0..m {
-                if d.bool("hash node flag")? {
-                    let k = d.value("hash key")?;
-                    let v = d.value("hash value")?;
-                    hash.push(Some((k, v)));
-                } else {
-                    hash.push(None);
-                }
-            }
-            let node_of = if flags & TABLE_HAS_NODE_MAP != 0 {
-                d.check_remaining(hash.len(), "node map")?;
-                let mut map = Vec::with_capacity(hash.len());
-                for _ in 0..hash.len() {
-                    let n = d.u32v("node map entry")?;
-                    map.push(if n == 0 { u32::MAX } else { n - 1 });
-                }
-                Some(map)
-            } else {
-                None
-            };
-            Object::Table(Box::new(Table {
-                array,
-                hash,
+            let array_len = d.count("array size", MIN_VALUE, limits.max_table_entries, Code::TableTooLarge)?;
+            Head::Table(TableHead {
                 metatable,
                 readonly: flags & TABLE_READONLY != 0,
                 safeenv: flags & TABLE_SAFEENV != 0,
+                has_node_map: flags & TABLE_HAS_NODE_MAP != 0,
                 insert_hint,
-                node_of,
-            }))
+                array_len,
+            })
         }
         tag::O_LUA_CLOSURE => {
             let script = d.u32v("script index")?;
@@ -986,7 +1245,7 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 d.last_upvalue = u;
                 Ok::<_, DecodeError>(u)
             })?;
-            Object::LuaClosure(LuaClosure { script, proto, env, upvalues })
+            Head::LuaClosure(LuaClosure { script, proto, env, upvalues })
         }
         tag::O_C_CLOSURE => {
             let function = d.u32v("C function")?;
@@ -996,52 +1255,17 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
             for _ in 0..n {
                 upvalues.push(d.value("upvalue")?);
             }
-            Object::CClosure(CClosure { function, env, upvalues })
+            Head::CClosure(CClosure { function, env, upvalues })
         }
         tag::O_UPVALUE => match d.u8("upvalue kind")? {
-            0 => Object::Upvalue(Upvalue::Closed(d.value("closed value")?)),
-            1 => Object::Upvalue(Upvalue::Open { thread: d.u32v("owning thread")?, slot: d.u32v("stack slot")? }),
+            0 => Head::Upvalue(Upvalue::Closed(d.value("closed value")?)),
+            1 => Head::Upvalue(Upvalue::Open { thread: d.u32v("owning thread")?, slot: d.u32v("stack slot")? }),
             other => {
                 d.pos -= 1;
                 return Err(d.fail(Code::UnknownTag, format!("unknown upvalue kind {other}")));
             }
         },
-        tag::O_THREAD => {
-            let status = match d.u8("thread status")? {
-                0 => ThreadStatus::NotStarted,
-                1 => ThreadStatus::Yielded,
-                2 => ThreadStatus::Preempted,
-                3 => ThreadStatus::Dead,
-                4 => ThreadStatus::Errored,
-                other => {
-                    d.pos -= 1;
-                    return Err(d.fail(Code::UnknownTag, format!("unknown thread status {other}")));
-                }
-            };
-            let globals = d.value("globals")?;
-            let namecall = if d.bool("namecall flag")? { Some(d.u32v("namecall method")?) } else { None };
-            let error = d.opt_value("error value")?;
-            let n = d.count("stack size", MIN_VALUE, limits.max_stack_slots, Code::StackTooLarge)?;
-            let mut stack = Vec::with_capacity(n);
-            for _ in 0..n {
-                stack.push(d.value("stack slot")?);
-            }
-            let n = d.count("frame count", MIN_FRAME, limits.max_frames, Code::TooManyFrames)?;
-            let mut frames = Vec::with_capacity(n);
-            for _ in 0..n {
-                frames.push(if d.bool("frame kind")? {
-                    Frame::C
-                } else {
-                    Frame::Lua { yield_point: d.u32v("frame yield point")?, varargs: d.u32v("frame vararg count")? }
-                });
-            }
-            let n = d.count("open upvalue count", 1, limits.max_stack_slots, Code::StackTooLarge)?;
-            let mut open_upvalues = Vec::with_capacity(n);
-            for _ in 0..n {
-                open_upvalues.push(d.u32v("open upvalue")?);
-            }
-            Object::Thread(Box::new(Thread { status, stack, frames, open_upvalues, globals, namecall, error }))
-        }
+        tag::O_THREAD => Head::Thread(Box::new(decode_thread(d, keep)?)),
         tag::O_USERDATA => {
             let kind = match d.u8("userdata kind")? {
                 0 => UserdataKind::Proxy,
@@ -1057,9 +1281,56 @@ fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError>
                 }
             };
             let metatable = d.opt_value("userdata metatable")?;
-            Object::Userdata(Box::new(Userdata { kind, metatable }))
+            Head::Userdata(Box::new(Userdata { kind, metatable }))
         }
-        tag::O_BUFFER => Object::Buffer(d.bytes("buffer", limits.max_buffer_bytes, Code::BufferTooLarge)?),
+        tag::O_BUFFER => Head::Buffer(d.slice("buffer", limits.max_buffer_bytes, Code::BufferTooLarge)?),
         other => return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}"))),
     })
+}
+
+fn decode_thread(d: &mut Decoder<'_>, keep: bool) -> Result<Thread, DecodeError> {
+    let limits = d.limits;
+    let status = match d.u8("thread status")? {
+        0 => ThreadStatus::NotStarted,
+        1 => ThreadStatus::Yielded,
+        2 => ThreadStatus::Preempted,
+        3 => ThreadStatus::Dead,
+        4 => ThreadStatus::Errored,
+        other => {
+            d.pos -= 1;
+            return Err(d.fail(Code::UnknownTag, format!("unknown thread status {other}")));
+        }
+    };
+    let globals = d.value("globals")?;
+    let namecall = if d.bool("namecall flag")? { Some(d.u32v("namecall method")?) } else { None };
+    let error = d.opt_value("error value")?;
+    let n = d.count("stack size", MIN_VALUE, limits.max_stack_slots, Code::StackTooLarge)?;
+    let mut stack = Vec::with_capacity(if keep { n } else { 0 });
+    for _ in 0..n {
+        let v = d.value("stack slot")?;
+        if keep {
+            stack.push(v);
+        }
+    }
+    let n = d.count("frame count", MIN_FRAME, limits.max_frames, Code::TooManyFrames)?;
+    let mut frames = Vec::with_capacity(if keep { n } else { 0 });
+    for _ in 0..n {
+        let f = if d.bool("frame kind")? {
+            Frame::C
+        } else {
+            Frame::Lua { yield_point: d.u32v("frame yield point")?, varargs: d.u32v("frame vararg count")? }
+        };
+        if keep {
+            frames.push(f);
+        }
+    }
+    let n = d.count("open upvalue count", 1, limits.max_stack_slots, Code::StackTooLarge)?;
+    let mut open_upvalues = Vec::with_capacity(if keep { n } else { 0 });
+    for _ in 0..n {
+        let u = d.u32v("open upvalue")?;
+        if keep {
+            open_upvalues.push(u);
+        }
+    }
+    Ok(Thread { status, stack, frames, open_upvalues, globals, namecall, error })
 }

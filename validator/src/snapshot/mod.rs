@@ -6,6 +6,9 @@
 //! [`format`] and specified in `docs/FORMAT.md`.
 
 pub mod format;
+pub mod view;
+
+pub use view::{Function, ObjectRef, SnapshotView, TableRef};
 
 use sha2::{Digest, Sha256};
 

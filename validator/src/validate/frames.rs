@@ -89,13 +89,16 @@ fn classify(ctx: &Context<'_>, v: Option<&Value>) -> Callee {
     let s = ctx.s;
     let name_of = |p: u32| s.permanents.get(p as usize).cloned();
     match v {
-        Some(Value::Object(i)) => match s.objects.get(*i as usize) {
-            Some(Object::LuaClosure(c)) => Callee::Lua { script: c.script, proto: c.proto },
-            Some(Object::CClosure(c)) => match name_of(c.function) {
-                Some(name) => Callee::C { role: contract::c_role(&name), name },
-                None => Callee::NotAFunction(format!("C closure#{i} with an out-of-range function")),
+        Some(Value::Object(i)) => match ctx.object_kind(*i) {
+            Some(ObjectKind::LuaClosure | ObjectKind::CClosure) => match s.function(*i) {
+                Some(Function::Lua { script, proto }) => Callee::Lua { script, proto },
+                Some(Function::C { function }) => match name_of(function) {
+                    Some(name) => Callee::C { role: contract::c_role(&name), name },
+                    None => Callee::NotAFunction(format!("C closure#{i} with an out-of-range function")),
+                },
+                None => Callee::NotAFunction(format!("object #{i}")),
             },
-            Some(o) => Callee::NotAFunction(format!("{}#{i}", o.kind().name())),
+            Some(k) => Callee::NotAFunction(format!("{}#{i}", k.name())),
             None => Callee::NotAFunction(format!("object #{i}")),
         },
         Some(Value::Permanent(p)) => match name_of(*p) {
@@ -118,15 +121,16 @@ fn is_function(ctx: &Context<'_>, v: Option<&Value>) -> bool {
     !matches!(classify(ctx, v), Callee::NotAFunction(_))
 }
 
-/// Derives every thread's layout; `None` for objects that are not threads and for threads whose
-/// frames are refused (the findings say why).
-pub(crate) fn check(ctx: &Context<'_>, scripts: &[Option<VerifiedScript>], sink: &mut Sink) -> super::Layouts {
-    let mut out = Vec::with_capacity(ctx.threads.len());
-    for &i in &ctx.threads {
-        let Some(t) = ctx.thread(i) else { continue };
-        out.push((i, Deriver { ctx, scripts, sink: &mut *sink, thread: i, t }.run()));
-    }
-    out
+/// Derives thread object `thread`'s layout (`t` is that thread); `None` when its frames are
+/// refused (the findings say why).
+pub(crate) fn derive(
+    ctx: &Context<'_>,
+    scripts: &[Option<VerifiedScript>],
+    thread: u32,
+    t: &Thread,
+    sink: &mut Sink,
+) -> Option<ThreadLayout> {
+    Deriver { ctx, scripts, sink, thread, t }.run()
 }
 
 /// The callee slot and result count a frame leaves for the frame above it.

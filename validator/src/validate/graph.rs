@@ -10,31 +10,188 @@ use crate::snapshot::*;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{HashMap, HashSet};
 
-pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, sink: &mut Sink) {
-    Graph { ctx, sink }.run(layouts)
+pub(crate) fn check(ctx: &Context<'_>, reach: Reach, chains: Chains, sink: &mut Sink) {
+    Graph { ctx, sink }.run(reach, chains)
 }
 
-/// Which objects the walk from `root` reaches, following every reference of the model (a
-/// reference out of range is skipped: the references family reported it, and a wrongly typed
-/// one refuses the snapshot there too). Reachability is the one graph question asked of every
-/// object, so it walks the model itself with an explicit stack (no recursion an attacker can
-/// deepen) and one byte per object, instead of materialising the edges; the resume chains, a
-/// handful of threads, use petgraph's algorithms.
-fn reachable(objects: &[Object], root: u32) -> Vec<bool> {
-    let n = objects.len();
-    let mut reached = vec![false; n];
-    let mut stack = vec![root];
-    reached[root as usize] = true;
-    while let Some(v) = stack.pop() {
-        objects[v as usize].for_each_reference(|w| {
+/// Which objects the walk from the main thread reaches, computed during the validator's pass
+/// over the objects in index order: an object reached before the pass gets to it is expanded
+/// when the pass decodes it anyway; one reached only after the pass went by (a reference back
+/// to a lower index) is decoded and expanded at once, with an explicit stack (no recursion an
+/// attacker can deepen). Each reached object is expanded once, one byte per object; a capture,
+/// whose objects are numbered breadth-first from the main thread, needs no second decode. A
+/// reference out of range is skipped (the references family reports it).
+pub(crate) struct Reach {
+    reached: Vec<bool>,
+    behind: Vec<u32>,
+    /// Open upvalues (upvalue, the thread it points into), for the ownership checks.
+    open: Vec<(u32, u32)>,
+}
+
+impl Reach {
+    pub(crate) fn new(ctx: &Context<'_>) -> Reach {
+        Reach::from(ctx.s.object_count(), ctx.s.roots.main_thread)
+    }
+
+    fn from(n: usize, root: u32) -> Reach {
+        let mut reached = vec![false; n];
+        if let Some(r) = reached.get_mut(root as usize) {
+            *r = true;
+        }
+        Reach { reached, behind: Vec::new(), open: Vec::new() }
+    }
+
+    /// Object `i` (`o`), as the pass reaches it.
+    pub(crate) fn object(&mut self, ctx: &Context<'_>, i: u32, o: &ObjectRef<'_>) {
+        if let ObjectRef::Upvalue(Upvalue::Open { thread, .. }) = o {
+            self.open.push((i, *thread));
+        }
+        self.visit(
+            i,
+            |_, f| o.for_each_reference(f),
+            |v, f| {
+                if let Some(ov) = ctx.s.object(v) {
+                    ov.for_each_reference(f)
+                }
+            },
+        );
+    }
+
+    /// The pass at object `i`: `refs_here` gives its references, `refs(v, f)` those of object
+    /// `v` behind it.
+    fn visit(
+        &mut self,
+        i: u32,
+        refs_here: impl FnOnce(u32, &mut dyn FnMut(u32)),
+        mut refs: impl FnMut(u32, &mut dyn FnMut(u32)),
+    ) {
+        if !self.reached.get(i as usize).copied().unwrap_or(false) {
+            return;
+        }
+        let Reach { reached, behind, .. } = self;
+        let mut mark = |w: u32| {
             if let Some(r) = reached.get_mut(w as usize)
                 && !std::mem::replace(r, true)
+                && w <= i
             {
-                stack.push(w);
+                behind.push(w);
             }
-        });
+        };
+        refs_here(i, &mut mark);
+        while let Some(v) = behind.pop() {
+            refs(v, &mut |w: u32| {
+                if let Some(r) = reached.get_mut(w as usize)
+                    && !std::mem::replace(r, true)
+                    && w <= i
+                {
+                    behind.push(w);
+                }
+            });
+        }
     }
-    reached
+}
+
+/// What the graph checks keep of each thread as the threads go by: its status, the thread it
+/// is resuming, and which thread lists each open upvalue.
+#[derive(Default)]
+pub(crate) struct Chains {
+    /// (thread, status, the thread it resumes), in thread order.
+    threads: Vec<(u32, ThreadStatus, Option<u32>)>,
+    /// Open upvalue -> the thread that lists it.
+    listed: std::collections::HashMap<u32, u32>,
+}
+
+impl Chains {
+    /// Thread object `ti` (`t`), with its derived layout when its frames were accepted.
+    pub(crate) fn thread(
+        &mut self,
+        ctx: &Context<'_>,
+        ti: u32,
+        t: &Thread,
+        layout: Option<&ThreadLayout>,
+        sink: &mut Sink,
+    ) {
+        // Open upvalues: listed by exactly the thread they point into, once; one per slot.
+        let mut slots: HashSet<u32> = HashSet::new();
+        for &u in &t.open_upvalues {
+            let here = || obj(ObjectKind::Thread, ti).with(Segment::Field("open upvalues"));
+            if ctx.object_kind(u) != Some(ObjectKind::Upvalue) {
+                continue; // reported by the references family
+            }
+            match ctx.object(u) {
+                Some(ObjectRef::Upvalue(Upvalue::Open { thread, slot })) => {
+                    if thread != ti {
+                        sink.error(
+                            Code::UpvalueOwnership,
+                            here(),
+                            format!("lists upvalue#{u}, which points into thread#{thread}"),
+                        );
+                    }
+                    if !slots.insert(slot) {
+                        sink.error(Code::DuplicateOpenSlot, here(), format!("two open upvalues for stack slot {slot}"));
+                    }
+                }
+                Some(ObjectRef::Upvalue(Upvalue::Closed(_))) => {
+                    sink.error(Code::UpvalueOwnership, here(), format!("lists upvalue#{u}, which is closed"));
+                }
+                _ => continue,
+            }
+            if let Some(prev) = self.listed.insert(u, ti) {
+                sink.error(
+                    Code::UpvalueOwnership,
+                    obj(ObjectKind::Upvalue, u),
+                    format!("listed as open by thread#{prev} and again by thread#{ti}"),
+                );
+            }
+        }
+        let child = layout.and_then(|layout| {
+            let child = resumed_child(ctx, t, layout);
+            if child.is_none()
+                && let Some(CallFrameKind::C { role: role @ (CRole::Resume | CRole::WrappedResume), .. }) =
+                    layout.frames.last().map(|f| f.kind)
+            {
+                sink.error(
+                    Code::ResumeStatus,
+                    obj(ObjectKind::Thread, ti),
+                    format!(
+                        "its top frame is {} but {} holds no thread to resume",
+                        role.name(),
+                        if role == CRole::Resume { "its first slot" } else { "the closure's first upvalue" }
+                    ),
+                );
+            }
+            child
+        });
+        self.threads.push((ti, t.status, child));
+    }
+
+    fn status(&self, thread: u32) -> Option<ThreadStatus> {
+        let at = self.threads.binary_search_by_key(&thread, |(i, _, _)| *i).ok()?;
+        Some(self.threads[at].1)
+    }
+}
+
+/// The thread a suspended thread is resuming: its top frame (as derived) is
+/// `coroutine.resume` (child in its first slot) or a wrapped coroutine (child in the closure's
+/// first upvalue). The host's chain walk reads exactly these places.
+fn resumed_child(ctx: &Context<'_>, t: &Thread, layout: &ThreadLayout) -> Option<u32> {
+    let top = layout.frames.last()?;
+    let CallFrameKind::C { role, .. } = top.kind else { return None };
+    let candidate = match role {
+        CRole::Resume => t.stack.get(top.base as usize).copied(),
+        CRole::WrappedResume => match t.stack.get(top.func as usize) {
+            Some(Value::Object(c)) if ctx.object_kind(*c) == Some(ObjectKind::CClosure) => match ctx.object(*c) {
+                Some(ObjectRef::CClosure(cc)) => cc.upvalues.first().copied(),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
+    match candidate {
+        Some(Value::Object(i)) if ctx.object_kind(i) == Some(ObjectKind::Thread) => Some(i),
+        _ => None,
+    }
 }
 
 struct Graph<'c, 'a> {
@@ -43,16 +200,15 @@ struct Graph<'c, 'a> {
 }
 
 impl Graph<'_, '_> {
-    fn run(&mut self, layouts: &super::Layouts) {
+    fn run(&mut self, reach: Reach, chains: Chains) {
         let s = self.ctx.s;
-        let n = s.objects.len();
+        let n = s.object_count();
         if (s.roots.main_thread as usize) < n {
-            let reached = reachable(&s.objects, s.roots.main_thread);
-            for (i, r) in reached.iter().enumerate() {
+            for (i, r) in reach.reached.iter().enumerate() {
                 if !r {
                     self.sink.error(
                         Code::OrphanObject,
-                        obj(s.objects[i].kind(), i as u32),
+                        obj(s.kinds()[i], i as u32),
                         "not reachable from the main thread (a snapshot carries nothing the task cannot reach)",
                     );
                     if self.sink.is_full() {
@@ -61,112 +217,27 @@ impl Graph<'_, '_> {
                 }
             }
         }
-
-        // Open upvalues: listed by exactly the thread they point into, once; one per slot.
-        // Which thread lists each open upvalue (u32::MAX: none yet), indexed by object.
-        let mut listed = vec![u32::MAX; s.objects.len()];
-        for &ti in &self.ctx.threads {
-            let Some(t) = self.ctx.thread(ti) else { continue };
-            let mut slots: HashSet<u32> = HashSet::new();
-            for &u in &t.open_upvalues {
-                let here = || obj(ObjectKind::Thread, ti).with(Segment::Field("open upvalues"));
-                match s.objects.get(u as usize) {
-                    Some(Object::Upvalue(Upvalue::Open { thread, slot })) => {
-                        if *thread != ti {
-                            self.sink.error(
-                                Code::UpvalueOwnership,
-                                here(),
-                                format!("lists upvalue#{u}, which points into thread#{thread}"),
-                            );
-                        }
-                        if !slots.insert(*slot) {
-                            self.sink.error(
-                                Code::DuplicateOpenSlot,
-                                here(),
-                                format!("two open upvalues for stack slot {slot}"),
-                            );
-                        }
-                    }
-                    Some(Object::Upvalue(Upvalue::Closed(_))) => {
-                        self.sink.error(Code::UpvalueOwnership, here(), format!("lists upvalue#{u}, which is closed"));
-                    }
-                    _ => continue, // reported by the references family
-                }
-                let prev = std::mem::replace(&mut listed[u as usize], ti);
-                if prev != u32::MAX {
-                    self.sink.error(
-                        Code::UpvalueOwnership,
-                        obj(ObjectKind::Upvalue, u),
-                        format!("listed as open by thread#{prev} and again by thread#{ti}"),
-                    );
-                }
-            }
-        }
-        for (ui, o) in s.objects.iter().enumerate() {
-            if let Object::Upvalue(Upvalue::Open { thread, .. }) = o
-                && listed[ui] == u32::MAX
-                && matches!(s.objects.get(*thread as usize), Some(Object::Thread(_)))
-            {
+        for &(ui, thread) in &reach.open {
+            if !chains.listed.contains_key(&ui) && self.ctx.object_kind(thread) == Some(ObjectKind::Thread) {
                 self.sink.error(
                     Code::UpvalueOwnership,
-                    obj(ObjectKind::Upvalue, ui as u32),
+                    obj(ObjectKind::Upvalue, ui),
                     format!("open upvalue into thread#{thread} is not in that thread's open-upvalue list"),
                 );
             }
         }
-
-        self.check_resume_chains(layouts);
+        self.check_resume_chains(&chains);
     }
 
-    /// The thread a suspended thread is resuming: its top frame (as derived) is
-    /// `coroutine.resume` (child in its first slot) or a wrapped coroutine (child in the
-    /// closure's first upvalue). The host's chain walk reads exactly these places.
-    fn resumed_child(&self, t: &Thread, layout: &ThreadLayout) -> Option<u32> {
-        let top = layout.frames.last()?;
-        let CallFrameKind::C { role, .. } = top.kind else { return None };
-        let candidate = match role {
-            CRole::Resume => t.stack.get(top.base as usize).copied(),
-            CRole::WrappedResume => match t.stack.get(top.func as usize) {
-                Some(Value::Object(c)) => match self.ctx.s.objects.get(*c as usize) {
-                    Some(Object::CClosure(cc)) => cc.upvalues.first().copied(),
-                    _ => None,
-                },
-                _ => None,
-            },
-            _ => None,
-        };
-        match candidate {
-            Some(Value::Object(i)) if matches!(self.ctx.s.objects.get(i as usize), Some(Object::Thread(_))) => Some(i),
-            _ => None,
-        }
-    }
-
-    fn check_resume_chains(&mut self, layouts: &super::Layouts) {
+    fn check_resume_chains(&mut self, chains: &Chains) {
         let s = self.ctx.s;
         let mut chain: DiGraph<u32, ()> = DiGraph::new();
         let mut node_of: HashMap<u32, NodeIndex> = HashMap::new();
         let mut parent_of: HashMap<u32, u32> = HashMap::new();
         let mut child_of: HashMap<u32, u32> = HashMap::new();
         let mut node = |g: &mut DiGraph<u32, ()>, i: u32| *node_of.entry(i).or_insert_with(|| g.add_node(i));
-        for &pi in &self.ctx.threads {
-            let Some(t) = self.ctx.thread(pi) else { continue };
-            let Some(layout) = self.ctx.layout(layouts, pi) else { continue };
-            let Some(child) = self.resumed_child(t, layout) else {
-                if let Some(CallFrameKind::C { role: role @ (CRole::Resume | CRole::WrappedResume), .. }) =
-                    layout.frames.last().map(|f| f.kind)
-                {
-                    self.sink.error(
-                        Code::ResumeStatus,
-                        obj(ObjectKind::Thread, pi),
-                        format!(
-                            "its top frame is {} but {} holds no thread to resume",
-                            role.name(),
-                            if role == CRole::Resume { "its first slot" } else { "the closure's first upvalue" }
-                        ),
-                    );
-                }
-                continue;
-            };
+        for &(pi, status, child) in &chains.threads {
+            let Some(child) = child else { continue };
             child_of.insert(pi, child);
             let (a, b) = (node(&mut chain, pi), node(&mut chain, child));
             chain.add_edge(a, b, ());
@@ -177,20 +248,20 @@ impl Graph<'_, '_> {
                     format!("resumed by thread#{other} and by thread#{pi} at once"),
                 );
             }
-            if t.status != ThreadStatus::Preempted {
+            if status != ThreadStatus::Preempted {
                 self.sink.error(
                     Code::ResumeStatus,
                     obj(ObjectKind::Thread, pi),
-                    format!("is resuming thread#{child} but is {}, not pre-empted", t.status.name()),
+                    format!("is resuming thread#{child} but is {}, not pre-empted", status.name()),
                 );
             }
-            if let Some(Object::Thread(c)) = s.objects.get(child as usize)
-                && c.status != ThreadStatus::Preempted
+            if let Some(c) = chains.status(child)
+                && c != ThreadStatus::Preempted
             {
                 self.sink.error(
                     Code::ResumeStatus,
                     obj(ObjectKind::Thread, child),
-                    format!("thread#{pi} is pre-empted while resuming it, but it is {}", c.status.name()),
+                    format!("thread#{pi} is pre-empted while resuming it, but it is {}", c.name()),
                 );
             }
         }
@@ -226,8 +297,7 @@ impl Graph<'_, '_> {
             }
         }
         // A pre-empted coroutine is suspended only as part of a chain from the main thread.
-        for &ti in &self.ctx.threads {
-            let Some(t) = self.ctx.thread(ti) else { continue };
+        for &(ti, status, _) in &chains.threads {
             if ti == s.roots.main_thread {
                 if let Some(p) = parent_of.get(&ti) {
                     self.sink.error(
@@ -236,7 +306,7 @@ impl Graph<'_, '_> {
                         format!("the main thread is resumed by thread#{p}"),
                     );
                 }
-            } else if t.status == ThreadStatus::Preempted && !parent_of.contains_key(&ti) {
+            } else if status == ThreadStatus::Preempted && !parent_of.contains_key(&ti) {
                 self.sink.error(
                     Code::ResumeStatus,
                     obj(ObjectKind::Thread, ti),
@@ -249,11 +319,24 @@ impl Graph<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::reachable;
+    use super::Reach;
     use crate::snapshot::{Object, Upvalue, Value};
 
     fn upvalue_to(i: u32) -> Object {
         Object::Upvalue(Upvalue::Closed(Value::Object(i)))
+    }
+
+    /// The pass over `objects` in order from `root`, as the validator runs it.
+    fn walk(objects: &[Object], root: u32) -> Vec<bool> {
+        let mut reach = Reach::from(objects.len(), root);
+        for i in 0..objects.len() as u32 {
+            reach.visit(
+                i,
+                |v, f| objects[v as usize].for_each_reference(f),
+                |v, f| objects[v as usize].for_each_reference(f),
+            );
+        }
+        reach.reached
     }
 
     #[test]
@@ -267,9 +350,20 @@ mod tests {
             upvalue_to(0),
             upvalue_to(99),
         ];
-        assert_eq!(reachable(&objects, 0), vec![true, true, true, false, false, false]);
-        assert_eq!(reachable(&objects, 4), vec![true, true, true, false, true, false]);
-        assert_eq!(reachable(&objects, 5), vec![false, false, false, false, false, true]);
-        assert_eq!(reachable(&objects[..1], 0), vec![true]);
+        assert_eq!(walk(&objects, 0), vec![true, true, true, false, false, false]);
+        assert_eq!(walk(&objects, 4), vec![true, true, true, false, true, false]);
+        assert_eq!(walk(&objects, 5), vec![false, false, false, false, false, true]);
+        assert_eq!(walk(&objects[..1], 0), vec![true]);
+    }
+
+    #[test]
+    fn references_back_past_the_pass_are_followed_at_once() {
+        // 3 -> 1 -> 0 -> 2: everything the root reaches lies behind it or behind what it reaches.
+        let objects = vec![upvalue_to(2), upvalue_to(0), upvalue_to(2), upvalue_to(1), upvalue_to(4)];
+        assert_eq!(walk(&objects, 3), vec![true, true, true, true, false]);
+        // A chain that points backwards all the way down is walked without recursion.
+        let n = 100_000u32;
+        let chain: Vec<Object> = (0..n).map(|i| upvalue_to(i.saturating_sub(1))).collect();
+        assert!(walk(&chain, n - 1).iter().all(|&r| r));
     }
 }

@@ -1,43 +1,54 @@
-//! Limits: totals a model built in memory could still exceed. Counts and sizes of a decoded
-//! snapshot were bounded while decoding, before anything was allocated.
+//! Limits: totals a snapshot's objects could still exceed. Counts and sizes of the encoding were
+//! bounded while decoding, before anything was allocated; what a restore would build is summed
+//! here, object by object.
 
 use super::{Context, obj};
 use crate::diagnostics::{Code, ObjectPath, Sink};
-use crate::snapshot::Object;
+use crate::snapshot::ObjectRef;
 
-pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
-    let s = ctx.s;
-    let limits = ctx.limits;
-    if s.objects.len() > limits.max_objects {
-        sink.error(
-            Code::TooManyObjects,
-            ObjectPath::new(),
-            format!("{} objects exceed the limit of {}", s.objects.len(), limits.max_objects),
-        );
+/// The family as the validator's pass over the objects goes: sizes per object, memory summed.
+pub(crate) struct Totals {
+    memory: usize,
+}
+
+impl Totals {
+    pub(crate) fn new(ctx: &Context<'_>, sink: &mut Sink) -> Totals {
+        let (count, max) = (ctx.s.object_count(), ctx.limits.max_objects);
+        if count > max {
+            sink.error(Code::TooManyObjects, ObjectPath::new(), format!("{count} objects exceed the limit of {max}"));
+        }
+        Totals { memory: 0 }
     }
-    for (i, o) in s.objects.iter().enumerate() {
-        let i = i as u32;
+
+    /// Object `i`.
+    pub(crate) fn object(&mut self, ctx: &Context<'_>, sink: &mut Sink, i: u32, o: &ObjectRef<'_>) {
+        let limits = ctx.limits;
+        if let Some(sizes) = &limits.object_sizes {
+            self.memory = self.memory.saturating_add(crate::limits::object_memory(o, sizes));
+        }
         let (code, size, limit) = match o {
-            Object::String(b) => (Code::StringTooLong, b.len(), limits.max_string_bytes),
-            Object::Buffer(b) => (Code::BufferTooLarge, b.len(), limits.max_buffer_bytes),
-            Object::Table(t) => (Code::TableTooLarge, t.array.len() + t.hash.len(), limits.max_table_entries),
-            Object::Thread(t) if t.frames.len() > limits.max_frames => {
+            ObjectRef::String(b) => (Code::StringTooLong, b.len(), limits.max_string_bytes),
+            ObjectRef::Buffer(b) => (Code::BufferTooLarge, b.len(), limits.max_buffer_bytes),
+            ObjectRef::Table(t) => (Code::TableTooLarge, t.array_len() + t.hash_len(), limits.max_table_entries),
+            ObjectRef::Thread(t) if t.frames.len() > limits.max_frames => {
                 (Code::TooManyFrames, t.frames.len(), limits.max_frames)
             }
-            Object::Thread(t) => (Code::StackTooLarge, t.stack.len(), limits.max_stack_slots),
-            _ => continue,
+            ObjectRef::Thread(t) => (Code::StackTooLarge, t.stack.len(), limits.max_stack_slots),
+            _ => return,
         };
         if size > limit {
             sink.error(code, obj(o.kind(), i), format!("size {size} exceeds the limit of {limit}"));
         }
     }
-    if let (Some(max), Some(sizes)) = (limits.max_memory, &limits.object_sizes) {
-        let needed = crate::limits::estimate_memory(s, sizes);
-        if needed > max {
+
+    pub(crate) fn finish(self, ctx: &Context<'_>, sink: &mut Sink) {
+        if let (Some(max), Some(_)) = (ctx.limits.max_memory, &ctx.limits.object_sizes)
+            && self.memory > max
+        {
             sink.error(
                 Code::StateTooLarge,
                 ObjectPath::new(),
-                format!("the restored state needs about {needed} bytes; the memory limit is {max}"),
+                format!("the restored state needs about {} bytes; the memory limit is {max}", self.memory),
             );
         }
     }

@@ -22,55 +22,84 @@ use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::snapshot::*;
 use std::collections::HashMap;
 
-pub(crate) fn check(ctx: &Context<'_>, layouts: &super::Layouts, sink: &mut Sink) {
-    // (buffer object, where the frame keeps it)
-    let mut owned: Vec<(u32, ObjectPath)> = Vec::new();
-    // Patterns lexed once each (many suspended frames may share one long pattern).
-    let mut lexed: Lexed = HashMap::new();
-    for (thread, layout) in layouts {
-        let (Some(layout), Some(t)) = (layout, ctx.thread(*thread)) else { continue };
+/// The matcher checks as the threads go by, and what they keep until every thread is seen.
+pub(crate) struct Matches {
+    /// (buffer object, where the frame keeps it)
+    owned: Vec<(u32, ObjectPath)>,
+    /// Patterns lexed once each (many suspended frames may share one long pattern).
+    lexed: Lexed,
+    /// References to each buffer object from every object (0, 1 or more), counted as the pass
+    /// goes (a buffer's frame may come after its other holders); empty without buffers.
+    buffer_refs: Vec<u8>,
+}
+
+impl Matches {
+    pub(crate) fn new(ctx: &Context<'_>) -> Matches {
+        let any = ctx.s.kinds().contains(&ObjectKind::Buffer);
+        Matches {
+            owned: Vec::new(),
+            lexed: HashMap::new(),
+            buffer_refs: if any { vec![0; ctx.s.object_count()] } else { Vec::new() },
+        }
+    }
+
+    /// Every object's references, for the buffers'.
+    pub(crate) fn references(&mut self, ctx: &Context<'_>, o: &ObjectRef<'_>) {
+        if self.buffer_refs.is_empty() {
+            return;
+        }
+        o.for_each_reference(|to| {
+            if ctx.object_kind(to) == Some(ObjectKind::Buffer)
+                && let Some(n) = self.buffer_refs.get_mut(to as usize)
+            {
+                *n = n.saturating_add(1).min(2);
+            }
+        });
+    }
+
+    /// The matcher frames of thread object `thread` (`t`), whose frames derived to `layout`.
+    pub(crate) fn thread(
+        &mut self,
+        ctx: &Context<'_>,
+        thread: u32,
+        t: &Thread,
+        layout: &ThreadLayout,
+        sink: &mut Sink,
+    ) {
         for (k, f) in layout.frames.iter().enumerate() {
             if let CallFrameKind::C { role: CRole::Matcher(op), .. } = f.kind {
-                let path = obj(ObjectKind::Thread, *thread).with(Segment::Index("frame", k as u64));
+                let path = obj(ObjectKind::Thread, thread).with(Segment::Index("frame", k as u64));
                 let mut frame = MatchFrame {
                     ctx,
                     sink: &mut *sink,
-                    thread: *thread,
+                    thread,
                     t,
                     layout,
                     k,
                     op,
                     path,
-                    owned: &mut owned,
-                    lexed: &mut lexed,
+                    owned: &mut self.owned,
+                    lexed: &mut self.lexed,
                 };
                 frame.run();
             }
         }
     }
-    if owned.is_empty() {
-        return;
-    }
-    // Every reference to an owned buffer, whatever holds it (a wrongly typed holder is refused
-    // by the references family as well).
-    let mut refs: HashMap<u32, usize> = owned.iter().map(|(b, _)| (*b, 0)).collect();
-    for o in &ctx.s.objects {
-        o.for_each_reference(|to| {
-            if let Some(n) = refs.get_mut(&to) {
-                *n += 1;
+
+    /// Every state and output buffer is referenced once, by its frame.
+    pub(crate) fn finish(self, sink: &mut Sink) {
+        // Every reference to an owned buffer counts, whatever holds it (a wrongly typed holder
+        // is refused by the references family as well).
+        for (b, path) in self.owned {
+            let n = self.buffer_refs.get(b as usize).copied().unwrap_or(0);
+            if n != 1 {
+                let times = if n == 0 { "never referenced".to_string() } else { "referenced more than once".into() };
+                sink.error(
+                    Code::MatcherBuffer,
+                    path,
+                    format!("buffer #{b} is {times}; a matching state or output buffer belongs to its frame alone"),
+                );
             }
-        });
-    }
-    for (b, path) in owned {
-        let n = refs.get(&b).copied().unwrap_or(0);
-        if n != 1 {
-            sink.error(
-                Code::MatcherBuffer,
-                path,
-                format!(
-                    "buffer #{b} is referenced {n} times; a matching state or output buffer belongs to its frame alone"
-                ),
-            );
         }
     }
 }
@@ -149,20 +178,17 @@ fn elements(p: &[u8], from: usize) -> Vec<(usize, Element)> {
     out
 }
 
-fn string<'a>(s: &'a Snapshot, v: Option<&Value>) -> Option<&'a [u8]> {
+fn string<'a>(s: &'a SnapshotView, v: Option<&Value>) -> Option<&'a [u8]> {
     match v? {
-        Value::Object(o) => match s.objects.get(*o as usize)? {
-            Object::String(b) => Some(b),
-            _ => None,
-        },
+        Value::Object(o) => s.string(*o),
         _ => None,
     }
 }
 
-fn buffer<'a>(s: &'a Snapshot, v: Option<&Value>) -> Option<(u32, &'a [u8])> {
+fn buffer<'a>(s: &'a SnapshotView, v: Option<&Value>) -> Option<(u32, &'a [u8])> {
     match v? {
-        Value::Object(o) => match s.objects.get(*o as usize)? {
-            Object::Buffer(b) => Some((*o, b)),
+        Value::Object(o) if s.kind(*o) == Some(ObjectKind::Buffer) => match s.object(*o)? {
+            ObjectRef::Buffer(b) => Some((*o, b)),
             _ => None,
         },
         _ => None,
@@ -173,7 +199,7 @@ struct MatchFrame<'c, 'a> {
     ctx: &'c Context<'a>,
     sink: &'c mut Sink,
     thread: u32,
-    t: &'a Thread,
+    t: &'c Thread,
     layout: &'c ThreadLayout,
     k: usize,
     op: MatcherOp,
@@ -188,8 +214,8 @@ struct State {
     frames: Vec<[u32; m::FRAME_WORDS]>,
 }
 
-impl<'a> MatchFrame<'_, 'a> {
-    fn slot(&self, j: u32) -> Option<&'a Value> {
+impl<'c> MatchFrame<'c, '_> {
+    fn slot(&self, j: u32) -> Option<&'c Value> {
         self.t.stack.get((self.layout.frames[self.k].base + j) as usize)
     }
 
@@ -210,8 +236,8 @@ impl<'a> MatchFrame<'_, 'a> {
         let (subject, pattern, gmatch_position) = if self.op == MatcherOp::GmatchIterator {
             let func = self.t.stack.get(self.layout.frames[self.k].func as usize);
             let ups = match func {
-                Some(Value::Object(o)) => match s.objects.get(*o as usize) {
-                    Some(Object::CClosure(c)) if c.upvalues.len() == 3 => Some(&c.upvalues),
+                Some(Value::Object(o)) if s.kind(*o) == Some(ObjectKind::CClosure) => match s.object(*o) {
+                    Some(ObjectRef::CClosure(c)) if c.upvalues.len() == 3 => Some(c.upvalues),
                     _ => None,
                 },
                 _ => None,
@@ -264,8 +290,8 @@ impl<'a> MatchFrame<'_, 'a> {
                     matches!(self.ctx.permanent_kind(*p), Some(Some(crate::PermanentKind::Function)) | Some(None))
                 }
                 Some(Value::Object(o)) => matches!(
-                    s.objects.get(*o as usize),
-                    Some(Object::String(_) | Object::Table(_) | Object::LuaClosure(_) | Object::CClosure(_))
+                    s.kind(*o),
+                    Some(ObjectKind::String | ObjectKind::Table | ObjectKind::LuaClosure | ObjectKind::CClosure)
                 ),
                 _ => false,
             };
@@ -300,7 +326,7 @@ impl<'a> MatchFrame<'_, 'a> {
             out_len_cap = out.len() as u64;
             // Waiting for a replacement function: the callee is the replacement itself.
             if !is_top && let (Some(Value::Object(o)), Some(callee)) = (repl, self.slot(m::slots(self.op))) {
-                let is_fn = matches!(s.objects.get(*o as usize), Some(Object::LuaClosure(_) | Object::CClosure(_)));
+                let is_fn = matches!(s.kind(*o), Some(ObjectKind::LuaClosure | ObjectKind::CClosure));
                 if is_fn && callee != repl.unwrap_or(&Value::Nil) {
                     return self.refuse(
                         Code::MatcherState,

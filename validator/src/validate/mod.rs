@@ -22,6 +22,7 @@
 
 mod frames;
 mod graph;
+mod layout_cache;
 mod limits;
 mod matcher;
 mod references;
@@ -33,19 +34,9 @@ mod yield_points;
 
 pub use frames::{CallFrame, CallFrameKind, ThreadLayout};
 
-/// The derived layout of every thread, by object index (ascending); `None` for a thread whose
-/// frames were refused.
-pub(crate) type Layouts = Vec<(u32, Option<ThreadLayout>)>;
-
-fn layout_of(layouts: &Layouts, index: u32) -> Option<&ThreadLayout> {
-    let at = layouts.binary_search_by_key(&index, |(i, _)| *i).ok()?;
-    layouts[at].1.as_ref()
-}
-
 use crate::bytecode::{Module, YieldPointMap};
 use crate::diagnostics::{ObjectPath, Report, Segment, Sink};
 use crate::limits::{Limits, PermanentKind};
-use crate::snapshot::format::decode;
 use crate::snapshot::*;
 
 /// Where the validator gets a script's bytecode. The runtime implements it by compiling the
@@ -110,19 +101,34 @@ impl PreparedScript {
 pub type VerifiedScript = std::sync::Arc<PreparedScript>;
 
 /// A value the validator has checked. Only this crate can make one, so an API that takes a
-/// `Verified<Snapshot>` cannot be handed an unchecked model.
+/// `Verified<Snapshot>` cannot be handed an unchecked snapshot. It holds the snapshot as a
+/// [`SnapshotView`] (its bytes, each object located), which restore reads in place.
 #[derive(Debug, Clone)]
 pub struct Verified<T> {
-    value: T,
+    view: SnapshotView,
     scripts: Vec<VerifiedScript>,
-    /// The derived layout of each thread.
-    layouts: Layouts,
+    /// What deriving a thread's layout reads of the limits it was checked under (restore derives
+    /// the layouts again): the stack cap, and each permanent's allowlisted kind.
+    derive_limits: Limits,
+    permanent_kinds: Vec<Option<PermanentKind>>,
+    /// The layouts validation derived, as far as they fit the cache's budget.
+    layouts: layout_cache::LayoutCache,
     warnings: Vec<crate::Diagnostic>,
+    /// Layouts replaced by hand (the `tamper` feature's tests only).
+    #[cfg(feature = "tamper")]
+    tampered_layouts: Vec<(u32, ThreadLayout)>,
+    _checked: std::marker::PhantomData<T>,
 }
 
 impl Verified<Snapshot> {
-    pub fn snapshot(&self) -> &Snapshot {
-        &self.value
+    /// The checked snapshot, objects read in place.
+    pub fn view(&self) -> &SnapshotView {
+        &self.view
+    }
+
+    /// The checked snapshot as a model (decoded in full; tools and tests).
+    pub fn to_model(&self) -> Snapshot {
+        self.view.to_model()
     }
 
     /// The scripts, in the order of the snapshot's script table.
@@ -130,9 +136,34 @@ impl Verified<Snapshot> {
         &self.scripts
     }
 
-    /// The derived call-info of thread object `index`: what restore writes into the VM.
-    pub fn layout(&self, index: u32) -> Option<&ThreadLayout> {
-        layout_of(&self.layouts, index)
+    /// The derived call-info of thread object `index`: what restore writes into the VM. Derived
+    /// anew by the same code that checked it (it is not kept: a state of many threads would hold
+    /// more layout than snapshot).
+    pub fn layout(&self, index: u32) -> Option<ThreadLayout> {
+        self.threads().find(|(i, _, _)| *i == index).and_then(|(_, _, l)| l)
+    }
+
+    /// Every thread's layout, by object index (ascending): [`Verified::layout`] for all threads
+    /// at once.
+    pub fn layouts(&self) -> Vec<(u32, ThreadLayout)> {
+        self.threads().filter_map(|(i, _, l)| Some((i, l?))).collect()
+    }
+
+    /// Every thread object (index ascending), decoded, with its derived layout (`None` only if
+    /// the verified snapshot was tampered with): one decoding and one derivation per thread.
+    pub fn threads(&self) -> impl Iterator<Item = (u32, Box<Thread>, Option<ThreadLayout>)> + '_ {
+        let ctx = Context::with_permanent_kinds(&self.view, &self.derive_limits, self.permanent_kinds.clone());
+        let scripts: Vec<Option<VerifiedScript>> = self.scripts.iter().cloned().map(Some).collect();
+        self.view.kinds().iter().enumerate().filter(|(_, k)| **k == ObjectKind::Thread).filter_map(move |(i, _)| {
+            let i = i as u32;
+            let t = ctx.thread(i)?;
+            #[cfg(feature = "tamper")]
+            if let Some((_, l)) = self.tampered_layouts.iter().find(|(at, _)| *at == i) {
+                return Some((i, t, Some(l.clone())));
+            }
+            let layout = self.layouts.get(i).or_else(|| frames::derive(&ctx, &scripts, i, &t, &mut Sink::new(1)));
+            Some((i, t, layout))
+        })
     }
 
     /// Findings that did not refuse the snapshot (severity warning).
@@ -143,95 +174,154 @@ impl Verified<Snapshot> {
     /// Test-only: corrupts a verified snapshot by hand, to show that restore's own checks hold
     /// when the validator misses something. Exists only with the `tamper` feature.
     #[cfg(feature = "tamper")]
-    pub fn tamper(&mut self) -> &mut Snapshot {
-        &mut self.value
+    pub fn tamper(&mut self, corrupt: impl FnOnce(&mut Snapshot)) {
+        let mut model = self.view.to_model();
+        corrupt(&mut model);
+        let bytes = crate::snapshot::format::encode(&model);
+        match SnapshotView::decode(&bytes, crate::snapshot::format::unbounded()) {
+            Ok(v) => self.view = v,
+            Err(e) => panic!("the tampered model does not decode: {e:?}"),
+        }
     }
 
-    /// Test-only, like [`Verified::tamper`]: corrupts a thread's derived layout.
+    /// Test-only, like [`Verified::tamper`]: replaces a thread's derived layout.
     #[cfg(feature = "tamper")]
-    pub fn tamper_layout(&mut self, index: u32) -> Option<&mut ThreadLayout> {
-        let at = self.layouts.binary_search_by_key(&index, |(i, _)| *i).ok()?;
-        self.layouts[at].1.as_mut()
+    pub fn tamper_layout(&mut self, index: u32, corrupt: impl FnOnce(&mut ThreadLayout)) {
+        if let Some(mut l) = self.layout(index) {
+            corrupt(&mut l);
+            self.tampered_layouts.retain(|(i, _)| *i != index);
+            self.tampered_layouts.push((index, l));
+        }
     }
 }
 
 /// Decodes and validates a snapshot.
 pub fn validate(bytes: &[u8], limits: &Limits, catalog: &dyn ScriptCatalog) -> Result<Verified<Snapshot>, Report> {
-    let snapshot = decode(bytes, limits).map_err(|d| Report { diagnostics: vec![*d], omitted: 0 })?;
-    validate_model(snapshot, limits, catalog)
+    let view = SnapshotView::decode(bytes, limits).map_err(|d| Report { diagnostics: vec![*d], omitted: 0 })?;
+    validate_view(view, limits, catalog)
 }
 
 /// Validates a model that did not come from bytes (a capture in the same process still goes
-/// through every check before it may be restored).
+/// through every check before it may be restored): it is encoded, and the bytes validated.
 pub fn validate_model(
     snapshot: Snapshot,
     limits: &Limits,
     catalog: &dyn ScriptCatalog,
 ) -> Result<Verified<Snapshot>, Report> {
-    let ctx = Context::new(&snapshot, limits);
+    let bytes = crate::snapshot::format::encode(&snapshot);
+    drop(snapshot);
+    validate(&bytes, limits, catalog)
+}
+
+/// Validates a decoded snapshot ([`SnapshotView::decode`] under the same `limits`): [`validate`]
+/// after its decoding step.
+pub fn validate_view(
+    view: SnapshotView,
+    limits: &Limits,
+    catalog: &dyn ScriptCatalog,
+) -> Result<Verified<Snapshot>, Report> {
+    let ctx = Context::new(&view, limits);
     let mut sink = Sink::new(limits.max_diagnostics);
-    limits::check(&ctx, &mut sink);
-    references::check(&ctx, &mut sink);
-    let scripts = scripts::check(&ctx, catalog, &mut sink);
-    yield_points::check(&ctx, &scripts, &mut sink);
-    let layouts = frames::check(&ctx, &scripts, &mut sink);
-    registers::check(&ctx, &scripts, &layouts, &mut sink);
-    matcher::check(&ctx, &layouts, &mut sink);
-    graph::check(&ctx, &layouts, &mut sink);
-    sandbox::check(&ctx, &mut sink);
-    let report = sink.report;
+    let sink = &mut sink;
+    let mut totals = limits::Totals::new(&ctx, sink);
+    let mut references = references::Walker::new(&ctx, sink);
+    let scripts = scripts::check(&ctx, catalog, sink);
+    let mut used_protos = std::collections::BTreeSet::new();
+    let mut reach = graph::Reach::new(&ctx);
+    let mut matches = matcher::Matches::new(&ctx);
+    let mut chains = graph::Chains::default();
+    // Layouts kept for restore, in at most half the snapshot's size.
+    let threads = view.kinds().iter().filter(|k| **k == ObjectKind::Thread).count();
+    let mut layouts = layout_cache::LayoutCache::with_budget(view.byte_len() / 2, threads);
+    // One pass over the objects, each decoded once, every family seeing it in turn; a thread's
+    // frames are derived here and read by the families about frames, then dropped.
+    for (i, o) in view.objects() {
+        totals.object(&ctx, sink, i, &o);
+        references.object(sink, i, &o);
+        reach.object(&ctx, i, &o);
+        matches.references(&ctx, &o);
+        match &o {
+            ObjectRef::LuaClosure(c) => {
+                scripts::closure(&scripts, sink, i, c);
+                used_protos.insert((c.script, c.proto));
+            }
+            ObjectRef::Userdata(u) => sandbox::userdata(&ctx, sink, i, u),
+            ObjectRef::Thread(t) => {
+                let layout = frames::derive(&ctx, &scripts, i, t, sink);
+                if let Some(layout) = &layout {
+                    registers::check(&ctx, &scripts, i, t, layout, sink);
+                    matches.thread(&ctx, i, t, layout, sink);
+                    layouts.keep(i, layout);
+                }
+                chains.thread(&ctx, i, t, layout.as_ref(), sink);
+            }
+            _ => {}
+        }
+    }
+    totals.finish(&ctx, sink);
+    references.finish(sink);
+    yield_points::check(&ctx, &scripts, &used_protos, sink);
+    matches.finish(sink);
+    graph::check(&ctx, reach, chains, sink);
+    sandbox::check(&ctx, sink);
+    let report = std::mem::take(&mut sink.report);
     if report.has_errors() {
         return Err(report);
     }
+    let permanent_kinds = ctx.permanent_kinds;
     // Every script verified (a missing one is an error), so the list lines up with the table.
     let scripts = scripts.into_iter().flatten().collect();
-    Ok(Verified { value: snapshot, scripts, layouts, warnings: report.diagnostics })
+    Ok(Verified {
+        view,
+        scripts,
+        derive_limits: Limits { max_stack_slots: limits.max_stack_slots, ..Limits::default() },
+        permanent_kinds,
+        layouts,
+        warnings: report.diagnostics,
+        #[cfg(feature = "tamper")]
+        tampered_layouts: Vec::new(),
+        _checked: std::marker::PhantomData,
+    })
 }
 
-/// What every family may read: the model, the intake policy, and facts looked up once.
+/// What every family may read: the snapshot, the intake policy, and facts looked up once.
 pub(crate) struct Context<'a> {
-    pub s: &'a Snapshot,
+    pub s: &'a SnapshotView,
     pub limits: &'a Limits,
-    /// Each object's kind, one byte apiece: reference checks look kinds up at random, and this
-    /// keeps those lookups in cache instead of touching every referenced object.
-    pub kinds: Vec<ObjectKind>,
     /// Each permanent's kind per the host's allowlist (`None`: unknown), looked up once.
     pub permanent_kinds: Vec<Option<PermanentKind>>,
-    /// Object indices of the threads, ascending (the families about frames visit only these).
-    pub threads: Vec<u32>,
 }
 
 impl<'a> Context<'a> {
-    fn new(s: &'a Snapshot, limits: &'a Limits) -> Context<'a> {
-        let kinds: Vec<ObjectKind> = s.objects.iter().map(Object::kind).collect();
-        let threads =
-            kinds.iter().enumerate().filter(|(_, k)| **k == ObjectKind::Thread).map(|(i, _)| i as u32).collect();
-        Context {
-            s,
-            limits,
-            kinds,
-            threads,
-            permanent_kinds: s
-                .permanents
-                .iter()
-                .map(|name| limits.permanents.as_ref().and_then(|allow| allow.get(name).copied()))
-                .collect(),
-        }
+    fn new(s: &'a SnapshotView, limits: &'a Limits) -> Context<'a> {
+        let permanent_kinds = s
+            .permanents
+            .iter()
+            .map(|name| limits.permanents.as_ref().and_then(|allow| allow.get(name).copied()))
+            .collect();
+        Context::with_permanent_kinds(s, limits, permanent_kinds)
     }
 
+    fn with_permanent_kinds(
+        s: &'a SnapshotView,
+        limits: &'a Limits,
+        permanent_kinds: Vec<Option<PermanentKind>>,
+    ) -> Context<'a> {
+        Context { s, limits, permanent_kinds }
+    }
+
+    /// Object `i`'s kind (one byte apiece: reference checks look kinds up at random, and this
+    /// keeps those lookups in cache instead of decoding every referenced object).
     pub fn object_kind(&self, i: u32) -> Option<ObjectKind> {
-        self.kinds.get(i as usize).copied()
+        self.s.kind(i)
     }
 
-    pub fn thread(&self, i: u32) -> Option<&'a Thread> {
-        match self.s.objects.get(i as usize) {
-            Some(Object::Thread(t)) => Some(t),
-            _ => None,
-        }
+    pub fn object(&self, i: u32) -> Option<ObjectRef<'a>> {
+        self.s.object(i)
     }
 
-    pub fn layout<'l>(&self, layouts: &'l Layouts, i: u32) -> Option<&'l ThreadLayout> {
-        layout_of(layouts, i)
+    pub fn thread(&self, i: u32) -> Option<Box<Thread>> {
+        self.s.thread(i)
     }
 
     pub fn permanent_kind(&self, i: u32) -> Option<Option<PermanentKind>> {

@@ -6,10 +6,7 @@ use crate::contract::{self, UpvalueRule};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::limits::PermanentKind;
 use crate::snapshot::*;
-
-pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
-    Walker { ctx, sink, string_canon: Vec::new() }.run();
-}
+use std::collections::HashMap;
 
 /// What a slot may hold.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,53 +19,53 @@ enum Expect {
     Table,
 }
 
-struct Walker<'c, 'a> {
+/// The references family: [`Walker::new`] checks strings and permanents, [`Walker::object`]
+/// each object as the validator's one pass over them reaches it, [`Walker::finish`] the roots.
+pub(crate) struct Walker<'c, 'a> {
     ctx: &'c Context<'a>,
-    sink: &'c mut Sink,
-    /// For each object: the first string object with the same bytes (itself when unique or not
-    /// a string). Luau interns strings, so equal bytes are one key.
-    string_canon: Vec<u32>,
+    /// For each string with the same bytes as an earlier one: the first (a snapshot with any is
+    /// refused, so this is empty but for refused ones). Luau interns strings, so equal bytes are
+    /// one key.
+    string_canon: HashMap<u32, u32>,
+    /// Stack sizes of the threads open upvalues point into, decoded once each.
+    stack_lens: HashMap<u32, usize>,
 }
 
-impl Walker<'_, '_> {
-    fn key_text(s: &Snapshot, v: &Value) -> String {
+impl<'c, 'a> Walker<'c, 'a> {
+    fn key_text(s: &SnapshotView, v: &Value) -> String {
         match v {
-            Value::Object(i) => match s.objects.get(*i as usize) {
-                Some(Object::String(bytes)) if bytes.len() <= 64 => format!("{:?}", String::from_utf8_lossy(bytes)),
-                Some(o) => format!("{}#{i}", o.kind().name()),
-                None => format!("object #{i}"),
+            Value::Object(i) => match (s.kind(*i), s.string(*i)) {
+                (_, Some(bytes)) if bytes.len() <= 64 => format!("{:?}", String::from_utf8_lossy(bytes)),
+                (Some(k), _) => format!("{}#{i}", k.name()),
+                (None, _) => format!("object #{i}"),
             },
             other => value_text(other),
         }
     }
 
     /// Checks one value in a slot.
-    fn value(&mut self, v: &Value, expect: Expect, path: impl FnOnce() -> ObjectPath) {
+    fn value(&mut self, sink: &mut Sink, v: &Value, expect: Expect, path: impl FnOnce() -> ObjectPath) {
         match *v {
             Value::Object(i) => match self.ctx.object_kind(i) {
-                None => self.sink.error(
+                None => sink.error(
                     Code::ObjectOutOfRange,
                     path(),
-                    format!("refers to object #{i}, but the snapshot has {} objects", self.ctx.s.objects.len()),
+                    format!("refers to object #{i}, but the snapshot has {} objects", self.ctx.s.object_count()),
                 ),
                 Some(kind) => {
                     if expect == Expect::Table && kind != ObjectKind::Table {
-                        self.sink.error(
+                        sink.error(
                             Code::WrongType,
                             path(),
                             format!("must be a table, but object #{i} is a {}", kind.name()),
                         );
                     } else if kind == ObjectKind::Upvalue {
-                        self.sink.error(
-                            Code::WrongType,
-                            path(),
-                            format!("object #{i} is an upvalue, which is not a value"),
-                        );
+                        sink.error(Code::WrongType, path(), format!("object #{i} is an upvalue, which is not a value"));
                     }
                 }
             },
             Value::Permanent(i) => match self.ctx.permanent_kind(i) {
-                None => self.sink.error(
+                None => sink.error(
                     Code::PermanentOutOfRange,
                     path(),
                     format!(
@@ -76,7 +73,7 @@ impl Walker<'_, '_> {
                         self.ctx.s.permanents.len()
                     ),
                 ),
-                Some(Some(kind)) if expect == Expect::Table && kind != PermanentKind::Table => self.sink.error(
+                Some(Some(kind)) if expect == Expect::Table && kind != PermanentKind::Table => sink.error(
                     Code::WrongType,
                     path(),
                     format!(
@@ -85,12 +82,12 @@ impl Walker<'_, '_> {
                         kind.name()
                     ),
                 ),
-                Some(Some(PermanentKind::CFunction)) => self.sink.error(
+                Some(Some(PermanentKind::CFunction)) => sink.error(
                     Code::WrongType,
                     path(),
                     format!("permanent `{}` is a bare C function, not a value", self.ctx.s.permanents[i as usize]),
                 ),
-                Some(_) if contract::is_identity(&self.ctx.s.permanents[i as usize]) => self.sink.error(
+                Some(_) if contract::is_identity(&self.ctx.s.permanents[i as usize]) => sink.error(
                     Code::WrongType,
                     path(),
                     format!(
@@ -100,46 +97,46 @@ impl Walker<'_, '_> {
                 ),
                 Some(_) => {}
             },
-            Value::IterPosition(_) if expect != Expect::StackSlot => self.sink.error(
+            Value::IterPosition(_) if expect != Expect::StackSlot => sink.error(
                 Code::MisplacedIterPosition,
                 path(),
                 "a generic-for position (light userdata tag 128) outside a thread's stack",
             ),
-            Value::LightUserdata { tag, .. } => self.sink.error(
+            Value::LightUserdata { tag, .. } => sink.error(
                 Code::RawLightUserdata,
                 path(),
                 format!("raw light userdata (tag {tag}) cannot be restored safely"),
             ),
             _ if expect == Expect::Table => {
-                self.sink.error(Code::WrongType, path(), format!("must be a table, found {}", value_text(v)))
+                sink.error(Code::WrongType, path(), format!("must be a table, found {}", value_text(v)))
             }
             _ => {}
         }
     }
 
-    fn run(&mut self) {
+    pub(crate) fn new(ctx: &'c Context<'a>, sink: &mut Sink) -> Walker<'c, 'a> {
+        let mut w = Walker { ctx, string_canon: HashMap::new(), stack_lens: HashMap::new() };
+        w.strings_and_permanents(sink);
+        w
+    }
+
+    fn strings_and_permanents(&mut self, sink: &mut Sink) {
         let s = self.ctx.s;
         // Equal strings found by sorting, not hashing: the bytes are the attacker's, and a
         // sort's cost cannot be inflated by crafted collisions.
-        self.string_canon = (0..s.objects.len() as u32).collect();
         // Sorted by their first eight bytes first (one integer compare settles most pairs), then
         // by all bytes, then by index, so equal strings are adjacent with the first one leading.
         // Twelve bytes a string: the head split in two words (no padding) and the index.
-        let bytes_of = |i: u32| match &s.objects[i as usize] {
-            Object::String(b) => b.as_slice(),
-            _ => &[],
-        };
+        let bytes_of = |i: u32| s.string(i).unwrap_or_default();
         let mut strings: Vec<[u32; 3]> = s
-            .objects
-            .iter()
-            .enumerate()
+            .objects_of(ObjectKind::String)
             .filter_map(|(i, o)| match o {
-                Object::String(b) => {
+                ObjectRef::String(b) => {
                     let mut head = [0u8; 8];
                     let n = b.len().min(8);
                     head[..n].copy_from_slice(&b[..n]);
                     let head = u64::from_be_bytes(head);
-                    Some([(head >> 32) as u32, head as u32, i as u32])
+                    Some([(head >> 32) as u32, head as u32, i])
                 }
                 _ => None,
             })
@@ -150,9 +147,9 @@ impl Walker<'_, '_> {
         for pair in strings.windows(2) {
             let (a, b) = (pair[0][2], pair[1][2]);
             if pair[0][..2] == pair[1][..2] && bytes_of(a) == bytes_of(b) {
-                let canon = self.string_canon[a as usize];
-                self.string_canon[b as usize] = canon;
-                self.sink.error(
+                let canon = self.string_canon.get(&a).copied().unwrap_or(a);
+                self.string_canon.insert(b, canon);
+                sink.error(
                     Code::DuplicateString,
                     obj(ObjectKind::String, b),
                     format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
@@ -164,38 +161,43 @@ impl Walker<'_, '_> {
         names.sort_unstable();
         for pair in names.windows(2) {
             if pair[0].0 == pair[1].0 {
-                self.sink.error(
+                sink.error(
                     Code::DuplicatePermanent,
                     ObjectPath::new().with(Segment::Permanent(pair[1].1)),
                     format!("`{}` is also permanent #{}: each permanent is named once", pair[1].0, pair[0].1),
                 );
             }
         }
-        for (i, o) in s.objects.iter().enumerate() {
-            if self.sink.is_full() {
-                return;
-            }
-            let i = i as u32;
-            let here = || obj(o.kind(), i);
+    }
+
+    /// Object `i`.
+    pub(crate) fn object(&mut self, sink: &mut Sink, i: u32, o: &ObjectRef<'_>) {
+        let s = self.ctx.s;
+        if sink.is_full() {
+            return;
+        }
+        {
+            let kind = o.kind();
+            let here = || obj(kind, i);
             match o {
-                Object::String(_) | Object::Buffer(_) => {}
-                Object::Table(t) => self.table(i, t),
-                Object::LuaClosure(c) => {
+                ObjectRef::String(_) | ObjectRef::Buffer(_) => {}
+                ObjectRef::Table(t) => self.table(sink, i, t),
+                ObjectRef::LuaClosure(c) => {
                     if c.script as usize >= s.scripts.len() {
-                        self.sink.error(
+                        sink.error(
                             Code::ScriptOutOfRange,
                             here().with(Segment::Field("script")),
                             format!("names script #{}, but the snapshot has {} scripts", c.script, s.scripts.len()),
                         );
                     }
-                    self.value(&c.env.value(), Expect::Table, || here().with(Segment::Field("environment")));
+                    self.value(sink, &c.env.value(), Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, &u) in c.upvalues.iter().enumerate() {
-                        self.upvalue_ref(u, || here().with(Segment::Index("upvalue", n as u64)));
+                        self.upvalue_ref(sink, u, || here().with(Segment::Index("upvalue", n as u64)));
                     }
                 }
-                Object::CClosure(c) => {
+                ObjectRef::CClosure(c) => {
                     match self.ctx.permanent_kind(c.function) {
-                        None => self.sink.error(
+                        None => sink.error(
                             Code::PermanentOutOfRange,
                             here().with(Segment::Field("function")),
                             format!(
@@ -204,8 +206,8 @@ impl Walker<'_, '_> {
                                 s.permanents.len()
                             ),
                         ),
-                        Some(Some(kind)) if kind != PermanentKind::CFunction && kind != PermanentKind::Function => {
-                            self.sink.error(
+                        Some(Some(kind)) if kind != PermanentKind::CFunction && kind != PermanentKind::Function => sink
+                            .error(
                                 Code::WrongType,
                                 here().with(Segment::Field("function")),
                                 format!(
@@ -213,76 +215,84 @@ impl Walker<'_, '_> {
                                     s.permanents[c.function as usize],
                                     kind.name()
                                 ),
-                            )
-                        }
+                            ),
                         _ => {}
                     }
-                    self.value(&c.env.value(), Expect::Table, || here().with(Segment::Field("environment")));
+                    self.value(sink, &c.env.value(), Expect::Table, || here().with(Segment::Field("environment")));
                     for (n, v) in c.upvalues.iter().enumerate() {
-                        self.value(v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
+                        self.value(sink, v, Expect::Any, || here().with(Segment::Index("upvalue", n as u64)));
                     }
-                    self.c_closure_upvalues(i, c);
+                    self.c_closure_upvalues(sink, i, c);
                 }
-                Object::Upvalue(Upvalue::Closed(v)) => {
-                    self.value(v, Expect::Any, || here().with(Segment::Field("value")));
+                ObjectRef::Upvalue(Upvalue::Closed(v)) => {
+                    self.value(sink, v, Expect::Any, || here().with(Segment::Field("value")));
                 }
-                Object::Upvalue(Upvalue::Open { thread, slot }) => {
-                    match s.objects.get(*thread as usize) {
-                        Some(Object::Thread(t)) => {
-                            if *slot as usize >= t.stack.len() {
-                                self.sink.error(
+                &ObjectRef::Upvalue(Upvalue::Open { thread, slot }) => match s.kind(thread) {
+                    Some(ObjectKind::Thread) => {
+                        let len = *self
+                            .stack_lens
+                            .entry(thread)
+                            .or_insert_with(|| s.thread(thread).map_or(0, |t| t.stack.len()));
+                        if slot as usize >= len {
+                            sink.error(
                                 Code::BadUpvalueSlot,
                                 here().with(Segment::Field("slot")),
-                                format!("open upvalue points at slot {slot} of thread#{thread}, whose stack has {} slots", t.stack.len()),
+                                format!(
+                                    "open upvalue points at slot {slot} of thread#{thread}, whose stack has {len} slots"
+                                ),
                             );
-                            }
                         }
-                        Some(other) => self.sink.error(
-                            Code::BadUpvalueSlot,
-                            here().with(Segment::Field("thread")),
-                            format!("open upvalue names object #{thread}, a {}, not a thread", other.kind().name()),
-                        ),
-                        None => self.sink.error(
-                            Code::ObjectOutOfRange,
-                            here().with(Segment::Field("thread")),
-                            format!(
-                                "open upvalue names object #{thread}, but the snapshot has {} objects",
-                                s.objects.len()
-                            ),
-                        ),
                     }
-                }
-                Object::Thread(t) => self.thread(i, t),
-                Object::Userdata(u) => {
+                    Some(other) => sink.error(
+                        Code::BadUpvalueSlot,
+                        here().with(Segment::Field("thread")),
+                        format!("open upvalue names object #{thread}, a {}, not a thread", other.name()),
+                    ),
+                    None => sink.error(
+                        Code::ObjectOutOfRange,
+                        here().with(Segment::Field("thread")),
+                        format!(
+                            "open upvalue names object #{thread}, but the snapshot has {} objects",
+                            s.object_count()
+                        ),
+                    ),
+                },
+                ObjectRef::Thread(t) => self.thread(sink, i, t),
+                ObjectRef::Userdata(u) => {
                     if let Some(m) = &u.metatable {
-                        self.value(m, Expect::Table, || here().with(Segment::Field("metatable")));
+                        self.value(sink, m, Expect::Table, || here().with(Segment::Field("metatable")));
                     }
                 }
             }
         }
-        match s.objects.get(s.roots.main_thread as usize) {
-            Some(Object::Thread(_)) => {}
-            Some(other) => self.sink.error(
+    }
+
+    /// The roots.
+    pub(crate) fn finish(mut self, sink: &mut Sink) {
+        let s = self.ctx.s;
+        match s.kind(s.roots.main_thread) {
+            Some(ObjectKind::Thread) => {}
+            Some(other) => sink.error(
                 Code::BadRoots,
                 ObjectPath::new().with(Segment::Roots).with(Segment::Field("main thread")),
-                format!("object #{} is a {}, not a thread", s.roots.main_thread, other.kind().name()),
+                format!("object #{} is a {}, not a thread", s.roots.main_thread, other.name()),
             ),
-            None => self.sink.error(
+            None => sink.error(
                 Code::BadRoots,
                 ObjectPath::new().with(Segment::Roots).with(Segment::Field("main thread")),
-                format!("object #{} does not exist ({} objects)", s.roots.main_thread, s.objects.len()),
+                format!("object #{} does not exist ({} objects)", s.roots.main_thread, s.object_count()),
             ),
         }
-        self.globals_layout();
+        self.globals_layout(sink);
     }
 
     /// The base globals' layout is a hash part: 0 or a power of two of positions, each name at
     /// most once (restore builds a table from it and maps loop positions through it).
-    fn globals_layout(&mut self) {
+    fn globals_layout(&mut self, sink: &mut Sink) {
         let layout = &self.ctx.s.roots.globals_layout;
         let here = || ObjectPath::new().with(Segment::Roots).with(Segment::Field("globals layout"));
         if !layout.is_empty() && !layout.len().is_power_of_two() {
-            self.sink.error(
+            sink.error(
                 Code::GlobalsLayout,
                 here(),
                 format!("{} positions; a hash part has 0 or a power of two", layout.len()),
@@ -293,7 +303,7 @@ impl Walker<'_, '_> {
             layout.iter().enumerate().filter_map(|(p, n)| n.as_deref().map(|n| (n, p))).collect();
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|w| w[0].0 == w[1].0) {
-            self.sink.error(
+            sink.error(
                 Code::GlobalsLayout,
                 here().with(Segment::Index("position", pair[1].1 as u64)),
                 format!("the global `{}` appears twice", String::from_utf8_lossy(pair[1].0)),
@@ -303,12 +313,12 @@ impl Walker<'_, '_> {
 
     /// A C closure is one the libraries make at run time, with the upvalues its function reads
     /// unchecked (`contract::run_time_closure`).
-    fn c_closure_upvalues(&mut self, i: u32, c: &CClosure) {
+    fn c_closure_upvalues(&mut self, sink: &mut Sink, i: u32, c: &CClosure) {
         let s = self.ctx.s;
         let Some(name) = s.permanents.get(c.function as usize) else { return };
         let here = || obj(ObjectKind::CClosure, i);
         let Some(rules) = contract::run_time_closure(name) else {
-            self.sink.error(
+            sink.error(
                 Code::CClosureUpvalues,
                 here().with(Segment::Field("function")),
                 format!("no library makes C closures of `{name}` at run time (library functions are permanents)"),
@@ -316,7 +326,7 @@ impl Walker<'_, '_> {
             return;
         };
         if rules.len() != c.upvalues.len() {
-            self.sink.error(
+            sink.error(
                 Code::CClosureUpvalues,
                 here().with(Segment::Field("upvalues")),
                 format!("a closure of `{name}` has {} upvalues, not {}", rules.len(), c.upvalues.len()),
@@ -324,16 +334,13 @@ impl Walker<'_, '_> {
             return;
         }
         let string_len = |v: &Value| match v {
-            Value::Object(o) => match s.objects.get(*o as usize) {
-                Some(Object::String(b)) => Some(b.len()),
-                _ => None,
-            },
+            Value::Object(o) => s.string(*o).map(<[u8]>::len),
             _ => None,
         };
         for (n, (rule, v)) in rules.iter().zip(&c.upvalues).enumerate() {
             let ok = match rule {
                 UpvalueRule::Thread => {
-                    matches!(v, Value::Object(o) if matches!(s.objects.get(*o as usize), Some(Object::Thread(_))))
+                    matches!(v, Value::Object(o) if s.kind(*o) == Some(ObjectKind::Thread))
                 }
                 UpvalueRule::String => string_len(v).is_some(),
                 UpvalueRule::PositionInFirst => match (v, c.upvalues.first().and_then(string_len)) {
@@ -349,7 +356,7 @@ impl Walker<'_, '_> {
                         "an integer position from 0 to one past the end of the string in upvalue 0".to_string()
                     }
                 };
-                self.sink.error(
+                sink.error(
                     Code::CClosureUpvalues,
                     here().with(Segment::Index("upvalue", n as u64)),
                     format!("upvalue {n} of a `{name}` closure must be {want}; it is {}", value_text(v)),
@@ -358,43 +365,41 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn upvalue_ref(&mut self, u: u32, path: impl FnOnce() -> ObjectPath) {
+    fn upvalue_ref(&mut self, sink: &mut Sink, u: u32, path: impl FnOnce() -> ObjectPath) {
         match self.ctx.object_kind(u) {
             Some(ObjectKind::Upvalue) => {}
-            Some(kind) => self.sink.error(
-                Code::WrongType,
-                path(),
-                format!("must be an upvalue, but object #{u} is a {}", kind.name()),
-            ),
-            None => self.sink.error(
+            Some(kind) => {
+                sink.error(Code::WrongType, path(), format!("must be an upvalue, but object #{u} is a {}", kind.name()))
+            }
+            None => sink.error(
                 Code::ObjectOutOfRange,
                 path(),
-                format!("refers to object #{u}, but the snapshot has {} objects", self.ctx.s.objects.len()),
+                format!("refers to object #{u}, but the snapshot has {} objects", self.ctx.s.object_count()),
             ),
         }
     }
 
-    fn table(&mut self, i: u32, t: &Table) {
+    fn table(&mut self, sink: &mut Sink, i: u32, t: &TableRef<'_>) {
         let here = || obj(ObjectKind::Table, i);
         if let Some(m) = &t.metatable {
-            self.value(m, Expect::Table, || here().with(Segment::Field("metatable")));
+            self.value(sink, m, Expect::Table, || here().with(Segment::Field("metatable")));
         }
-        for (n, v) in t.array.iter().enumerate() {
-            self.value(v, Expect::Any, || here().with(Segment::Index("array slot", n as u64 + 1)));
+        for (n, v) in t.array().enumerate() {
+            self.value(sink, &v, Expect::Any, || here().with(Segment::Index("array slot", n as u64 + 1)));
         }
-        if !t.hash.is_empty() && !t.hash.len().is_power_of_two() {
-            self.sink.error(
+        let nodes = t.hash_len();
+        if nodes != 0 && !nodes.is_power_of_two() {
+            sink.error(
                 Code::BadTableShape,
                 here().with(Segment::Field("hash part")),
-                format!("hash part has {} nodes; Luau node counts are 0 or a power of two", t.hash.len()),
+                format!("hash part has {nodes} nodes; Luau node counts are 0 or a power of two"),
             );
         }
-        let nodes = t.hash.len() as i64;
         let hint = i64::from(t.insert_hint);
         let hint_ok =
-            if nodes > 0 { (0..=nodes).contains(&hint) } else { (-(t.array.len() as i64)..=0).contains(&hint) };
+            if nodes > 0 { (0..=nodes as i64).contains(&hint) } else { (-(t.array_len() as i64)..=0).contains(&hint) };
         if !hint_ok {
-            self.sink.error(
+            sink.error(
                 Code::BadTableShape,
                 here().with(Segment::Field("insert hint")),
                 format!(
@@ -403,110 +408,106 @@ impl Walker<'_, '_> {
                     if nodes > 0 {
                         format!("0..={nodes} (the hash part)")
                     } else {
-                        format!("-{}..=0 (the array boundary)", t.array.len())
+                        format!("-{}..=0 (the array boundary)", t.array_len())
                     }
                 ),
             );
         }
-        if let Some(map) = &t.node_of {
-            let n = t.hash.len();
-            let mut used = vec![false; n];
+        if let Some(map) = t.node_of() {
+            let mut used = vec![false; nodes];
             let mut bad = None;
-            if map.len() != n {
-                bad = Some(format!("node map has {} entries for {n} hash positions", map.len()));
-            }
-            for (p, (&node, entry)) in map.iter().zip(&t.hash).enumerate() {
+            for (p, (node, entry)) in map.zip(t.hash()).enumerate() {
                 match (node, entry) {
                     (u32::MAX, None) => {}
                     (u32::MAX, Some(_)) => bad = Some(format!("position {p} holds a key but maps to no node")),
                     (_, None) => bad = Some(format!("empty position {p} maps to node {node}")),
-                    (node, Some(_)) if node as usize >= n => {
-                        bad = Some(format!("position {p} maps to node {node} of {n}"))
+                    (node, Some(_)) if node as usize >= nodes => {
+                        bad = Some(format!("position {p} maps to node {node} of {nodes}"))
                     }
                     (node, Some(_)) if used[node as usize] => bad = Some(format!("node {node} is mapped twice")),
                     (node, Some(_)) => used[node as usize] = true,
                 }
             }
             if let Some(why) = bad {
-                self.sink.error(Code::BadTableShape, here().with(Segment::Field("node map")), why);
+                sink.error(Code::BadTableShape, here().with(Segment::Field("node map")), why);
             }
         }
         // Small tables (the common case) compare keys pairwise; larger ones sort their keys
         // afterwards (no hashing: the keys are the attacker's, and a sort's cost is bounded).
         let mut seen_small: Vec<KeyId> = Vec::new();
         let mut keys = KeySort::default();
-        let small = t.hash.len() <= 16;
-        for (n, node) in t.hash.iter().enumerate() {
+        let small = nodes <= 16;
+        for (n, node) in t.hash().enumerate() {
             let Some((k, v)) = node else { continue };
             let snapshot = self.ctx.s;
-            let key_path = || here().with(Segment::Key(Self::key_text(snapshot, k)));
+            let key_path = || here().with(Segment::Key(Self::key_text(snapshot, &k)));
             match k {
                 Value::Nil => {
-                    self.sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "nil key");
+                    sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "nil key");
                     continue;
                 }
                 Value::Number(x) if x.is_nan() => {
-                    self.sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "NaN key");
+                    sink.error(Code::BadTableShape, here().with(Segment::Index("hash node", n as u64)), "NaN key");
                     continue;
                 }
                 _ => {}
             }
-            let id = KeyId::of(k, &self.string_canon);
+            let id = KeyId::of(&k, &self.string_canon);
             if small {
                 if seen_small.contains(&id) {
-                    self.sink.error(Code::BadTableShape, key_path(), "the key appears twice in the hash part");
+                    sink.error(Code::BadTableShape, key_path(), "the key appears twice in the hash part");
                 }
                 seen_small.push(id);
             } else {
                 keys.push(id);
             }
-            self.value(k, Expect::Any, key_path);
-            self.value(v, Expect::Any, || key_path().with(Segment::Field("value")));
+            self.value(sink, &k, Expect::Any, key_path);
+            self.value(sink, &v, Expect::Any, || key_path().with(Segment::Field("value")));
         }
         for id in keys.repeats() {
             let path = match id.value() {
                 Some(k) => here().with(Segment::Key(Self::key_text(self.ctx.s, &k))),
                 None => here().with(Segment::Field("hash part")),
             };
-            self.sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
+            sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
         }
         if let Some((p, why)) = table_layout::problem(self.ctx.s, t) {
-            let path = match t.hash.get(p) {
-                Some(Some((k, _))) => here().with(Segment::Key(Self::key_text(self.ctx.s, k))),
+            let path = match t.hash().nth(p) {
+                Some(Some((k, _))) => here().with(Segment::Key(Self::key_text(self.ctx.s, &k))),
                 _ => here().with(Segment::Index("hash position", p as u64)),
             };
-            self.sink.error(Code::HashLayout, path, why);
+            sink.error(Code::HashLayout, path, why);
         }
     }
 
-    fn thread(&mut self, i: u32, t: &Thread) {
+    fn thread(&mut self, sink: &mut Sink, i: u32, t: &Thread) {
         let here = || obj(ObjectKind::Thread, i);
-        self.value(&t.globals, Expect::Table, || here().with(Segment::Field("globals")));
+        self.value(sink, &t.globals, Expect::Table, || here().with(Segment::Field("globals")));
         if let Some(n) = t.namecall {
             match self.ctx.object_kind(n) {
                 Some(ObjectKind::String) => {}
-                Some(k) => self.sink.error(
+                Some(k) => sink.error(
                     Code::WrongType,
                     here().with(Segment::Field("namecall method")),
                     format!("must be a string, but object #{n} is a {}", k.name()),
                 ),
-                None => self.sink.error(
+                None => sink.error(
                     Code::ObjectOutOfRange,
                     here().with(Segment::Field("namecall method")),
-                    format!("refers to object #{n}, but the snapshot has {} objects", self.ctx.s.objects.len()),
+                    format!("refers to object #{n}, but the snapshot has {} objects", self.ctx.s.object_count()),
                 ),
             }
         }
         match (&t.error, t.status) {
             (Some(e), ThreadStatus::Errored) => {
-                self.value(e, Expect::Any, || here().with(Segment::Field("error value")))
+                self.value(sink, e, Expect::Any, || here().with(Segment::Field("error value")))
             }
-            (None, ThreadStatus::Errored) => self.sink.error(
+            (None, ThreadStatus::Errored) => sink.error(
                 Code::BadThreadShape,
                 here().with(Segment::Field("error value")),
                 "an errored thread has no error value",
             ),
-            (Some(_), status) => self.sink.error(
+            (Some(_), status) => sink.error(
                 Code::BadThreadShape,
                 here().with(Segment::Field("error value")),
                 format!("a {} thread carries an error value", status.name()),
@@ -514,10 +515,10 @@ impl Walker<'_, '_> {
             (None, _) => {}
         }
         for (n, v) in t.stack.iter().enumerate() {
-            self.value(v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
+            self.value(sink, v, Expect::StackSlot, || here().with(Segment::Index("stack slot", n as u64)));
         }
         for (n, &u) in t.open_upvalues.iter().enumerate() {
-            self.upvalue_ref(u, || here().with(Segment::Index("open upvalue", n as u64)));
+            self.upvalue_ref(sink, u, || here().with(Segment::Index("open upvalue", n as u64)));
         }
     }
 }
@@ -535,12 +536,12 @@ enum KeyId {
 }
 
 impl KeyId {
-    fn of(v: &Value, string_canon: &[u32]) -> KeyId {
+    fn of(v: &Value, string_canon: &HashMap<u32, u32>) -> KeyId {
         match *v {
             Value::Boolean(b) => KeyId::Boolean(b),
             Value::Number(n) => KeyId::Number(if n == 0.0 { 0 } else { n.to_bits() }),
             Value::Vector(v) => KeyId::Vector(v.map(|c| if c == 0.0 { 0 } else { c.to_bits() })),
-            Value::Object(i) => KeyId::Object(string_canon.get(i as usize).copied().unwrap_or(i)),
+            Value::Object(i) => KeyId::Object(string_canon.get(&i).copied().unwrap_or(i)),
             Value::Permanent(i) => KeyId::Permanent(i),
             Value::IterPosition(p) => KeyId::Other(u64::from(p)),
             Value::LightUserdata { bits, .. } => KeyId::Other(bits),

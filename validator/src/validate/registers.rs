@@ -11,11 +11,16 @@ use crate::limits::PermanentKind;
 use crate::snapshot::*;
 use std::collections::HashSet;
 
-pub(crate) fn check(ctx: &Context<'_>, scripts: &[Option<VerifiedScript>], layouts: &super::Layouts, sink: &mut Sink) {
-    for (i, layout) in layouts {
-        let (Some(t), Some(layout)) = (ctx.thread(*i), layout) else { continue };
-        Frames { ctx, scripts, sink: &mut *sink, thread: *i, t, layout }.run();
-    }
+/// Thread object `thread` (`t`), whose frames derived to `layout`.
+pub(crate) fn check(
+    ctx: &Context<'_>,
+    scripts: &[Option<VerifiedScript>],
+    thread: u32,
+    t: &Thread,
+    layout: &ThreadLayout,
+    sink: &mut Sink,
+) {
+    Frames { ctx, scripts, sink, thread, t, layout }.run();
 }
 
 struct Frames<'c, 'a> {
@@ -39,7 +44,7 @@ impl Frames<'_, '_> {
 
     fn is_table(&self, v: Value) -> bool {
         match v {
-            Value::Object(i) => matches!(self.ctx.s.objects.get(i as usize), Some(Object::Table(_))),
+            Value::Object(i) => self.ctx.object_kind(i) == Some(ObjectKind::Table),
             Value::Permanent(p) => matches!(self.ctx.permanent_kind(p), Some(Some(PermanentKind::Table) | None)),
             _ => false,
         }
@@ -80,8 +85,8 @@ impl Frames<'_, '_> {
             for r in point.needs.tables.iter() {
                 let v = self.value(base + r);
                 let fresh = match v {
-                    Value::Object(i) => {
-                        matches!(self.ctx.s.objects.get(i as usize), Some(Object::Table(t)) if !t.readonly)
+                    Value::Object(i) if self.ctx.object_kind(i) == Some(ObjectKind::Table) => {
+                        matches!(self.ctx.object(i), Some(ObjectRef::Table(t)) if !t.readonly)
                     }
                     _ => false,
                 };
@@ -152,8 +157,11 @@ impl Frames<'_, '_> {
     /// keys; positions into permanent tables are the VM's to bound.
     fn position_in_range(&mut self, slot: u32, k: usize, state: Value, p: u32) {
         let Value::Object(ti) = state else { return };
-        let Some(Object::Table(table)) = self.ctx.s.objects.get(ti as usize) else { return };
-        let range = table.array.len() + table.hash.len().max(1);
+        if self.ctx.object_kind(ti) != Some(ObjectKind::Table) {
+            return;
+        }
+        let Some(ObjectRef::Table(table)) = self.ctx.object(ti) else { return };
+        let range = table.array_len() + table.hash_len().max(1);
         if p as usize > range {
             let path = self.slot_path(slot);
             self.sink.error(
@@ -166,10 +174,12 @@ impl Frames<'_, '_> {
 
     fn open_upvalues(&mut self) {
         for &u in &self.t.open_upvalues {
-            let Some(Object::Upvalue(Upvalue::Open { slot, .. })) = self.ctx.s.objects.get(u as usize) else {
-                continue; // the references and graph families report these
+            if self.ctx.object_kind(u) != Some(ObjectKind::Upvalue) {
+                continue; // the references family reports these
+            }
+            let Some(ObjectRef::Upvalue(Upvalue::Open { slot, .. })) = self.ctx.object(u) else {
+                continue; // the graph family reports these
             };
-            let slot = *slot;
             let path = obj(ObjectKind::Upvalue, u).with(Segment::Field("slot"));
             let Some(k) = self.layout.register_owner(slot) else {
                 self.sink.error(

@@ -3,7 +3,7 @@
 
 use super::{Context, obj};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
-use crate::snapshot::{Object, ObjectKind, UserdataKind};
+use crate::snapshot::{ObjectKind, Userdata, UserdataKind};
 
 pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
     let s = ctx.s;
@@ -18,16 +18,17 @@ pub(crate) fn check(ctx: &Context<'_>, sink: &mut Sink) {
             }
         }
     }
-    for (i, o) in s.objects.iter().enumerate() {
-        if let Object::Userdata(u) = o
-            && let UserdataKind::Codec { codec, tag, .. } = &u.kind
-            && !ctx.limits.codecs.contains(codec)
-        {
-            sink.error(
-                Code::UnknownCodec,
-                obj(ObjectKind::Userdata, i as u32),
-                format!("userdata with tag {tag} uses codec `{codec}`, which this host has not registered"),
-            );
-        }
+}
+
+/// Userdata object `i` (`u`) goes through a registered codec.
+pub(crate) fn userdata(ctx: &Context<'_>, sink: &mut Sink, i: u32, u: &Userdata) {
+    if let UserdataKind::Codec { codec, tag, .. } = &u.kind
+        && !ctx.limits.codecs.contains(codec)
+    {
+        sink.error(
+            Code::UnknownCodec,
+            obj(ObjectKind::Userdata, i),
+            format!("userdata with tag {tag} uses codec `{codec}`, which this host has not registered"),
+        );
     }
 }

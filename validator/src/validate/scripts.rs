@@ -102,37 +102,33 @@ impl Scripts<'_, '_> {
                 }
             }
         }
-        for (i, o) in s.objects.iter().enumerate() {
-            let Object::LuaClosure(c) = o else { continue };
-            let Some(Some(script)) = out.get(c.script as usize) else {
-                continue;
-            };
-            let here = || obj(ObjectKind::LuaClosure, i as u32);
-            match script.module.proto(c.proto) {
-                None => self.sink.error(
-                    Code::ProtoOutOfRange,
-                    here().with(Segment::Field("proto")),
-                    format!(
-                        "proto {} does not exist; script#{} has {} protos",
-                        c.proto,
-                        c.script,
-                        script.module.protos.len()
-                    ),
-                ),
-                Some(p) if usize::from(p.num_upvalues) != c.upvalues.len() => self.sink.error(
-                    Code::UpvalueCountMismatch,
-                    here().with(Segment::Field("upvalues")),
-                    format!(
-                        "{} upvalues, but proto {} ({}) has {}",
-                        c.upvalues.len(),
-                        c.proto,
-                        script.module.proto_name(c.proto),
-                        p.num_upvalues
-                    ),
-                ),
-                Some(_) => {}
-            }
-        }
         out
+    }
+}
+
+/// Luau closure object `i` (`c`): its proto exists in its script and has its upvalue count.
+pub(crate) fn closure(scripts: &[Option<VerifiedScript>], sink: &mut Sink, i: u32, c: &LuaClosure) {
+    let Some(Some(script)) = scripts.get(c.script as usize) else {
+        return;
+    };
+    let here = || obj(ObjectKind::LuaClosure, i);
+    match script.module.proto(c.proto) {
+        None => sink.error(
+            Code::ProtoOutOfRange,
+            here().with(Segment::Field("proto")),
+            format!("proto {} does not exist; script#{} has {} protos", c.proto, c.script, script.module.protos.len()),
+        ),
+        Some(p) if usize::from(p.num_upvalues) != c.upvalues.len() => sink.error(
+            Code::UpvalueCountMismatch,
+            here().with(Segment::Field("upvalues")),
+            format!(
+                "{} upvalues, but proto {} ({}) has {}",
+                c.upvalues.len(),
+                c.proto,
+                script.module.proto_name(c.proto),
+                p.num_upvalues
+            ),
+        ),
+        Some(_) => {}
     }
 }

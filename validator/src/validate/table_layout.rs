@@ -16,7 +16,7 @@
 //!
 //! Keys hashed by address do not take part: restore places them where this VM hashes them.
 
-use crate::snapshot::{Object, Snapshot, Table, Value};
+use crate::snapshot::{SnapshotView, TableRef, Value};
 
 /// Luau's string hash (`luaS_hash`): an ARX mix over 12-byte blocks while 32 or more bytes
 /// remain, then Lua 5.1's shift-add-xor over the rest, last byte first.
@@ -72,23 +72,24 @@ fn vector_hash(v: [f32; 3]) -> u32 {
 }
 
 /// The hash of a key hashed by its contents; `None` for keys hashed by address.
-fn content_hash(objects: &[Object], key: &Value) -> Option<u32> {
+fn content_hash<'s>(string: impl FnOnce(u32) -> Option<&'s [u8]>, key: &Value) -> Option<u32> {
     match *key {
         Value::Boolean(b) => Some(u32::from(b)),
         Value::Number(n) => Some(number_hash(n)),
         Value::Vector(v) => Some(vector_hash(v)),
-        Value::Object(i) => match objects.get(i as usize) {
-            Some(Object::String(bytes)) => Some(string_hash(bytes)),
-            _ => None,
-        },
+        Value::Object(i) => string(i).map(string_hash),
         _ => None,
     }
 }
 
 /// The main position of a key hashed by its contents in a hash part of `size` nodes (a power
-/// of two); `None` for keys hashed by address.
-pub(crate) fn main_position(objects: &[Object], key: &Value, size: usize) -> Option<usize> {
-    content_hash(objects, key).map(|h| h as usize & size.wrapping_sub(1))
+/// of two); `None` for keys hashed by address. `string(i)`: string object `i`'s bytes.
+pub(crate) fn main_position<'s>(
+    string: impl FnOnce(u32) -> Option<&'s [u8]>,
+    key: &Value,
+    size: usize,
+) -> Option<usize> {
+    content_hash(string, key).map(|h| h as usize & size.wrapping_sub(1))
 }
 
 /// Whether the VM would look for `n` in an array part of `array` slots.
@@ -97,29 +98,33 @@ pub(crate) fn in_array_range(n: f64, array: usize) -> bool {
 }
 
 /// Why a table's hash part is not laid out as Luau lays it out: (hash position, reason).
-pub(crate) fn problem(s: &Snapshot, t: &Table) -> Option<(usize, String)> {
-    let size = t.hash.len();
+pub(crate) fn problem(s: &SnapshotView, t: &TableRef<'_>) -> Option<(usize, String)> {
+    let size = t.hash_len();
     if size == 0 || !size.is_power_of_two() {
         return None; // an empty hash part, or a size R006 refuses
     }
     // The node each iteration position is written to.
-    let node_of = |p: usize| t.node_of.as_ref().map_or(Some(p), |m| m.get(p).map(|&n| n as usize));
+    let mut node_map = t.node_of();
     // Main position of the key at each node, for keys hashed by contents (`FREE`: empty or
     // hashed by address); four bytes a node, as node numbers are in the format.
     const FREE: u32 = u32::MAX;
     let mut at: Vec<u32> = vec![FREE; size];
-    for (p, entry) in t.hash.iter().enumerate() {
+    for (p, entry) in t.hash().enumerate() {
+        let node = match &mut node_map {
+            Some(m) => m.next().map(|n| n as usize),
+            None => Some(p),
+        };
         let Some((key, _)) = entry else { continue };
-        match *key {
-            Value::Number(n) if in_array_range(n, t.array.len()) => {
-                return Some((p, format!("the key {n} belongs to the array part ({} slots)", t.array.len())));
+        match key {
+            Value::Number(n) if in_array_range(n, t.array_len()) => {
+                return Some((p, format!("the key {n} belongs to the array part ({} slots)", t.array_len())));
             }
             Value::Vector(v) if v.iter().any(|c| c.is_nan()) => {
                 return Some((p, "a vector key with a NaN component".into()));
             }
             _ => {}
         }
-        let (Some(mp), Some(node)) = (main_position(&s.objects, key, size), node_of(p)) else { continue };
+        let (Some(mp), Some(node)) = (main_position(|i| s.string(i), &key, size), node) else { continue };
         if node < size {
             at[node] = mp as u32;
         }
@@ -137,8 +142,8 @@ pub(crate) fn problem(s: &Snapshot, t: &Table) -> Option<(usize, String)> {
             continue;
         }
         if at[mp as usize] != mp {
-            let position = match &t.node_of {
-                Some(map) => map.iter().position(|&n| n as usize == node).unwrap_or(node),
+            let position = match t.node_of() {
+                Some(mut map) => map.position(|n| n as usize == node).unwrap_or(node),
                 None => node,
             };
             return Some((

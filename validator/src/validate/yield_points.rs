@@ -9,9 +9,15 @@ use super::{Context, VerifiedScript};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use std::collections::BTreeSet;
 
-pub(crate) fn check(ctx: &Context<'_>, scripts: &[Option<VerifiedScript>], sink: &mut Sink) {
+/// `used`: (script, proto) of every proto a Luau closure of the snapshot runs.
+pub(crate) fn check(
+    ctx: &Context<'_>,
+    scripts: &[Option<VerifiedScript>],
+    used: &BTreeSet<(u32, u32)>,
+    sink: &mut Sink,
+) {
     let s = ctx.s;
-    let pairs = s.used_protos();
+    let pairs = used.iter().copied();
     let mut used: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); s.scripts.len()];
     for (script, proto) in pairs {
         if let Some(set) = used.get_mut(script as usize) {

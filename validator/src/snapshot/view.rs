@@ -1,0 +1,455 @@
+//! The decoded snapshot the checks and restore read: the snapshot's own bytes, decoded once in
+//! full to refuse anything malformed, and then one offset and one kind per object. An object is
+//! decoded again where it is read, a table's entries one at a time, so validating a snapshot
+//! holds a few bytes per object beside its bytes, not a tree of values (docs/FORMAT.md: every
+//! object decodes on its own from its offset).
+//!
+//! Re-reading cannot fail: the same decoder accepted the same bytes when the view was made (a
+//! failure here would be a bug, and ends an iteration early or reads as a missing object rather
+//! than panicking).
+
+use super::format::{DecodeError, Decoder, Head, Progression, decode_head, decode_object, decode_parts, scan_object};
+use super::*;
+use crate::limits::Limits;
+
+/// A snapshot's bytes with every object located: what [`crate::validate()`] checks and a
+/// [`crate::Verified`] snapshot holds.
+#[derive(Clone)]
+pub struct SnapshotView {
+    pub header: Header,
+    pub scripts: Vec<ScriptEntry>,
+    pub permanents: Vec<String>,
+    pub roots: Roots,
+    /// The objects' bytes (the objects section after its count); offsets below are into this.
+    bytes: Box<[u8]>,
+    /// Where each object's tag byte is.
+    offsets: Vec<u32>,
+    kinds: Vec<ObjectKind>,
+}
+
+impl std::fmt::Debug for SnapshotView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotView")
+            .field("header", &self.header)
+            .field("scripts", &self.scripts.len())
+            .field("permanents", &self.permanents.len())
+            .field("objects", &self.offsets.len())
+            .finish()
+    }
+}
+
+impl SnapshotView {
+    /// Decodes `data`, refusing what [`decode`] refuses, and keeps its objects in place.
+    pub fn decode(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
+        let parts = decode_parts(data, limits, |d, n| {
+            let start = d.pos();
+            let mut offsets = Vec::with_capacity(n);
+            let mut kinds = Vec::with_capacity(n);
+            for i in 0..n {
+                // decode_parts refuses inputs of 4 GiB or more, so every offset fits.
+                offsets.push((d.pos() - start) as u32);
+                kinds.push(scan_object(d, i as u32)?);
+            }
+            Ok((offsets, kinds, start..d.pos()))
+        })?;
+        let (offsets, kinds, objects) = parts.objects;
+        Ok(SnapshotView {
+            header: parts.header,
+            scripts: parts.scripts,
+            permanents: parts.permanents,
+            roots: parts.roots,
+            bytes: data[objects].into(),
+            offsets,
+            kinds,
+        })
+    }
+
+    /// The view of a model (encoded first: a model and its bytes are one snapshot).
+    pub fn of_model(model: &Snapshot) -> SnapshotView {
+        let bytes = super::format::encode(model);
+        // A model encodes to canonical bytes, which decode under limits that refuse nothing.
+        SnapshotView::decode(&bytes, super::format::unbounded()).unwrap_or_else(|_| SnapshotView::empty())
+    }
+
+    fn empty() -> SnapshotView {
+        SnapshotView {
+            header: Header {
+                luau_version: String::new(),
+                compiler: CompilerSettings::default(),
+                enabled_flags: Vec::new(),
+                permanents_digest: [0; 32],
+            },
+            scripts: Vec::new(),
+            permanents: Vec::new(),
+            roots: Roots { main_thread: 0, random_state: 0, globals_layout: Vec::new() },
+            bytes: Box::new([]),
+            offsets: Vec::new(),
+            kinds: Vec::new(),
+        }
+    }
+
+    /// The whole model, decoded (tools and tests; the checks read objects in place).
+    pub fn to_model(&self) -> Snapshot {
+        let mut objects = Vec::with_capacity(self.offsets.len());
+        for i in 0..self.offsets.len() as u32 {
+            let mut d = Decoder::trusted(&self.bytes, self.offsets[i as usize] as usize, None);
+            match decode_object(&mut d, i) {
+                Ok(o) => objects.push(o),
+                Err(_) => break,
+            }
+        }
+        Snapshot {
+            header: self.header.clone(),
+            scripts: self.scripts.clone(),
+            permanents: self.permanents.clone(),
+            objects,
+            roots: self.roots.clone(),
+        }
+    }
+
+    /// Bytes of the objects the view holds.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// Each object's kind, by index.
+    pub fn kinds(&self) -> &[ObjectKind] {
+        &self.kinds
+    }
+
+    pub fn kind(&self, i: u32) -> Option<ObjectKind> {
+        self.kinds.get(i as usize).copied()
+    }
+
+    /// Object `i`, decoded but for a table's entries; `None` when out of range.
+    pub fn object(&self, i: u32) -> Option<ObjectRef<'_>> {
+        let at = *self.offsets.get(i as usize)? as usize;
+        let mut d = Decoder::trusted(&self.bytes, at, None);
+        Some(match decode_head(&mut d, i, true).ok()? {
+            Head::String(b) => ObjectRef::String(b),
+            Head::Buffer(b) => ObjectRef::Buffer(b),
+            Head::Table(head) => ObjectRef::Table(TableRef::new(&self.bytes, head, d)),
+            Head::LuaClosure(c) => ObjectRef::LuaClosure(c),
+            Head::CClosure(c) => ObjectRef::CClosure(c),
+            Head::Upvalue(u) => ObjectRef::Upvalue(u),
+            Head::Thread(t) => ObjectRef::Thread(t),
+            Head::Userdata(u) => ObjectRef::Userdata(u),
+        })
+    }
+
+    /// Every object in index order.
+    pub fn objects(&self) -> impl Iterator<Item = (u32, ObjectRef<'_>)> {
+        (0..self.offsets.len() as u32).filter_map(|i| Some((i, self.object(i)?)))
+    }
+
+    /// Every object of kind `kind`, in index order (the others are not decoded).
+    pub fn objects_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, ObjectRef<'_>)> {
+        self.kinds.iter().enumerate().filter(move |(_, k)| **k == kind).filter_map(|(i, _)| {
+            let i = i as u32;
+            Some((i, self.object(i)?))
+        })
+    }
+
+    /// String object `i`'s bytes, if it is a string.
+    pub fn string(&self, i: u32) -> Option<&[u8]> {
+        if self.kind(i)? != ObjectKind::String {
+            return None;
+        }
+        match self.object(i)? {
+            ObjectRef::String(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// What function object `i` runs, read without decoding the rest of it (a frame's function
+    /// slot is looked up once per frame): a Luau closure's (script, proto), or a C closure's
+    /// function (a permanent index).
+    pub fn function(&self, i: u32) -> Option<Function> {
+        let kind = self.kind(i)?;
+        let at = *self.offsets.get(i as usize)? as usize + 1;
+        // Two varints after the tag: a frame's function slot is classified once per frame, so
+        // this reads them directly rather than decoding the closure.
+        let mut bytes = self.bytes.get(at..)?.iter();
+        let mut varint = || -> Option<u32> {
+            let mut v: u64 = 0;
+            for shift in (0..35).step_by(7) {
+                let b = *bytes.next()?;
+                v |= u64::from(b & 0x7f) << shift;
+                if b & 0x80 == 0 {
+                    return u32::try_from(v).ok();
+                }
+            }
+            None
+        };
+        match kind {
+            ObjectKind::LuaClosure => Some(Function::Lua { script: varint()?, proto: varint()? }),
+            ObjectKind::CClosure => Some(Function::C { function: varint()? }),
+            _ => None,
+        }
+    }
+
+    /// Thread object `i`, if it is a thread.
+    pub fn thread(&self, i: u32) -> Option<Box<Thread>> {
+        if self.kind(i)? != ObjectKind::Thread {
+            return None;
+        }
+        match self.object(i)? {
+            ObjectRef::Thread(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// (script index, proto id) of every proto a Luau closure of the snapshot runs, sorted and
+    /// without repeats.
+    pub fn used_protos(&self) -> Vec<(u32, u32)> {
+        let mut used: Vec<(u32, u32)> = self
+            .objects_of(ObjectKind::LuaClosure)
+            .filter_map(|(_, o)| match o {
+                ObjectRef::LuaClosure(c) => Some((c.script, c.proto)),
+                _ => None,
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used
+    }
+}
+
+/// What a closure runs ([`SnapshotView::function`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Lua { script: u32, proto: u32 },
+    C { function: u32 },
+}
+
+/// An object of a [`SnapshotView`]: decoded, but for a table's entries (a [`TableRef`] reads
+/// them in place) and with strings and buffers borrowed.
+pub enum ObjectRef<'a> {
+    String(&'a [u8]),
+    Table(TableRef<'a>),
+    LuaClosure(LuaClosure),
+    CClosure(CClosure),
+    Upvalue(Upvalue),
+    Thread(Box<Thread>),
+    Userdata(Box<Userdata>),
+    Buffer(&'a [u8]),
+}
+
+impl ObjectRef<'_> {
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            ObjectRef::String(_) => ObjectKind::String,
+            ObjectRef::Table(_) => ObjectKind::Table,
+            ObjectRef::LuaClosure(_) => ObjectKind::LuaClosure,
+            ObjectRef::CClosure(_) => ObjectKind::CClosure,
+            ObjectRef::Upvalue(_) => ObjectKind::Upvalue,
+            ObjectRef::Thread(_) => ObjectKind::Thread,
+            ObjectRef::Userdata(_) => ObjectKind::Userdata,
+            ObjectRef::Buffer(_) => ObjectKind::Buffer,
+        }
+    }
+
+    /// Calls `f` with every object this object refers to, as [`Object::for_each_reference`].
+    pub fn for_each_reference(&self, mut f: impl FnMut(u32)) {
+        let mut value = |v: &Value| {
+            if let Value::Object(i) = v {
+                f(*i)
+            }
+        };
+        match self {
+            ObjectRef::String(_) | ObjectRef::Buffer(_) => {}
+            ObjectRef::Table(t) => {
+                t.metatable.iter().for_each(&mut value);
+                t.array().for_each(|v| value(&v));
+                for (k, v) in t.hash().flatten() {
+                    value(&k);
+                    value(&v);
+                }
+            }
+            ObjectRef::LuaClosure(c) => {
+                value(&c.env.value());
+                c.upvalues.iter().for_each(|u| value(&Value::Object(*u)));
+            }
+            ObjectRef::CClosure(c) => {
+                value(&c.env.value());
+                c.upvalues.iter().for_each(value);
+            }
+            ObjectRef::Upvalue(Upvalue::Closed(v)) => value(v),
+            ObjectRef::Upvalue(Upvalue::Open { thread, .. }) => value(&Value::Object(*thread)),
+            ObjectRef::Thread(t) => {
+                value(&t.globals);
+                t.error.iter().for_each(&mut value);
+                t.stack.iter().for_each(&mut value);
+                t.open_upvalues.iter().for_each(|u| value(&Value::Object(*u)));
+                t.namecall.iter().for_each(|n| value(&Value::Object(*n)));
+            }
+            ObjectRef::Userdata(u) => u.metatable.iter().for_each(value),
+        }
+    }
+}
+
+/// A table whose entries are read in place: its fields, its parts' sizes, and iterators over
+/// its array part, hash part and node map.
+#[derive(Clone)]
+pub struct TableRef<'a> {
+    pub metatable: Option<Value>,
+    pub readonly: bool,
+    pub safeenv: bool,
+    pub insert_hint: i32,
+    bytes: &'a [u8],
+    array_at: usize,
+    array_len: usize,
+    /// The reference state where the array part starts.
+    array_state: Option<u32>,
+    /// Where the hash part starts, its size and the reference state there: found by reading
+    /// through the array part, once, when first asked.
+    hash: std::cell::OnceCell<(usize, usize, Option<u32>)>,
+    has_node_map: bool,
+}
+
+impl<'a> TableRef<'a> {
+    /// `d` stands at the array part.
+    fn new(bytes: &'a [u8], head: super::format::TableHead, d: Decoder<'a>) -> TableRef<'a> {
+        TableRef {
+            metatable: head.metatable,
+            readonly: head.readonly,
+            safeenv: head.safeenv,
+            insert_hint: head.insert_hint,
+            bytes,
+            array_at: d.pos(),
+            array_len: head.array_len,
+            array_state: d.last_object(),
+            hash: std::cell::OnceCell::new(),
+            has_node_map: head.has_node_map,
+        }
+    }
+
+    fn hash_part(&self) -> (usize, usize, Option<u32>) {
+        *self.hash.get_or_init(|| {
+            let mut values = self.array();
+            for _ in values.by_ref() {}
+            let mut d = values.d;
+            match d.hash_size(self.array_len) {
+                Ok(n) => (d.pos(), n, d.last_object()),
+                Err(_) => (d.pos(), 0, None),
+            }
+        })
+    }
+
+    /// The array part's size (holes included).
+    pub fn array_len(&self) -> usize {
+        self.array_len
+    }
+
+    /// The hash part's node count.
+    pub fn hash_len(&self) -> usize {
+        self.hash_part().1
+    }
+
+    pub fn has_node_map(&self) -> bool {
+        self.has_node_map
+    }
+
+    /// The array part's values, in order.
+    pub fn array(&self) -> ArrayValues<'a> {
+        ArrayValues {
+            d: Decoder::trusted(self.bytes, self.array_at, self.array_state),
+            left: self.array_len,
+            p: Progression::default(),
+        }
+    }
+
+    /// The hash part in iteration order; `None` is an unused node.
+    pub fn hash(&self) -> HashNodes<'a> {
+        let (at, len, state) = self.hash_part();
+        HashNodes { d: Decoder::trusted(self.bytes, at, state), left: len }
+    }
+
+    /// The node of each iteration position (`u32::MAX` for an empty one), when the table has a
+    /// node map.
+    pub fn node_of(&self) -> Option<NodeMap<'a>> {
+        if !self.has_node_map {
+            return None;
+        }
+        let mut nodes = self.hash();
+        let left = nodes.left;
+        for _ in nodes.by_ref() {}
+        Some(NodeMap { d: nodes.d, left })
+    }
+}
+
+/// The values of an array part, read in place.
+pub struct ArrayValues<'a> {
+    d: Decoder<'a>,
+    left: usize,
+    p: Progression,
+}
+
+impl Iterator for ArrayValues<'_> {
+    type Item = Value;
+    #[inline]
+    fn next(&mut self) -> Option<Value> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let v = self.d.array_slot(&mut self.p);
+        if v.is_err() {
+            self.left = 0;
+        }
+        v.ok()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+/// The nodes of a hash part, read in place.
+pub struct HashNodes<'a> {
+    d: Decoder<'a>,
+    left: usize,
+}
+
+impl Iterator for HashNodes<'_> {
+    type Item = Option<(Value, Value)>;
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let n = self.d.hash_node();
+        if n.is_err() {
+            self.left = 0;
+        }
+        n.ok()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+/// A node map, read in place.
+pub struct NodeMap<'a> {
+    d: Decoder<'a>,
+    left: usize,
+}
+
+impl Iterator for NodeMap<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let n = self.d.node_map_entry();
+        if n.is_err() {
+            self.left = 0;
+        }
+        n.ok()
+    }
+}
