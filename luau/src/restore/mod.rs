@@ -175,6 +175,21 @@ impl<'a, 'v> Builder<'a, 'v> {
                 self.session.thread(idx, slots as c_int, frames as c_int).map_err(refused(path))?;
                 continue;
             }
+            if kind == ObjectKind::LuaClosure {
+                // Its proto and upvalue count; the upvalues themselves are read when filled.
+                let (script, proto, n) = s.closure_shape(i as u32).ok_or_else(|| RestoreError::Build {
+                    path: path(),
+                    message: "the closure does not decode".into(),
+                })?;
+                let proto = self
+                    .protos
+                    .get(script as usize)
+                    .and_then(|p| p.get(proto as usize))
+                    .copied()
+                    .ok_or_else(|| RestoreError::Build { path: path(), message: "proto out of range".into() })?;
+                self.session.lua_closure(idx, proto, n as c_int).map_err(refused(path))?;
+                continue;
+            }
             let o = s
                 .object(i as u32)
                 .ok_or_else(|| RestoreError::Build { path: path(), message: "the object does not decode".into() })?;
@@ -182,13 +197,6 @@ impl<'a, 'v> Builder<'a, 'v> {
                 ObjectRef::String(b) => self.session.string(idx, b),
                 ObjectRef::Buffer(b) => self.session.buffer(idx, b),
                 ObjectRef::Table(t) => self.session.table(idx, t.array_len() as c_int, t.hash_len() as c_int),
-                ObjectRef::LuaClosure(c) => {
-                    let proto =
-                        self.protos.get(c.script as usize).and_then(|p| p.get(c.proto as usize)).copied().ok_or_else(
-                            || RestoreError::Build { path: path(), message: "proto out of range".into() },
-                        )?;
-                    self.session.lua_closure(idx, proto, c.upvalues.len() as c_int)
-                }
                 ObjectRef::CClosure(c) => {
                     let r = *self.permanents.get(c.function as usize).ok_or_else(|| RestoreError::Build {
                         path: path(),
@@ -200,7 +208,7 @@ impl<'a, 'v> Builder<'a, 'v> {
                     let (tag, data) = self.userdata_payload(i, &u)?;
                     self.session.userdata(idx, tag, &data)
                 }
-                ObjectRef::Upvalue(_) | ObjectRef::Thread(_) => Ok(()),
+                ObjectRef::Upvalue(_) | ObjectRef::Thread(_) | ObjectRef::LuaClosure(_) => Ok(()),
             }
             .map_err(refused(path))?;
         }

@@ -549,6 +549,7 @@ impl<'a> Decoder<'a> {
         self.varint_long(what)
     }
 
+    #[inline]
     fn varint_long(&mut self, what: &str) -> Result<u64, DecodeError> {
         // Two and three bytes (indices and deltas into a large state) without the loop.
         if let Some(&[b0, b1, ref rest @ ..]) = self.data.get(self.pos..)
@@ -567,6 +568,11 @@ impl<'a> Decoder<'a> {
                 return Ok(u64::from(b0 & 0x7f) | u64::from(b1 & 0x7f) << 7 | u64::from(b2) << 14);
             }
         }
+        self.varint_loop(what)
+    }
+
+    #[inline(never)]
+    fn varint_loop(&mut self, what: &str) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut result: u64 = 0;
         let mut shift = 0u32;
@@ -790,16 +796,21 @@ impl<'a> Decoder<'a> {
 
     /// A function's environment: a value naming an object or a permanent (which one is a table
     /// is the references family's to check, with every other reference).
-    fn env(&mut self) -> Result<EnvRef, DecodeError> {
+    #[inline]
+    pub(crate) fn env(&mut self) -> Result<EnvRef, DecodeError> {
         let start = self.pos;
         let v = self.value("environment")?;
-        EnvRef::of(v).ok_or_else(|| {
-            self.pos = start;
-            self.fail(
-                Code::WrongType,
-                format!("environment: must be a table, found {}", crate::validate::value_text(&v)),
-            )
-        })
+        match EnvRef::of(v) {
+            Some(e) => Ok(e),
+            None => Err(self.not_env(start, &v)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_env(&mut self, start: usize, v: &Value) -> DecodeError {
+        self.pos = start;
+        self.fail(Code::WrongType, format!("environment: must be a table, found {}", crate::validate::value_text(v)))
     }
 
     fn opt_value(&mut self, what: &str) -> Result<Option<Value>, DecodeError> {
@@ -1062,6 +1073,13 @@ impl<'a> Decoder<'a> {
         self.fail(Code::NonCanonical, message)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn upvalue_out_of_range(&mut self, at: usize) -> DecodeError {
+        self.pos = at;
+        self.fail(Code::BadVarint, "upvalue reference out of the index range")
+    }
+
     /// The hash part's size, after an array part of `array_len` slots.
     pub(crate) fn hash_size(&mut self, array_len: usize) -> Result<usize, DecodeError> {
         let budget = self.limits.max_table_entries.saturating_sub(array_len);
@@ -1154,6 +1172,16 @@ pub(crate) fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, D
     })
 }
 
+/// A Luau closure's (script, proto, upvalue count), with `d` just past its tag: what making the
+/// closure needs, without its upvalue list.
+pub(crate) fn closure_shape(d: &mut Decoder<'_>) -> Option<(u32, u32, usize)> {
+    let script = d.u32v("script index").ok()?;
+    let proto = d.u32v("proto id").ok()?;
+    d.env().ok()?;
+    let n = usize::try_from(d.varint("upvalue count").ok()?).ok()?;
+    Some((script, proto, n))
+}
+
 /// Checks object `index` as [`decode_object`] does, keeping nothing of a table's entries.
 pub(crate) fn scan_object(d: &mut Decoder<'_>, index: u32) -> Result<ObjectKind, DecodeError> {
     Ok(match decode_head(d, index, false)? {
@@ -1238,12 +1266,13 @@ pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32, keep: bool) -> Re
             let upvalues = UpvalueRefs::try_from_fn(n, |_| {
                 let start = d.pos;
                 let delta = unzigzag64(d.varint("upvalue reference")?);
-                let u = u32::try_from(i64::from(d.last_upvalue) + delta).map_err(|_| {
-                    d.pos = start;
-                    d.fail(Code::BadVarint, "upvalue reference out of the index range")
-                })?;
-                d.last_upvalue = u;
-                Ok::<_, DecodeError>(u)
+                match u32::try_from(i64::from(d.last_upvalue) + delta) {
+                    Ok(u) => {
+                        d.last_upvalue = u;
+                        Ok(u)
+                    }
+                    Err(_) => Err(d.upvalue_out_of_range(start)),
+                }
             })?;
             Head::LuaClosure(LuaClosure { script, proto, env, upvalues })
         }

@@ -192,6 +192,15 @@ impl SnapshotView {
         }
     }
 
+    /// Luau closure `i`'s (script, proto, upvalue count), without decoding its upvalues.
+    pub fn closure_shape(&self, i: u32) -> Option<(u32, u32, usize)> {
+        if self.kind(i)? != ObjectKind::LuaClosure {
+            return None;
+        }
+        let mut d = Decoder::trusted(&self.bytes, *self.offsets.get(i as usize)? as usize + 1, Some(i));
+        super::format::closure_shape(&mut d)
+    }
+
     /// Thread object `i`, if it is a thread.
     pub fn thread(&self, i: u32) -> Option<Box<Thread>> {
         if self.kind(i)? != ObjectKind::Thread {
@@ -306,8 +315,8 @@ pub struct TableRef<'a> {
     /// The reference state where the array part starts.
     array_state: Option<u32>,
     /// Where the hash part starts, its size and the reference state there: found by reading
-    /// through the array part, once, when first asked.
-    hash: std::cell::OnceCell<(usize, usize, Option<u32>)>,
+    /// through the array part, once, when first asked or when the array is first read through.
+    hash: HashPart,
     has_node_map: bool,
 }
 
@@ -330,14 +339,20 @@ impl<'a> TableRef<'a> {
 
     fn hash_part(&self) -> (usize, usize, Option<u32>) {
         *self.hash.get_or_init(|| {
-            let mut values = self.array();
+            let mut values = self.values(None);
             for _ in values.by_ref() {}
-            let mut d = values.d;
-            match d.hash_size(self.array_len) {
-                Ok(n) => (d.pos(), n, d.last_object()),
-                Err(_) => (d.pos(), 0, None),
-            }
+            hash_after(&mut values.d, self.array_len)
         })
+    }
+
+    fn values(&self, found: Option<&'a HashPart>) -> ArrayValues<'a> {
+        ArrayValues {
+            d: Decoder::trusted(self.bytes, self.array_at, self.array_state),
+            left: self.array_len,
+            p: Progression::default(),
+            array_len: self.array_len,
+            found,
+        }
     }
 
     /// The array part's size (holes included).
@@ -355,11 +370,17 @@ impl<'a> TableRef<'a> {
     }
 
     /// The array part's values, in order.
-    pub fn array(&self) -> ArrayValues<'a> {
+    pub fn array<'t>(&'t self) -> ArrayValues<'t>
+    where
+        'a: 't,
+    {
+        // Read to its end, it finds where the hash part starts: no second read for `hash`.
         ArrayValues {
             d: Decoder::trusted(self.bytes, self.array_at, self.array_state),
             left: self.array_len,
             p: Progression::default(),
+            array_len: self.array_len,
+            found: Some(&self.hash),
         }
     }
 
@@ -387,6 +408,19 @@ pub struct ArrayValues<'a> {
     d: Decoder<'a>,
     left: usize,
     p: Progression,
+    array_len: usize,
+    /// Where to record the hash part's start once the array is read through.
+    found: Option<&'a HashPart>,
+}
+
+type HashPart = std::cell::OnceCell<(usize, usize, Option<u32>)>;
+
+/// The hash part's start, size and reference state, with `d` just past the array part.
+fn hash_after(d: &mut Decoder<'_>, array_len: usize) -> (usize, usize, Option<u32>) {
+    match d.hash_size(array_len) {
+        Ok(n) => (d.pos(), n, d.last_object()),
+        Err(_) => (d.pos(), 0, None),
+    }
 }
 
 impl Iterator for ArrayValues<'_> {
@@ -398,8 +432,19 @@ impl Iterator for ArrayValues<'_> {
         }
         self.left -= 1;
         let v = self.d.array_slot(&mut self.p);
-        if v.is_err() {
-            self.left = 0;
+        match v {
+            Err(_) => {
+                self.left = 0;
+                self.found = None;
+            }
+            Ok(_) if self.left == 0 => {
+                if let Some(cell) = self.found.take()
+                    && cell.get().is_none()
+                {
+                    let _ = cell.set(hash_after(&mut self.d, self.array_len));
+                }
+            }
+            Ok(_) => {}
         }
         v.ok()
     }

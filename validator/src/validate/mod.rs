@@ -22,7 +22,6 @@
 
 mod frames;
 mod graph;
-mod layout_cache;
 mod limits;
 mod matcher;
 mod references;
@@ -111,8 +110,6 @@ pub struct Verified<T> {
     /// the layouts again): the stack cap, and each permanent's allowlisted kind.
     derive_limits: Limits,
     permanent_kinds: Vec<Option<PermanentKind>>,
-    /// The layouts validation derived, as far as they fit the cache's budget.
-    layouts: layout_cache::LayoutCache,
     warnings: Vec<crate::Diagnostic>,
     /// Layouts replaced by hand (the `tamper` feature's tests only).
     #[cfg(feature = "tamper")]
@@ -161,7 +158,7 @@ impl Verified<Snapshot> {
             if let Some((_, l)) = self.tampered_layouts.iter().find(|(at, _)| *at == i) {
                 return Some((i, t, Some(l.clone())));
             }
-            let layout = self.layouts.get(i).or_else(|| frames::derive(&ctx, &scripts, i, &t, &mut Sink::new(1)));
+            let layout = frames::derive(&ctx, &scripts, i, &t, &mut Sink::new(1));
             Some((i, t, layout))
         })
     }
@@ -230,9 +227,6 @@ pub fn validate_view(
     let mut reach = graph::Reach::new(&ctx);
     let mut matches = matcher::Matches::new(&ctx);
     let mut chains = graph::Chains::default();
-    // Layouts kept for restore, in at most half the snapshot's size.
-    let threads = view.kinds().iter().filter(|k| **k == ObjectKind::Thread).count();
-    let mut layouts = layout_cache::LayoutCache::with_budget(view.byte_len() / 2, threads);
     // One pass over the objects, each decoded once, every family seeing it in turn; a thread's
     // frames are derived here and read by the families about frames, then dropped.
     for (i, o) in view.objects() {
@@ -251,7 +245,6 @@ pub fn validate_view(
                 if let Some(layout) = &layout {
                     registers::check(&ctx, &scripts, i, t, layout, sink);
                     matches.thread(&ctx, i, t, layout, sink);
-                    layouts.keep(i, layout);
                 }
                 chains.thread(&ctx, i, t, layout.as_ref(), sink);
             }
@@ -276,7 +269,6 @@ pub fn validate_view(
         scripts,
         derive_limits: Limits { max_stack_slots: limits.max_stack_slots, ..Limits::default() },
         permanent_kinds,
-        layouts,
         warnings: report.diagnostics,
         #[cfg(feature = "tamper")]
         tampered_layouts: Vec::new(),
