@@ -1,10 +1,13 @@
 //! `validate`: bytes in, `Verified<Snapshot>` or a [`Report`] out.
 //!
-//! One module per family of checks, run in data-flow order over the decoded model. Each family
-//! is a `check` function that takes the shared, read-only [`Context`], the outputs of the
-//! families before it, and the [`Sink`] findings go to:
+//! The bytes are decoded once in full ([`SnapshotView::decode`]: anything malformed is refused
+//! there) into a view that keeps one offset and one kind per object. Then one pass over the
+//! objects, each decoded in place once, hands every object to every family that looks at it;
+//! a thread's frames are derived in that pass and read by the families about frames, then
+//! dropped. Each family is a module whose functions take the shared, read-only [`Context`] and
+//! the [`Sink`] findings go to:
 //!
-//! - [`limits`]: totals a model built in memory could exceed (decoding bounded the rest);
+//! - [`limits`]: sizes per object and the memory a restore would build;
 //! - [`references`]: every reference in range and of the type its slot requires (one pass over
 //!   the objects, with the string-equality classes);
 //! - [`scripts`]: sources, bytecode and protos, through the host's [`ScriptCatalog`];
@@ -15,7 +18,7 @@
 //!   generic-for positions only in live loops; open upvalues only on registers that get closed;
 //! - [`matcher`]: pattern matching suspended mid-match: its state buffer against its subject
 //!   and pattern;
-//! - [`graph`]: reachability, open-upvalue ownership, resume chains;
+//! - [`graph`]: reachability (computed as the pass goes), open-upvalue ownership, resume chains;
 //! - [`sandbox`]: allowlisted permanents and codecs.
 //!
 //! Independent findings are all reported, up to [`Limits::max_diagnostics`].
