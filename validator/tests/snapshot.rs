@@ -89,6 +89,50 @@ proptest! {
         prop_assert_eq!(encode(&verified.to_model()), bytes, "encode(decode(b)) == b");
     }
 
+    /// The view reads every object as the model holds it: a table's parts whichever is read
+    /// first (reading the array through records where the hash part starts), node maps too.
+    #[test]
+    fn the_view_reads_objects_as_the_model_holds_them(specs in proptest::collection::vec(object_spec(), 0..24)) {
+        let mut model = build(&specs);
+        // A node map (a rotation of the hash part's positions) on every table with two or more.
+        for o in &mut model.objects {
+            if let Object::Table(t) = o && t.hash.len() >= 2 {
+                let n = t.hash.len() as u32;
+                t.node_of = Some((0..n).map(|p| if t.hash[p as usize].is_some() { (p + 1) % n } else { u32::MAX }).collect());
+            }
+        }
+        let view = SnapshotView::decode(&encode(&model), &limits()).map_err(|d| TestCaseError::fail(d.to_string()))?;
+        prop_assert_eq!(view.object_count(), model.objects.len());
+        for (i, o) in model.objects.iter().enumerate() {
+            let got = view.object(i as u32).expect("every object decodes");
+            prop_assert_eq!(got.kind(), o.kind());
+            match (o, got) {
+                (Object::Table(t), ObjectRef::Table(r)) => {
+                    let map: Option<Vec<u32>> = r.node_of().map(Iterator::collect);
+                    prop_assert_eq!(&map, &t.node_of);
+                    prop_assert_eq!(r.hash().collect::<Vec<_>>(), t.hash.clone(), "hash part read first");
+                    prop_assert_eq!(r.array().collect::<Vec<_>>(), t.array.clone());
+                    let again = match view.object(i as u32) { Some(ObjectRef::Table(r)) => r, _ => unreachable!() };
+                    prop_assert_eq!(again.array().collect::<Vec<_>>(), t.array.clone());
+                    prop_assert_eq!(again.hash_len(), t.hash.len(), "array read first");
+                    prop_assert_eq!(again.hash().collect::<Vec<_>>(), t.hash.clone());
+                }
+                (Object::LuaClosure(c), ObjectRef::LuaClosure(g)) => {
+                    prop_assert_eq!(&g, c);
+                    prop_assert_eq!(view.closure_shape(i as u32), Some((c.script, c.proto, c.upvalues.len())));
+                    prop_assert_eq!(view.function(i as u32), Some(Function::Lua { script: c.script, proto: c.proto }));
+                }
+                (Object::String(b), ObjectRef::String(g)) => prop_assert_eq!(g, b.as_slice()),
+                (Object::Thread(t), ObjectRef::Thread(g)) => prop_assert_eq!(&*g, &**t),
+                (Object::CClosure(c), ObjectRef::CClosure(g)) => {
+                    prop_assert_eq!(&g, c);
+                    prop_assert_eq!(view.function(i as u32), Some(Function::C { function: c.function }));
+                }
+                _ => {}
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = validate(&bytes, &limits(), &TestCatalog);
