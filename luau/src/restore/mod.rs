@@ -366,7 +366,8 @@ impl<'a, 'v> Builder<'a, 'v> {
             .1
             .take()
             .ok_or_else(|| RestoreError::Build { path: format!("thread#{i}"), message: "filled twice".into() })?;
-        let layout = self.threads[at].2.clone();
+        // Nothing reads the layout once its thread is filled.
+        let layout = std::mem::replace(&mut self.threads[at].2, ThreadLayout { frames: Vec::new(), base: 0, top: 0 });
         // An errored thread is its error value, where coroutine.close finds it (stack top).
         let errored;
         let stack: &[Value] = if t.status == ThreadStatus::Errored {

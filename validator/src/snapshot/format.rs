@@ -601,15 +601,16 @@ impl<'a> Decoder<'a> {
         let v = self.varint(what)?;
         match u32::try_from(v) {
             Ok(v) => Ok(v),
-            Err(_) => Err(self.too_wide(start, what, v)),
+            Err(_) => Err(self.refuse_at(start, Code::BadVarint, format_args!("{what}: {v} does not fit in 32 bits"))),
         }
     }
 
+    /// A refusal at `at`, formatted only here: the reads above stay small on their hot paths.
     #[cold]
     #[inline(never)]
-    fn too_wide(&mut self, start: usize, what: &str, v: u64) -> DecodeError {
-        self.pos = start;
-        self.fail(Code::BadVarint, format!("{what}: {v} does not fit in 32 bits"))
+    fn refuse_at(&mut self, at: usize, code: Code, message: std::fmt::Arguments<'_>) -> DecodeError {
+        self.pos = at;
+        self.fail(code, message.to_string())
     }
 
     #[inline]
@@ -617,15 +618,12 @@ impl<'a> Decoder<'a> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
-            b => Err(self.not_boolean(what, b)),
+            b => Err(self.refuse_at(
+                self.pos - 1,
+                Code::NonCanonical,
+                format_args!("{what}: boolean byte {b} (must be 0 or 1)"),
+            )),
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn not_boolean(&mut self, what: &str, b: u8) -> DecodeError {
-        self.pos -= 1;
-        self.fail(Code::NonCanonical, format!("{what}: boolean byte {b} (must be 0 or 1)"))
     }
 
     /// A count whose elements take at least `min_size` bytes each, bounded by `limit`.
@@ -713,7 +711,11 @@ impl<'a> Decoder<'a> {
                 let i = unzigzag64(self.varint(what)?);
                 // Exactly the integers `as_integer` gives back: magnitude below 2^53.
                 if i.unsigned_abs() >= 1 << 53 {
-                    return Err(self.inexact_integer(start, what, i));
+                    return Err(self.refuse_at(
+                        start,
+                        Code::NonCanonical,
+                        format_args!("{what}: integer {i} is out of the exact range"),
+                    ));
                 }
                 Value::Number(i as f64)
             }
@@ -721,7 +723,11 @@ impl<'a> Decoder<'a> {
                 let start = self.pos;
                 let i = self.u32v(what)?;
                 if self.last_object.map_or(i == 0, |last| last.checked_add(1) == Some(i)) {
-                    return Err(self.not_next(start, what, i));
+                    return Err(self.refuse_at(
+                        start,
+                        Code::NonCanonical,
+                        format_args!("{what}: object {i} follows the last reference (NEXT)"),
+                    ));
                 }
                 self.last_object = Some(i);
                 Value::Object(i)
@@ -731,7 +737,13 @@ impl<'a> Decoder<'a> {
                     None => 0,
                     Some(last) => match last.checked_add(1) {
                         Some(i) => i,
-                        None => return Err(self.next_past_range(what)),
+                        None => {
+                            return Err(self.refuse_at(
+                                self.pos - 1,
+                                Code::BadVarint,
+                                format_args!("{what}: the next object is past the index range"),
+                            ));
+                        }
                     },
                 };
                 self.last_object = Some(i);
@@ -739,27 +751,6 @@ impl<'a> Decoder<'a> {
             }
             other => return self.rare_value(other, what),
         })
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn inexact_integer(&mut self, start: usize, what: &str, i: i64) -> DecodeError {
-        self.pos = start;
-        self.fail(Code::NonCanonical, format!("{what}: integer {i} is out of the exact range"))
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn not_next(&mut self, start: usize, what: &str, i: u32) -> DecodeError {
-        self.pos = start;
-        self.fail(Code::NonCanonical, format!("{what}: object {i} follows the last reference (NEXT)"))
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn next_past_range(&mut self, what: &str) -> DecodeError {
-        self.pos -= 1;
-        self.fail(Code::BadVarint, format!("{what}: the next object is past the index range"))
     }
 
     /// The value tags [`Decoder::value`] leaves out of line (tag `t` was just read).
@@ -802,15 +793,12 @@ impl<'a> Decoder<'a> {
         let v = self.value("environment")?;
         match EnvRef::of(v) {
             Some(e) => Ok(e),
-            None => Err(self.not_env(start, &v)),
+            None => Err(self.refuse_at(
+                start,
+                Code::WrongType,
+                format_args!("environment: must be a table, found {}", crate::validate::value_text(&v)),
+            )),
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn not_env(&mut self, start: usize, v: &Value) -> DecodeError {
-        self.pos = start;
-        self.fail(Code::WrongType, format!("environment: must be a table, found {}", crate::validate::value_text(v)))
     }
 
     fn opt_value(&mut self, what: &str) -> Result<Option<Value>, DecodeError> {
@@ -1048,7 +1036,11 @@ impl<'a> Decoder<'a> {
         let step = p.step();
         let v = if self.peek() == Some(tag::STEP) {
             let Some(s) = step else {
-                return Err(self.bad_step(self.pos, "array slot: a step where the two before are not numbers"));
+                return Err(self.refuse_at(
+                    self.pos,
+                    Code::NonCanonical,
+                    format_args!("array slot: a step where the two before are not numbers"),
+                ));
             };
             self.pos += 1;
             Value::Number(s)
@@ -1058,26 +1050,16 @@ impl<'a> Decoder<'a> {
             if let (Value::Number(n), Some(s)) = (&v, step)
                 && s.to_bits() == n.to_bits()
             {
-                return Err(self.bad_step(start, "array slot: continues the progression before it (STEP)"));
+                return Err(self.refuse_at(
+                    start,
+                    Code::NonCanonical,
+                    format_args!("array slot: continues the progression before it (STEP)"),
+                ));
             }
             v
         };
         p.push(&v);
         Ok(v)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn bad_step(&mut self, at: usize, message: &'static str) -> DecodeError {
-        self.pos = at;
-        self.fail(Code::NonCanonical, message)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn upvalue_out_of_range(&mut self, at: usize) -> DecodeError {
-        self.pos = at;
-        self.fail(Code::BadVarint, "upvalue reference out of the index range")
     }
 
     /// The hash part's size, after an array part of `array_len` slots.
@@ -1108,6 +1090,7 @@ impl<'a> Decoder<'a> {
 }
 
 /// Limits that refuse nothing: for re-reading bytes that were decoded under the real ones.
+#[cfg(feature = "tamper")]
 pub(crate) fn unbounded() -> &'static Limits {
     &UNBOUNDED
 }
@@ -1271,7 +1254,11 @@ pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32, keep: bool) -> Re
                         d.last_upvalue = u;
                         Ok(u)
                     }
-                    Err(_) => Err(d.upvalue_out_of_range(start)),
+                    Err(_) => Err(d.refuse_at(
+                        start,
+                        Code::BadVarint,
+                        format_args!("upvalue reference out of the index range"),
+                    )),
                 }
             })?;
             Head::LuaClosure(LuaClosure { script, proto, env, upvalues })

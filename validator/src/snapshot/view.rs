@@ -64,30 +64,6 @@ impl SnapshotView {
         })
     }
 
-    /// The view of a model (encoded first: a model and its bytes are one snapshot).
-    pub fn of_model(model: &Snapshot) -> SnapshotView {
-        let bytes = super::format::encode(model);
-        // A model encodes to canonical bytes, which decode under limits that refuse nothing.
-        SnapshotView::decode(&bytes, super::format::unbounded()).unwrap_or_else(|_| SnapshotView::empty())
-    }
-
-    fn empty() -> SnapshotView {
-        SnapshotView {
-            header: Header {
-                luau_version: String::new(),
-                compiler: CompilerSettings::default(),
-                enabled_flags: Vec::new(),
-                permanents_digest: [0; 32],
-            },
-            scripts: Vec::new(),
-            permanents: Vec::new(),
-            roots: Roots { main_thread: 0, random_state: 0, globals_layout: Vec::new() },
-            bytes: Box::new([]),
-            offsets: Vec::new(),
-            kinds: Vec::new(),
-        }
-    }
-
     /// The whole model, decoded (tools and tests; the checks read objects in place).
     pub fn to_model(&self) -> Snapshot {
         let mut objects = Vec::with_capacity(self.offsets.len());
@@ -105,11 +81,6 @@ impl SnapshotView {
             objects,
             roots: self.roots.clone(),
         }
-    }
-
-    /// Bytes of the objects the view holds.
-    pub fn byte_len(&self) -> usize {
-        self.bytes.len()
     }
 
     pub fn object_count(&self) -> usize {
@@ -210,21 +181,6 @@ impl SnapshotView {
             ObjectRef::Thread(t) => Some(t),
             _ => None,
         }
-    }
-
-    /// (script index, proto id) of every proto a Luau closure of the snapshot runs, sorted and
-    /// without repeats.
-    pub fn used_protos(&self) -> Vec<(u32, u32)> {
-        let mut used: Vec<(u32, u32)> = self
-            .objects_of(ObjectKind::LuaClosure)
-            .filter_map(|(_, o)| match o {
-                ObjectRef::LuaClosure(c) => Some((c.script, c.proto)),
-                _ => None,
-            })
-            .collect();
-        used.sort_unstable();
-        used.dedup();
-        used
     }
 }
 

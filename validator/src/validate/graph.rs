@@ -68,25 +68,20 @@ impl Reach {
         if !self.reached.get(i as usize).copied().unwrap_or(false) {
             return;
         }
-        let Reach { reached, behind, .. } = self;
-        let mut mark = |w: u32| {
+        // A newly reached object behind the pass is expanded at once; one ahead of it, when the
+        // pass decodes it.
+        fn mark(reached: &mut [bool], behind: &mut Vec<u32>, w: u32, at: u32) {
             if let Some(r) = reached.get_mut(w as usize)
                 && !std::mem::replace(r, true)
-                && w <= i
+                && w <= at
             {
                 behind.push(w);
             }
-        };
-        refs_here(i, &mut mark);
+        }
+        let Reach { reached, behind, .. } = self;
+        refs_here(i, &mut |w| mark(reached, behind, w, i));
         while let Some(v) = behind.pop() {
-            refs(v, &mut |w: u32| {
-                if let Some(r) = reached.get_mut(w as usize)
-                    && !std::mem::replace(r, true)
-                    && w <= i
-                {
-                    behind.push(w);
-                }
-            });
+            refs(v, &mut |w| mark(reached, behind, w, i));
         }
     }
 }
