@@ -195,6 +195,57 @@ lua_State* thread_at(AmberVm* vm, int index)
     return &object_at(vm, index, LUA_TTHREAD)->th;
 }
 
+// Frame `frame` (1-based) of thread `T`, as `f` describes it.
+void restore_frame(lua_State* T, int frame, const AmberFrameInfo* f)
+{
+    if (frame < 1 || frame >= T->size_ci)
+        fail("frame index out of range");
+    int limit = T->stacksize - EXTRA_STACK;
+    if (f->func < 0 || f->base <= f->func || f->base > limit || f->top < f->base || f->top > limit)
+        fail("frame geometry outside the stack");
+    CallInfo* ci = T->base_ci + frame;
+    StkId func = T->stack + f->func;
+    if (!ttisfunction(func))
+        fail("frame function slot does not hold a function");
+    Closure* cl = clvalue(func);
+    ci->func = func;
+    ci->base = T->stack + f->base;
+    ci->top = T->stack + f->top;
+    if (f->nresults < LUA_MULTRET || f->nresults > LUAI_MAXCSTACK)
+        fail("frame result count out of range");
+    ci->nresults = f->nresults;
+    if (f->flags & ~unsigned(LUA_CALLINFO_RETURN | LUA_CALLINFO_HANDLE | LUA_CALLINFO_OPYIELD))
+        fail("frame flags outside RETURN, HANDLE and OPYIELD");
+    ci->flags = f->flags;
+    if (f->is_lua)
+    {
+        if (cl->isC)
+            fail("a Luau frame's function is a C function");
+        Proto* p = cl->l.p;
+        if (f->pc < 0 || f->pc >= p->sizecode)
+            fail("saved pc outside the proto's code");
+        if (f->flags & LUA_CALLINFO_HANDLE)
+            fail("a Luau frame cannot handle errors");
+        if ((f->flags & LUA_CALLINFO_OPYIELD) && (f->pc < 1 || LUAU_INSN_OP(p->code[f->pc - 1]) != LOP_FORGLOOP))
+            fail("an OPYIELD frame is not suspended in a FORGLOOP");
+        ci->p = p;
+        ci->savedpc = p->code + f->pc;
+    }
+    else
+    {
+        if (!cl->isC)
+            fail("a C frame's function is a Luau function");
+        if (f->flags & (LUA_CALLINFO_RETURN | LUA_CALLINFO_OPYIELD))
+            fail("a C frame carries Luau frame flags");
+        if ((f->flags & LUA_CALLINFO_HANDLE) && !cl->c.cont)
+            fail("a HANDLE frame without a continuation");
+        ci->p = nullptr;
+        if (f->errfunc < 0 || (f->errfunc > 0 && ci->base + (f->errfunc - 1) >= ci->top))
+            fail("error-function slot outside the frame");
+        ci->errfunc = f->errfunc;
+    }
+}
+
 } // namespace
 
 extern "C" {
@@ -300,12 +351,14 @@ int amber_restore_table(AmberVm* vm, int index, int array_size, int node_count, 
     });
 }
 
-int amber_restore_lua_closure(AmberVm* vm, int index, uintptr_t proto, int upvalues, char* err, size_t cap)
+int amber_restore_lua_closure(AmberVm* vm, int index, uintptr_t proto, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
         Proto* p = reinterpret_cast<Proto*>(proto);
-        if (!p || upvalues != p->nups)
-            fail("closure upvalue count differs from its proto's");
+        if (!p)
+            fail("no proto");
+        // The proto's count; filling the closure checks the snapshot's list against it.
+        int upvalues = p->nups;
         // The environment is set when the closure is filled; the base globals stand in.
         Closure* cl = luaF_newLclosure(vm->L, upvalues, vm->L->gt, p);
         for (int i = 0; i < upvalues; i++)
@@ -595,22 +648,17 @@ int amber_restore_table_freeze(AmberVm* vm, int index, char* err, size_t cap)
 int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberTV* value, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
-        // A closed upvalue is made the way Luau makes one: opened on a scratch slot and closed.
+        // Made closed at once, as luaF_closeupval leaves an upvalue: its value in itself. Being
+        // new it is white, so the collector's closing fix-up (luaC_upvalclosed) has nothing to do.
         lua_State* L = vm->L;
         TValue v;
         from_amber(vm, value, &v);
-        luaD_checkstack(L, 1);
-        setobj2s(L, L->top, &v);
-        StkId slot = L->top;
-        L->top++;
-        // findupval expects a running thread (running threads never turn black, so it needs no
-        // barrier); with the collector stopped nothing turns black here either.
-        bool wasactive = L->isactive;
-        L->isactive = true;
-        UpVal* uv = luaF_findupval(L, slot);
-        luaF_close(L, slot);
-        L->isactive = wasactive;
-        L->top--;
+        UpVal* uv = luaM_newgco(L, UpVal, sizeof(UpVal), L->activememcat, LUA_TUPVAL);
+        luaC_init(L, uv, LUA_TUPVAL);
+        uv->markedopen = 0;
+        setobj(L, &uv->u.value, &v);
+        uv->v = &uv->u.value;
+        luaC_upvalclosed(L, uv);
         put(vm, index, obj2gco(uv), LUA_TUPVAL);
     });
 }
@@ -622,7 +670,8 @@ int amber_restore_upvalue_open(AmberVm* vm, int index, int thread, int slot, cha
         if (slot < 0 || T->stack + slot >= T->top)
             fail("open upvalue slot outside the thread's live stack");
         bool wasactive = T->isactive;
-        T->isactive = true; // see amber_restore_upvalue_closed
+        T->isactive = true; // findupval expects a running thread (which never turns black, so it needs
+        // no barrier); with the collector stopped nothing turns black here either
         UpVal* uv = luaF_findupval(T, T->stack + slot);
         T->isactive = wasactive;
         put(vm, index, obj2gco(uv), LUA_TUPVAL);
@@ -681,57 +730,25 @@ int amber_restore_thread_stack(AmberVm* vm, int index, const AmberTV* values, in
     });
 }
 
-int amber_restore_thread_frame(AmberVm* vm, int index, int frame, const AmberFrameInfo* f, char* err, size_t cap)
+int amber_restore_thread_frames(AmberVm* vm, int index, const AmberFrameInfo* frames, int count, char* err, size_t cap)
 {
-    return guarded(vm, err, cap, [&] {
+    // Every frame of the thread in one call, bottom first; a refusal names the frame.
+    int k = 0;
+    int rc = guarded(vm, err, cap, [&] {
         lua_State* T = thread_at(vm, index);
-        if (frame < 1 || frame >= T->size_ci)
-            fail("frame index out of range");
-        int limit = T->stacksize - EXTRA_STACK;
-        if (f->func < 0 || f->base <= f->func || f->base > limit || f->top < f->base || f->top > limit)
-            fail("frame geometry outside the stack");
-        CallInfo* ci = T->base_ci + frame;
-        StkId func = T->stack + f->func;
-        if (!ttisfunction(func))
-            fail("frame function slot does not hold a function");
-        Closure* cl = clvalue(func);
-        ci->func = func;
-        ci->base = T->stack + f->base;
-        ci->top = T->stack + f->top;
-        if (f->nresults < LUA_MULTRET || f->nresults > LUAI_MAXCSTACK)
-            fail("frame result count out of range");
-        ci->nresults = f->nresults;
-        if (f->flags & ~unsigned(LUA_CALLINFO_RETURN | LUA_CALLINFO_HANDLE | LUA_CALLINFO_OPYIELD))
-            fail("frame flags outside RETURN, HANDLE and OPYIELD");
-        ci->flags = f->flags;
-        if (f->is_lua)
-        {
-            if (cl->isC)
-                fail("a Luau frame's function is a C function");
-            Proto* p = cl->l.p;
-            if (f->pc < 0 || f->pc >= p->sizecode)
-                fail("saved pc outside the proto's code");
-            if (f->flags & LUA_CALLINFO_HANDLE)
-                fail("a Luau frame cannot handle errors");
-            if ((f->flags & LUA_CALLINFO_OPYIELD) && (f->pc < 1 || LUAU_INSN_OP(p->code[f->pc - 1]) != LOP_FORGLOOP))
-                fail("an OPYIELD frame is not suspended in a FORGLOOP");
-            ci->p = p;
-            ci->savedpc = p->code + f->pc;
-        }
-        else
-        {
-            if (!cl->isC)
-                fail("a C frame's function is a Luau function");
-            if (f->flags & (LUA_CALLINFO_RETURN | LUA_CALLINFO_OPYIELD))
-                fail("a C frame carries Luau frame flags");
-            if ((f->flags & LUA_CALLINFO_HANDLE) && !cl->c.cont)
-                fail("a HANDLE frame without a continuation");
-            ci->p = nullptr;
-            if (f->errfunc < 0 || (f->errfunc > 0 && ci->base + (f->errfunc - 1) >= ci->top))
-                fail("error-function slot outside the frame");
-            ci->errfunc = f->errfunc;
-        }
+        if (count < 0 || count >= T->size_ci)
+            fail("more frames than the thread was made for");
+        for (; k < count; ++k)
+            restore_frame(T, k + 1, &frames[k]);
     });
+    if (rc != 0 && err && cap)
+    {
+        char message[256];
+        snprintf(message, sizeof(message), "frame %d: %s", k, err);
+        strncpy(err, message, cap - 1);
+        err[cap - 1] = 0;
+    }
+    return rc;
 }
 
 int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberTV* globals, int namecall, char* err, size_t cap)

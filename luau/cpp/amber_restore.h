@@ -45,7 +45,7 @@ size_t amber_restore_orders(AmberVm* vm);
 int amber_restore_end(AmberVm* vm, int main_thread, int* out_ref, char* err, size_t cap);
 int amber_restore_string(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap);
 int amber_restore_table(AmberVm* vm, int index, int array_size, int node_count, char* err, size_t cap);
-int amber_restore_lua_closure(AmberVm* vm, int index, uintptr_t proto, int upvalues, char* err, size_t cap);
+int amber_restore_lua_closure(AmberVm* vm, int index, uintptr_t proto, char* err, size_t cap);
 int amber_restore_c_closure(AmberVm* vm, int index, int registry_index, int upvalues, char* err, size_t cap);
 int amber_restore_thread(AmberVm* vm, int index, int stack_slots, int frames, char* err, size_t cap);
 int amber_restore_userdata(AmberVm* vm, int index, int tag, const char* data, size_t length, char* err, size_t cap);
@@ -67,7 +67,7 @@ int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberTV* env, con
 int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* metatable, char* err, size_t cap);
 // The first `count` stack slots, from the bottom.
 int amber_restore_thread_stack(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap);
-int amber_restore_thread_frame(AmberVm* vm, int index, int frame, const AmberFrameInfo* f, char* err, size_t cap);
+int amber_restore_thread_frames(AmberVm* vm, int index, const AmberFrameInfo* frames, int count, char* err, size_t cap);
 int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberTV* globals, int namecall, char* err, size_t cap);
 
 #ifdef __cplusplus

@@ -62,7 +62,6 @@ unsafe extern "C" {
         vm: *mut AmberVm,
         index: c_int,
         proto: usize,
-        upvalues: c_int,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
@@ -176,11 +175,11 @@ unsafe extern "C" {
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
-    pub fn amber_restore_thread_frame(
+    pub fn amber_restore_thread_frames(
         vm: *mut AmberVm,
         index: c_int,
-        frame: c_int,
-        f: *const AmberFrameInfo,
+        frames: *const AmberFrameInfo,
+        count: c_int,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;

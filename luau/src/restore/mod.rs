@@ -176,18 +176,17 @@ impl<'a, 'v> Builder<'a, 'v> {
                 continue;
             }
             if kind == ObjectKind::LuaClosure {
-                // Its proto and upvalue count; the upvalues themselves are read when filled.
-                let (script, proto, n) = s.closure_shape(i as u32).ok_or_else(|| RestoreError::Build {
-                    path: path(),
-                    message: "the closure does not decode".into(),
-                })?;
+                // Its proto (which gives the upvalue count); the rest is read when it is filled.
+                let Some(Function::Lua { script, proto }) = s.function(i as u32) else {
+                    return Err(RestoreError::Build { path: path(), message: "the closure does not decode".into() });
+                };
                 let proto = self
                     .protos
                     .get(script as usize)
                     .and_then(|p| p.get(proto as usize))
                     .copied()
                     .ok_or_else(|| RestoreError::Build { path: path(), message: "proto out of range".into() })?;
-                self.session.lua_closure(idx, proto, n as c_int).map_err(refused(path))?;
+                self.session.lua_closure(idx, proto).map_err(refused(path))?;
                 continue;
             }
             let o = s
@@ -319,10 +318,12 @@ impl<'a, 'v> Builder<'a, 'v> {
     /// Phase 4: Luau closures, whose upvalue objects exist now.
     fn fill_lua_closures(&mut self) -> Result<(), RestoreError> {
         let s = self.snapshot;
+        let mut ups: Vec<c_int> = Vec::new();
         for (i, o) in s.objects_of(ObjectKind::LuaClosure) {
             let ObjectRef::LuaClosure(c) = o else { continue };
             let env = self.tv(&c.env.value())?;
-            let ups: Vec<c_int> = c.upvalues.iter().map(|&u| u as c_int).collect();
+            ups.clear();
+            ups.extend(c.upvalues.iter().map(|&u| u as c_int));
             self.session.lua_closure_fill(i as c_int, &env, &ups).map_err(refused(|| format!("closure#{i}")))?;
         }
         Ok(())
@@ -380,26 +381,28 @@ impl<'a, 'v> Builder<'a, 'v> {
         let filled = self.session.thread_stack(idx, &values);
         self.scratch = values;
         filled.map_err(refused(|| format!("thread#{i} > stack")))?;
-        for (k, f) in layout.frames.iter().enumerate() {
-            let (is_lua, pc, errfunc) = match f.kind {
-                CallFrameKind::Lua { saved_pc, .. } => (1, saved_pc as c_int, 0),
-                CallFrameKind::C { errfunc, .. } => (0, 0, errfunc as c_int),
-            };
-            let info = ffi::AmberFrameInfo {
-                func: f.func as c_int,
-                base: f.base as c_int,
-                top: f.top as c_int,
-                nresults: f.nresults,
-                flags: u32::from(f.flags),
-                is_lua,
-                pc,
-                errfunc,
-                closure: 0,
-            };
-            self.session
-                .thread_frame(idx, k as c_int + 1, &info)
-                .map_err(refused(|| format!("thread#{i} > frame {k}")))?;
-        }
+        let frames: Vec<ffi::AmberFrameInfo> = layout
+            .frames
+            .iter()
+            .map(|f| {
+                let (is_lua, pc, errfunc) = match f.kind {
+                    CallFrameKind::Lua { saved_pc, .. } => (1, saved_pc as c_int, 0),
+                    CallFrameKind::C { errfunc, .. } => (0, 0, errfunc as c_int),
+                };
+                ffi::AmberFrameInfo {
+                    func: f.func as c_int,
+                    base: f.base as c_int,
+                    top: f.top as c_int,
+                    nresults: f.nresults,
+                    flags: u32::from(f.flags),
+                    is_lua,
+                    pc,
+                    errfunc,
+                    closure: 0,
+                }
+            })
+            .collect();
+        self.session.thread_frames(idx, &frames).map_err(refused(|| format!("thread#{i} > frames")))?;
         let status = match t.status {
             ThreadStatus::NotStarted | ThreadStatus::Dead => ffi::LUA_OK,
             ThreadStatus::Yielded => ffi::LUA_YIELD,

@@ -89,10 +89,11 @@ impl<'v> Session<'v> {
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_table(vm, index, array, nodes, e, cap) })
     }
 
-    /// `proto` is a handle this VM reported for the loaded script (`Vm::protos_in`).
-    pub fn lua_closure(&mut self, index: c_int, proto: usize, upvalues: c_int) -> Result<(), Refused> {
+    /// `proto` is a handle this VM reported for the loaded script (`Vm::protos_in`); the closure
+    /// gets the proto's upvalue count, which its fill must match.
+    pub fn lua_closure(&mut self, index: c_int, proto: usize) -> Result<(), Refused> {
         // SAFETY: a session's restore is in progress; `proto` came from this VM's loader.
-        self.call(|vm, e, cap| unsafe { ffi::amber_restore_lua_closure(vm, index, proto, upvalues, e, cap) })
+        self.call(|vm, e, cap| unsafe { ffi::amber_restore_lua_closure(vm, index, proto, e, cap) })
     }
 
     pub fn c_closure(&mut self, index: c_int, registry_index: c_int, upvalues: c_int) -> Result<(), Refused> {
@@ -187,9 +188,11 @@ impl<'v> Session<'v> {
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_thread_stack(vm, index, values.as_ptr(), count, e, cap) })
     }
 
-    pub fn thread_frame(&mut self, index: c_int, frame: c_int, info: &ffi::AmberFrameInfo) -> Result<(), Refused> {
-        // SAFETY: a session's restore is in progress; `info` is valid for the call.
-        self.call(|vm, e, cap| unsafe { ffi::amber_restore_thread_frame(vm, index, frame, info, e, cap) })
+    /// A thread's frames, bottom first (frame 1 on).
+    pub fn thread_frames(&mut self, index: c_int, frames: &[ffi::AmberFrameInfo]) -> Result<(), Refused> {
+        let count = c_int::try_from(frames.len()).map_err(|_| "too many frames".to_string())?;
+        // SAFETY: a session's restore is in progress; `frames` holds `count` frames for the call.
+        self.call(|vm, e, cap| unsafe { ffi::amber_restore_thread_frames(vm, index, frames.as_ptr(), count, e, cap) })
     }
 
     pub fn thread_finish(

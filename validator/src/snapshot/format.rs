@@ -19,7 +19,7 @@ const SECTION_PERMANENTS: u8 = 3;
 const SECTION_OBJECTS: u8 = 4;
 const SECTION_ROOTS: u8 = 5;
 
-mod tag {
+pub(crate) mod tag {
     pub const NIL: u8 = 0;
     pub const FALSE: u8 = 1;
     pub const TRUE: u8 = 2;
@@ -49,8 +49,8 @@ mod tag {
 
 const TABLE_READONLY: u8 = 1;
 const TABLE_SAFEENV: u8 = 2;
-const TABLE_HAS_METATABLE: u8 = 4;
-const TABLE_HAS_NODE_MAP: u8 = 8;
+pub(crate) const TABLE_HAS_METATABLE: u8 = 4;
+pub(crate) const TABLE_HAS_NODE_MAP: u8 = 8;
 
 // ---------------------------------------------------------------------------------------------
 // Encoding
@@ -459,12 +459,19 @@ fn encode_object(w: &mut Writer, o: &Object) {
 /// A decoding failure: always fatal (the rest of the input cannot be trusted to line up).
 pub type DecodeError = Box<Diagnostic>;
 
+#[derive(Clone)]
 pub(crate) struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Where `data` begins in the snapshot (a decoder over the objects' bytes alone reports
+    /// offsets into the whole input).
+    origin: usize,
     limits: &'a Limits,
     /// Where we are, for messages; turned into an [`ObjectPath`] only when something fails.
     context: Option<Segment>,
+    /// The object being read (its tag byte and index): the context of a failure inside it, named
+    /// only when there is one.
+    object: Option<(u8, u32)>,
     /// The last object reference read in this object (NEXT_OBJECT follows it), or in this
     /// section outside the objects.
     last_object: Option<u32>,
@@ -484,10 +491,12 @@ const MIN_NODE: usize = 1;
 impl<'a> Decoder<'a> {
     fn fail(&self, code: Code, message: impl Into<String>) -> DecodeError {
         let mut path = ObjectPath::new();
-        if let Some(segment) = &self.context {
+        if let Some((t, index)) = self.object {
+            path = path.with(Segment::Object { kind: object_name(t), index });
+        } else if let Some(segment) = &self.context {
             path = path.with(segment.clone());
         }
-        let path = path.with(Segment::Offset(self.pos));
+        let path = path.with(Segment::Offset(self.origin + self.pos));
         Box::new(Diagnostic { code, severity: Severity::Error, path, message: message.into() })
     }
 
@@ -595,7 +604,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn u32v(&mut self, what: &str) -> Result<u32, DecodeError> {
         let start = self.pos;
         let v = self.varint(what)?;
@@ -627,7 +636,28 @@ impl<'a> Decoder<'a> {
     }
 
     /// A count whose elements take at least `min_size` bytes each, bounded by `limit`.
+    #[inline]
     fn count(&mut self, what: &str, min_size: usize, limit: usize, limit_code: Code) -> Result<usize, DecodeError> {
+        // Most counts are one byte and well within their limits: decided here, inline.
+        if let Some(&b) = self.data.get(self.pos)
+            && b < 0x80
+            && usize::from(b) <= limit
+            && usize::from(b).saturating_mul(min_size) < self.remaining()
+        {
+            self.pos += 1;
+            return Ok(usize::from(b));
+        }
+        self.count_long(what, min_size, limit, limit_code)
+    }
+
+    #[inline(never)]
+    fn count_long(
+        &mut self,
+        what: &str,
+        min_size: usize,
+        limit: usize,
+        limit_code: Code,
+    ) -> Result<usize, DecodeError> {
         let start = self.pos;
         let n = self.varint(what)?;
         if n > limit as u64 {
@@ -825,8 +855,10 @@ impl<'a> Decoder<'a> {
         let mut inner = Decoder {
             data: &self.data[..end],
             pos: self.pos,
+            origin: self.origin,
             limits: self.limits,
             context: self.context.clone(),
+            object: None,
             last_object: None,
             last_upvalue: 0,
         };
@@ -869,7 +901,8 @@ pub(crate) fn decode_parts<'a, O>(
     limits: &'a Limits,
     objects: impl FnOnce(&mut Decoder<'a>, usize) -> Result<O, DecodeError>,
 ) -> Result<Parts<O>, DecodeError> {
-    let mut d = Decoder { data, pos: 0, limits, context: None, last_object: None, last_upvalue: 0 };
+    let mut d =
+        Decoder { data, pos: 0, origin: 0, limits, context: None, object: None, last_object: None, last_upvalue: 0 };
     if data.len() > limits.max_input_bytes || u32::try_from(data.len()).is_err() {
         return Err(d.fail(
             Code::InputTooLarge,
@@ -1019,7 +1052,39 @@ impl<'a> Decoder<'a> {
     /// A decoder over `data` (an objects section's bytes) at `pos`, with no limits: for bytes
     /// that already decoded under the intake's limits.
     pub(crate) fn trusted(data: &'a [u8], pos: usize, last_object: Option<u32>) -> Decoder<'a> {
-        Decoder { data, pos, limits: &UNBOUNDED, context: None, last_object, last_upvalue: 0 }
+        Decoder { data, pos, origin: 0, limits: &UNBOUNDED, context: None, object: None, last_object, last_upvalue: 0 }
+    }
+
+    /// A decoder over `data`, an objects section's bytes (after its count) that begin at byte
+    /// `origin` of the snapshot, at `pos`, under `limits`: it refuses and reports what the
+    /// decoder of the whole snapshot would.
+    pub(crate) fn objects(data: &'a [u8], origin: usize, pos: usize, limits: &'a Limits) -> Decoder<'a> {
+        Decoder {
+            data,
+            pos,
+            origin,
+            limits,
+            // Every finding is inside an object (whose tag was located), named by `object`.
+            context: None,
+            object: None,
+            last_object: None,
+            last_upvalue: 0,
+        }
+    }
+
+    /// The input this decoder reads and its position in it (for a faster reader to go over).
+    pub(crate) fn input(&self) -> (&'a [u8], usize) {
+        (self.data, self.pos)
+    }
+
+    /// Moves to `pos`, where a faster reader left off.
+    pub(crate) fn seek(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
+    /// A refusal at `pos` (for a checker that compares positions).
+    pub(crate) fn refuse_here(&mut self, pos: usize, code: Code, message: std::fmt::Arguments<'_>) -> DecodeError {
+        self.refuse_at(pos, code, message)
     }
 
     pub(crate) fn pos(&self) -> usize {
@@ -1117,7 +1182,7 @@ static UNBOUNDED: Limits = Limits {
 
 /// Decodes object `index` in full (a table's entries into the model).
 pub(crate) fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, DecodeError> {
-    Ok(match decode_head(d, index, true)? {
+    Ok(match decode_head(d, index)? {
         Head::String(b) => Object::String(Bytes::from(b)),
         Head::Buffer(b) => Object::Buffer(b.to_vec()),
         Head::Table(head) => {
@@ -1155,34 +1220,18 @@ pub(crate) fn decode_object(d: &mut Decoder<'_>, index: u32) -> Result<Object, D
     })
 }
 
-/// A Luau closure's (script, proto, upvalue count), with `d` just past its tag: what making the
-/// closure needs, without its upvalue list.
-pub(crate) fn closure_shape(d: &mut Decoder<'_>) -> Option<(u32, u32, usize)> {
-    let script = d.u32v("script index").ok()?;
-    let proto = d.u32v("proto id").ok()?;
-    d.env().ok()?;
-    let n = usize::try_from(d.varint("upvalue count").ok()?).ok()?;
-    Some((script, proto, n))
-}
-
-/// Checks object `index` as [`decode_object`] does, keeping nothing of a table's entries.
-pub(crate) fn scan_object(d: &mut Decoder<'_>, index: u32) -> Result<ObjectKind, DecodeError> {
-    Ok(match decode_head(d, index, false)? {
+/// Checks object `index` as [`decode_object`] does, keeping nothing of a table's entries. For
+/// a table, `hash_start` hears its array length and where its hash part starts (the offset of
+/// its size, and the reference state there).
+pub(crate) fn scan_object(
+    d: &mut Decoder<'_>,
+    index: u32,
+    mut hash_start: impl FnMut(usize, usize, Option<u32>),
+) -> Result<ObjectKind, DecodeError> {
+    Ok(match decode_head(d, index)? {
         Head::Table(head) => {
-            let mut p = Progression::default();
-            for _ in 0..head.array_len {
-                d.array_slot(&mut p)?;
-            }
-            let m = d.hash_size(head.array_len)?;
-            for _ in 0..m {
-                d.hash_node()?;
-            }
-            if head.has_node_map {
-                d.node_map(m)?;
-                for _ in 0..m {
-                    d.node_map_entry()?;
-                }
-            }
+            let (at, state) = table_entries(d, &head)?;
+            hash_start(head.array_len, at, state);
             ObjectKind::Table
         }
         Head::String(_) => ObjectKind::String,
@@ -1195,16 +1244,30 @@ pub(crate) fn scan_object(d: &mut Decoder<'_>, index: u32) -> Result<ObjectKind,
     })
 }
 
-/// Reads object `index` up to a table's array part. Each object's stateful forms (NEXT, upvalue
-/// deltas) start from the object's own index.
-///
-/// With `keep` false a thread's stack, frames and open upvalues are checked but not kept (the
-/// first pass over a snapshot's bytes keeps nothing of them).
-pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32, keep: bool) -> Result<Head<'a>, DecodeError> {
-    d.last_object = Some(index);
-    d.last_upvalue = index;
-    let t = d.u8("object tag")?;
-    let kind = match t {
+/// Checks a table's entries after its head (`d` stands at its array part) and returns where its
+/// hash part starts, with the reference state there.
+pub(crate) fn table_entries(d: &mut Decoder<'_>, head: &TableHead) -> Result<(usize, Option<u32>), DecodeError> {
+    let mut p = Progression::default();
+    for _ in 0..head.array_len {
+        d.array_slot(&mut p)?;
+    }
+    let start = (d.pos, d.last_object);
+    let m = d.hash_size(head.array_len)?;
+    for _ in 0..m {
+        d.hash_node()?;
+    }
+    if head.has_node_map {
+        d.node_map(m)?;
+        for _ in 0..m {
+            d.node_map_entry()?;
+        }
+    }
+    Ok(start)
+}
+
+/// An object tag's name in paths ("object" for a tag that names no kind).
+fn object_name(t: u8) -> &'static str {
+    match t {
         tag::O_STRING => "string",
         tag::O_TABLE => "table",
         tag::O_LUA_CLOSURE => "closure",
@@ -1213,13 +1276,17 @@ pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32, keep: bool) -> Re
         tag::O_THREAD => "thread",
         tag::O_USERDATA => "userdata",
         tag::O_BUFFER => "buffer",
-        other => {
-            d.pos -= 1;
-            d.context = Some(Segment::Object { kind: "object", index });
-            return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}")));
-        }
-    };
-    d.context = Some(Segment::Object { kind, index });
+        _ => "object",
+    }
+}
+
+/// Reads object `index` up to a table's array part. Each object's stateful forms (NEXT, upvalue
+/// deltas) start from the object's own index.
+pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32) -> Result<Head<'a>, DecodeError> {
+    d.last_object = Some(index);
+    d.last_upvalue = index;
+    let t = d.u8("object tag")?;
+    d.object = Some((t, index));
     let limits = d.limits;
     Ok(match t {
         tag::O_STRING => Head::String(d.slice("string", limits.max_string_bytes, Code::StringTooLong)?),
@@ -1281,7 +1348,7 @@ pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32, keep: bool) -> Re
                 return Err(d.fail(Code::UnknownTag, format!("unknown upvalue kind {other}")));
             }
         },
-        tag::O_THREAD => Head::Thread(Box::new(decode_thread(d, keep)?)),
+        tag::O_THREAD => Head::Thread(Box::new(decode_thread(d)?)),
         tag::O_USERDATA => {
             let kind = match d.u8("userdata kind")? {
                 0 => UserdataKind::Proxy,
@@ -1300,11 +1367,14 @@ pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32, keep: bool) -> Re
             Head::Userdata(Box::new(Userdata { kind, metatable }))
         }
         tag::O_BUFFER => Head::Buffer(d.slice("buffer", limits.max_buffer_bytes, Code::BufferTooLarge)?),
-        other => return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}"))),
+        other => {
+            d.pos -= 1;
+            return Err(d.fail(Code::UnknownTag, format!("unknown object tag {other}")));
+        }
     })
 }
 
-fn decode_thread(d: &mut Decoder<'_>, keep: bool) -> Result<Thread, DecodeError> {
+fn decode_thread(d: &mut Decoder<'_>) -> Result<Thread, DecodeError> {
     let limits = d.limits;
     let status = match d.u8("thread status")? {
         0 => ThreadStatus::NotStarted,
@@ -1321,32 +1391,24 @@ fn decode_thread(d: &mut Decoder<'_>, keep: bool) -> Result<Thread, DecodeError>
     let namecall = if d.bool("namecall flag")? { Some(d.u32v("namecall method")?) } else { None };
     let error = d.opt_value("error value")?;
     let n = d.count("stack size", MIN_VALUE, limits.max_stack_slots, Code::StackTooLarge)?;
-    let mut stack = Vec::with_capacity(if keep { n } else { 0 });
+    let mut stack = Vec::with_capacity(n);
     for _ in 0..n {
-        let v = d.value("stack slot")?;
-        if keep {
-            stack.push(v);
-        }
+        stack.push(d.value("stack slot")?);
     }
     let n = d.count("frame count", MIN_FRAME, limits.max_frames, Code::TooManyFrames)?;
-    let mut frames = Vec::with_capacity(if keep { n } else { 0 });
+    let mut frames = Vec::with_capacity(n);
     for _ in 0..n {
         let f = if d.bool("frame kind")? {
             Frame::C
         } else {
             Frame::Lua { yield_point: d.u32v("frame yield point")?, varargs: d.u32v("frame vararg count")? }
         };
-        if keep {
-            frames.push(f);
-        }
+        frames.push(f);
     }
     let n = d.count("open upvalue count", 1, limits.max_stack_slots, Code::StackTooLarge)?;
-    let mut open_upvalues = Vec::with_capacity(if keep { n } else { 0 });
+    let mut open_upvalues = Vec::with_capacity(n);
     for _ in 0..n {
-        let u = d.u32v("open upvalue")?;
-        if keep {
-            open_upvalues.push(u);
-        }
+        open_upvalues.push(d.u32v("open upvalue")?);
     }
     Ok(Thread { status, stack, frames, open_upvalues, globals, namecall, error })
 }

@@ -6,6 +6,7 @@
 //! [`format`] and specified in `docs/FORMAT.md`.
 
 pub mod format;
+mod skim;
 pub mod view;
 
 pub use view::{Function, ObjectRef, SnapshotView, TableRef};

@@ -8,8 +8,12 @@
 //! failure here would be a bug, and ends an iteration early or reads as a missing object rather
 //! than panicking).
 
-use super::format::{DecodeError, Decoder, Head, Progression, decode_head, decode_object, decode_parts, scan_object};
+use super::format::{
+    DecodeError, Decoder, Head, Progression, decode_head, decode_object, decode_parts, scan_object, table_entries,
+};
+use super::skim::Skim;
 use super::*;
+use crate::diagnostics::Code;
 use crate::limits::Limits;
 
 /// A snapshot's bytes with every object located: what [`crate::validate()`] checks and a
@@ -22,9 +26,27 @@ pub struct SnapshotView {
     pub roots: Roots,
     /// The objects' bytes (the objects section after its count); offsets below are into this.
     bytes: Box<[u8]>,
+    /// Where those bytes begin in the snapshot (for the offsets of findings).
+    origin: usize,
     /// Where each object's tag byte is.
     offsets: Vec<u32>,
     kinds: Vec<ObjectKind>,
+    /// Where the hash part starts, for each table whose array part has at least [`LONG_ARRAY`]
+    /// slots (by object index, ascending): found by the decoding pass, so that no later reader
+    /// goes through a long array part only to find the hash part. Shorter arrays are read
+    /// through instead, which bounds this list to a fraction of the snapshot's size.
+    hash_starts: Vec<HashStart>,
+}
+
+/// Array parts from this many slots on have their hash part's start recorded (16 bytes, at least
+/// as many as the slots take).
+const LONG_ARRAY: usize = 16;
+
+#[derive(Clone, Copy)]
+struct HashStart {
+    table: u32,
+    at: u32,
+    state: Option<u32>,
 }
 
 impl std::fmt::Debug for SnapshotView {
@@ -39,29 +61,123 @@ impl std::fmt::Debug for SnapshotView {
 }
 
 impl SnapshotView {
-    /// Decodes `data`, refusing what [`decode`] refuses, and keeps its objects in place.
+    /// Reads `data` around its objects and locates each object, keeping them in place. What
+    /// cannot be located is refused as [`decode`] refuses it (the same first finding); what can
+    /// is decoded strictly object by object by [`crate::validate_view`], the only way to a
+    /// verified snapshot.
     pub fn decode(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
+        match Self::locate(data, limits) {
+            Ok(view) => Ok(view),
+            // The strict decoder names the first malformed byte (and a view, should the quick
+            // reader ever refuse what it accepts).
+            Err(_) => Self::decode_strictly(data, limits),
+        }
+    }
+
+    /// Every object located by the skimming reader.
+    fn locate(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
         let parts = decode_parts(data, limits, |d, n| {
-            let start = d.pos();
+            let (input, start) = d.input();
+            let mut skim = Skim::new(input, start);
             let mut offsets = Vec::with_capacity(n);
             let mut kinds = Vec::with_capacity(n);
+            let mut hash_starts = Vec::new();
             for i in 0..n {
                 // decode_parts refuses inputs of 4 GiB or more, so every offset fits.
-                offsets.push((d.pos() - start) as u32);
-                kinds.push(scan_object(d, i as u32)?);
+                offsets.push((skim.pos() - start) as u32);
+                let kind = skim.object(i as u32, &mut |array_len, at, state| {
+                    if array_len >= LONG_ARRAY as u64 {
+                        hash_starts.push(HashStart { table: i as u32, at: (at - start) as u32, state: Some(state) });
+                    }
+                });
+                match kind {
+                    Some(k) => kinds.push(k),
+                    None => return Err(d.refuse_here(skim.pos(), Code::Truncated, format_args!("object {i}"))),
+                }
             }
-            Ok((offsets, kinds, start..d.pos()))
+            d.seek(skim.pos());
+            Ok((offsets, kinds, hash_starts, start..skim.pos()))
         })?;
-        let (offsets, kinds, objects) = parts.objects;
+        let (offsets, kinds, hash_starts, objects) = parts.objects;
         Ok(SnapshotView {
             header: parts.header,
             scripts: parts.scripts,
             permanents: parts.permanents,
             roots: parts.roots,
+            origin: objects.start,
             bytes: data[objects].into(),
             offsets,
             kinds,
+            hash_starts,
         })
+    }
+
+    /// Every object decoded strictly in turn (the first malformed byte is the error).
+    fn decode_strictly(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
+        let parts = decode_parts(data, limits, |d, n| {
+            let (_, start) = d.input();
+            let mut offsets = Vec::with_capacity(n);
+            let mut kinds = Vec::with_capacity(n);
+            let mut hash_starts = Vec::new();
+            for i in 0..n {
+                offsets.push((d.pos() - start) as u32);
+                kinds.push(scan_object(d, i as u32, |array_len, at, state| {
+                    if array_len >= LONG_ARRAY {
+                        hash_starts.push(HashStart { table: i as u32, at: (at - start) as u32, state });
+                    }
+                })?);
+            }
+            Ok((offsets, kinds, hash_starts, start..d.pos()))
+        })?;
+        let (offsets, kinds, hash_starts, objects) = parts.objects;
+        Ok(SnapshotView {
+            header: parts.header,
+            scripts: parts.scripts,
+            permanents: parts.permanents,
+            roots: parts.roots,
+            origin: objects.start,
+            bytes: data[objects].into(),
+            offsets,
+            kinds,
+            hash_starts,
+        })
+    }
+
+    /// Object `i` decoded strictly under `limits`, entries and all, refused as [`decode`]
+    /// refuses it, and checked to end where the next object begins: the validator's pass reads
+    /// each object through this once.
+    pub(crate) fn checked_object<'s>(&'s self, i: u32, limits: &'s Limits) -> Result<ObjectRef<'s>, DecodeError> {
+        let at = self.offsets[i as usize] as usize;
+        let end = self.offsets.get(i as usize + 1).map_or(self.bytes.len(), |&o| o as usize);
+        let mut d = Decoder::objects(&self.bytes, self.origin, at, limits);
+        let o = match ObjectRef::of_head(decode_head(&mut d, i)?) {
+            Ok(o) => o,
+            Err(head) => {
+                let array = d.clone();
+                let (hash_at, state) = table_entries(&mut d, &head)?;
+                let known = self.known_hash_start(i, head.array_len);
+                if known.is_some_and(|k| (k.at as usize, k.state) != (hash_at, state)) {
+                    return Err(d.refuse_here(
+                        hash_at,
+                        Code::NonCanonical,
+                        format_args!("table {i}: its hash part was located elsewhere"),
+                    ));
+                }
+                ObjectRef::Table(TableRef::new(&self.bytes, head, array, known))
+            }
+        };
+        if d.pos() != end {
+            return Err(misplaced(d, i, self.origin + end));
+        }
+        Ok(o)
+    }
+
+    fn known_hash_start(&self, i: u32, array_len: usize) -> Option<HashStart> {
+        if array_len < LONG_ARRAY {
+            return None;
+        }
+        let k = self.hash_starts.binary_search_by_key(&i, |h| h.table).ok()?;
+        Some(self.hash_starts[k])
     }
 
     /// The whole model, decoded (tools and tests; the checks read objects in place).
@@ -100,15 +216,15 @@ impl SnapshotView {
     pub fn object(&self, i: u32) -> Option<ObjectRef<'_>> {
         let at = *self.offsets.get(i as usize)? as usize;
         let mut d = Decoder::trusted(&self.bytes, at, None);
-        Some(match decode_head(&mut d, i, true).ok()? {
-            Head::String(b) => ObjectRef::String(b),
-            Head::Buffer(b) => ObjectRef::Buffer(b),
-            Head::Table(head) => ObjectRef::Table(TableRef::new(&self.bytes, head, d)),
-            Head::LuaClosure(c) => ObjectRef::LuaClosure(c),
-            Head::CClosure(c) => ObjectRef::CClosure(c),
-            Head::Upvalue(u) => ObjectRef::Upvalue(u),
-            Head::Thread(t) => ObjectRef::Thread(t),
-            Head::Userdata(u) => ObjectRef::Userdata(u),
+        Some(match ObjectRef::of_head(decode_head(&mut d, i).ok()?) {
+            Ok(o) => o,
+            Err(head) => {
+                let known = self.known_hash_start(i, head.array_len);
+                if head.array_len >= LONG_ARRAY && known.is_none() {
+                    return None;
+                }
+                ObjectRef::Table(TableRef::new(&self.bytes, head, d, known))
+            }
         })
     }
 
@@ -163,15 +279,6 @@ impl SnapshotView {
         }
     }
 
-    /// Luau closure `i`'s (script, proto, upvalue count), without decoding its upvalues.
-    pub fn closure_shape(&self, i: u32) -> Option<(u32, u32, usize)> {
-        if self.kind(i)? != ObjectKind::LuaClosure {
-            return None;
-        }
-        let mut d = Decoder::trusted(&self.bytes, *self.offsets.get(i as usize)? as usize + 1, Some(i));
-        super::format::closure_shape(&mut d)
-    }
-
     /// Thread object `i`, if it is a thread.
     pub fn thread(&self, i: u32) -> Option<Box<Thread>> {
         if self.kind(i)? != ObjectKind::Thread {
@@ -182,6 +289,14 @@ impl SnapshotView {
             _ => None,
         }
     }
+}
+
+/// The finding for object `i` ending elsewhere than where it was located to (`end`): the
+/// locating reader and the decoder disagree, which would be a bug in one of them.
+#[cold]
+fn misplaced(mut d: Decoder<'_>, i: u32, end: usize) -> DecodeError {
+    let at = d.pos();
+    d.refuse_here(at, Code::NonCanonical, format_args!("object {i} ends here, but was located to end at byte {end}"))
 }
 
 /// What a closure runs ([`SnapshotView::function`]).
@@ -204,7 +319,22 @@ pub enum ObjectRef<'a> {
     Buffer(&'a [u8]),
 }
 
-impl ObjectRef<'_> {
+impl<'a> ObjectRef<'a> {
+    /// An object read whole by its head; a table's head back (its entries are read in place,
+    /// through a [`TableRef`]).
+    fn of_head(head: Head<'a>) -> Result<ObjectRef<'a>, super::format::TableHead> {
+        Ok(match head {
+            Head::String(b) => ObjectRef::String(b),
+            Head::Buffer(b) => ObjectRef::Buffer(b),
+            Head::LuaClosure(c) => ObjectRef::LuaClosure(c),
+            Head::CClosure(c) => ObjectRef::CClosure(c),
+            Head::Upvalue(u) => ObjectRef::Upvalue(u),
+            Head::Thread(t) => ObjectRef::Thread(t),
+            Head::Userdata(u) => ObjectRef::Userdata(u),
+            Head::Table(head) => return Err(head),
+        })
+    }
+
     pub fn kind(&self) -> ObjectKind {
         match self {
             ObjectRef::String(_) => ObjectKind::String,
@@ -229,11 +359,7 @@ impl ObjectRef<'_> {
             ObjectRef::String(_) | ObjectRef::Buffer(_) => {}
             ObjectRef::Table(t) => {
                 t.metatable.iter().for_each(&mut value);
-                t.array().for_each(|v| value(&v));
-                for (k, v) in t.hash().flatten() {
-                    value(&k);
-                    value(&v);
-                }
+                t.references(&mut f);
             }
             ObjectRef::LuaClosure(c) => {
                 value(&c.env.value());
@@ -277,8 +403,12 @@ pub struct TableRef<'a> {
 }
 
 impl<'a> TableRef<'a> {
-    /// `d` stands at the array part.
-    fn new(bytes: &'a [u8], head: super::format::TableHead, d: Decoder<'a>) -> TableRef<'a> {
+    /// `d` stands at the array part; `known`, where the hash part starts if it was recorded.
+    fn new(bytes: &'a [u8], head: super::format::TableHead, d: Decoder<'a>, known: Option<HashStart>) -> TableRef<'a> {
+        let hash = HashPart::new();
+        if let Some(h) = known {
+            let _ = hash.set(hash_after(&mut Decoder::trusted(bytes, h.at as usize, h.state), head.array_len));
+        }
         TableRef {
             metatable: head.metatable,
             readonly: head.readonly,
@@ -288,7 +418,7 @@ impl<'a> TableRef<'a> {
             array_at: d.pos(),
             array_len: head.array_len,
             array_state: d.last_object(),
-            hash: std::cell::OnceCell::new(),
+            hash,
             has_node_map: head.has_node_map,
         }
     }
@@ -309,6 +439,13 @@ impl<'a> TableRef<'a> {
             array_len: self.array_len,
             found,
         }
+    }
+
+    /// Calls `f` with each object the entries refer to (array part, then hash keys and values):
+    /// skimmed, without decoding the values.
+    fn references(&self, f: &mut impl FnMut(u32)) {
+        let last = self.array_state.unwrap_or(0);
+        let _ = super::skim::table_references(self.bytes, self.array_at, last, self.array_len, f);
     }
 
     /// The array part's size (holes included).

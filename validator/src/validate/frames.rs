@@ -79,21 +79,21 @@ impl ThreadLayout {
 }
 
 /// What a function slot holds.
-enum Callee {
+enum Callee<'a> {
     Lua { script: u32, proto: u32 },
-    C { role: Option<CRole>, name: String },
+    C { role: Option<CRole>, name: &'a str },
     NotAFunction(String),
 }
 
-fn classify(ctx: &Context<'_>, v: Option<&Value>) -> Callee {
+fn classify<'a>(ctx: &Context<'a>, v: Option<&Value>) -> Callee<'a> {
     let s = ctx.s;
-    let name_of = |p: u32| s.permanents.get(p as usize).cloned();
+    let name_of = |p: u32| s.permanents.get(p as usize).map(String::as_str);
     match v {
         Some(Value::Object(i)) => match ctx.object_kind(*i) {
             Some(ObjectKind::LuaClosure | ObjectKind::CClosure) => match s.function(*i) {
                 Some(Function::Lua { script, proto }) => Callee::Lua { script, proto },
                 Some(Function::C { function }) => match name_of(function) {
-                    Some(name) => Callee::C { role: contract::c_role(&name), name },
+                    Some(name) => Callee::C { role: contract::c_role(name), name },
                     None => Callee::NotAFunction(format!("C closure#{i} with an out-of-range function")),
                 },
                 None => Callee::NotAFunction(format!("object #{i}")),
@@ -102,17 +102,42 @@ fn classify(ctx: &Context<'_>, v: Option<&Value>) -> Callee {
             None => Callee::NotAFunction(format!("object #{i}")),
         },
         Some(Value::Permanent(p)) => match name_of(*p) {
-            Some(name) if contract::is_identity(&name) => Callee::NotAFunction(format!("`{name}`")),
+            Some(name) if contract::is_identity(name) => Callee::NotAFunction(format!("`{name}`")),
             Some(name) => match ctx.permanent_kind(*p) {
                 Some(Some(k)) if k != crate::PermanentKind::Function => {
                     Callee::NotAFunction(format!("permanent `{name}` ({})", k.name()))
                 }
-                _ => Callee::C { role: contract::c_role(&name), name },
+                _ => Callee::C { role: contract::c_role(name), name },
             },
             None => Callee::NotAFunction(format!("permanent #{p}")),
         },
         Some(other) => Callee::NotAFunction(super::value_text(other)),
         None => Callee::NotAFunction("nothing (the slot is past the stack)".into()),
+    }
+}
+
+/// What a suspended thread's top must be, by its top frame: written out only for a refusal.
+enum TopRule {
+    OpenResults { m: u32, op: &'static str },
+    FrameTop,
+    ResumeKeepsThread,
+    WrappedKeepsNothing,
+    Matcher { want: u32, op: &'static str },
+    YieldBase,
+}
+
+impl TopRule {
+    fn text(&self, top: &CallFrame) -> String {
+        match *self {
+            TopRule::OpenResults { m, op } => {
+                format!("at least {} (the open results of {op} start at register {m})", top.base + m)
+            }
+            TopRule::FrameTop => format!("{} (the frame's top)", top.top),
+            TopRule::ResumeKeepsThread => format!("{} (coroutine.resume keeps its thread)", top.base + 1),
+            TopRule::WrappedKeepsNothing => format!("{} (a wrapped coroutine keeps nothing)", top.base),
+            TopRule::Matcher { want, op } => format!("{want} ({op} keeps its matching state)"),
+            TopRule::YieldBase => format!("at least {} (the yield's base)", top.base),
+        }
     }
 }
 
@@ -257,31 +282,26 @@ impl<'c> Deriver<'c, '_> {
         let top = *frames.last()?;
         let (base, top_ok, want) = match (top.kind, top_point) {
             (CallFrameKind::Lua { .. }, Some(p)) => match p.open_top_from() {
-                Some(m) => (
-                    top.base,
-                    thread_top >= top.base + m,
-                    format!("at least {} (the open results of {} start at register {m})", top.base + m, p.op.name()),
-                ),
-                None => (top.base, thread_top == top.top, format!("{} (the frame's top)", top.top)),
+                Some(m) => (top.base, thread_top >= top.base + m, TopRule::OpenResults { m, op: p.op.name() }),
+                None => (top.base, thread_top == top.top, TopRule::FrameTop),
             },
             (CallFrameKind::C { role: CRole::Resume, .. }, _) => {
-                (top.base, thread_top == top.base + 1, format!("{} (coroutine.resume keeps its thread)", top.base + 1))
+                (top.base, thread_top == top.base + 1, TopRule::ResumeKeepsThread)
             }
             (CallFrameKind::C { role: CRole::WrappedResume, .. }, _) => {
-                (top.base, thread_top == top.base, format!("{} (a wrapped coroutine keeps nothing)", top.base))
+                (top.base, thread_top == top.base, TopRule::WrappedKeepsNothing)
             }
             // Mid-match: the function's own slots (subject, pattern, state, ...), nothing more.
             (CallFrameKind::C { role: CRole::Matcher(op), .. }, _) => {
                 let want = top.base + contract::matcher::slots(op);
-                (top.base, thread_top == want, format!("{want} ({} keeps its matching state)", op.name()))
+                (top.base, thread_top == want, TopRule::Matcher { want, op: op.name() })
             }
             // Yielded: what lies above the base are the values not yet handed to the resumer.
-            (CallFrameKind::C { .. }, _) => {
-                (top.base, thread_top >= top.base, format!("at least {} (the yield's base)", top.base))
-            }
+            (CallFrameKind::C { .. }, _) => (top.base, thread_top >= top.base, TopRule::YieldBase),
             (CallFrameKind::Lua { .. }, None) => return None,
         };
         if !top_ok {
+            let want = want.text(&top);
             return self.refuse(
                 Code::ThreadTop,
                 self.here().with(Segment::Field("stack")),

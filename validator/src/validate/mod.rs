@@ -1,8 +1,9 @@
 //! `validate`: bytes in, `Verified<Snapshot>` or a [`Report`] out.
 //!
-//! The bytes are decoded once in full ([`SnapshotView::decode`]: anything malformed is refused
-//! there) into a view that keeps one offset and one kind per object. Then one pass over the
-//! objects, each decoded in place once, hands every object to every family that looks at it;
+//! The bytes are read once to locate every object ([`SnapshotView::decode`]), into a view that
+//! keeps one offset and one kind per object. Then one pass over the objects, each decoded
+//! strictly in place once (a malformed one refuses the snapshot, with the finding a full decode
+//! would give first), hands every object to every family that looks at it;
 //! a thread's frames are derived in that pass and read by the families about frames, then
 //! dropped. Each family is a module whose functions take the shared, read-only [`Context`] and
 //! the [`Sink`] findings go to:
@@ -230,9 +231,12 @@ pub fn validate_view(
     let mut reach = graph::Reach::new(&ctx);
     let mut matches = matcher::Matches::new(&ctx);
     let mut chains = graph::Chains::default();
-    // One pass over the objects, each decoded once, every family seeing it in turn; a thread's
-    // frames are derived here and read by the families about frames, then dropped.
-    for (i, o) in view.objects() {
+    // One pass over the objects, each decoded strictly once (a malformed object refuses the
+    // snapshot with that one finding, as decoding it in full would), every family seeing it in
+    // turn; a thread's frames are derived here and read by the families about frames, then
+    // dropped.
+    for i in 0..view.object_count() as u32 {
+        let o = view.checked_object(i, limits).map_err(|d| Report { diagnostics: vec![*d], omitted: 0 })?;
         totals.object(&ctx, sink, i, &o);
         references.object(sink, i, &o);
         reach.object(&ctx, i, &o);
