@@ -54,15 +54,41 @@ GCObject* object_at(AmberVm* vm, int index, uint8_t kind)
     return o;
 }
 
-void from_amber(AmberVm* vm, const AmberTV* in, TValue* out)
+void from_amber(AmberVm* vm, const AmberRestoreValue* in, TValue* out)
 {
     lua_State* L = vm->L;
-    switch (in->ref_kind)
+    switch (in->kind)
     {
-    case AMBER_REF_OBJECT:
+    case AMBER_RV_NIL:
+        setnilvalue(out);
+        return;
+    case AMBER_RV_BOOLEAN:
+        setbvalue(out, in->a != 0);
+        return;
+    case AMBER_RV_NUMBER:
     {
-        GCObject* o = object_at(vm, int(in->ref), 0xff);
-        switch (vm->restoring_kind[in->ref])
+        double n;
+        memcpy(&n, &in->b, sizeof(n));
+        setnvalue(out, n);
+        return;
+    }
+    case AMBER_RV_VECTOR:
+    {
+        uint32_t bits[3] = {in->a, uint32_t(in->b), uint32_t(in->b >> 32)};
+        float v[3];
+        memcpy(v, bits, sizeof(v));
+        setvvalue(L, out, v[0], v[1], v[2], 0.0f);
+        return;
+    }
+    case AMBER_RV_ITERATOR:
+        setpvalue(out, reinterpret_cast<void*>(uintptr_t(in->b)), LU_TAG_ITERATOR);
+        return;
+    case AMBER_RV_OBJECT:
+    {
+        if (in->a > uint32_t(INT32_MAX))
+            fail("object index out of range");
+        GCObject* o = object_at(vm, int(in->a), 0xff);
+        switch (vm->restoring_kind[in->a])
         {
         case LUA_TSTRING:
             setsvalue(L, out, &o->ts);
@@ -86,17 +112,17 @@ void from_amber(AmberVm* vm, const AmberTV* in, TValue* out)
             fail("an upvalue object cannot be a value");
         }
     }
-    case AMBER_REF_PERMANENT:
+    case AMBER_RV_PERMANENT:
     {
-        if (in->ref >= vm->registry.size())
+        if (in->a >= vm->registry.size())
             fail("permanent index out of range");
-        if (vm->restoring_globals && in->ref == uintptr_t(vm->restoring_globals_index))
+        if (vm->restoring_globals && in->a == uint32_t(vm->restoring_globals_index))
         {
             // The task sees the base globals through its view (names its image lacked hidden).
             sethvalue(L, out, vm->restoring_globals);
             return;
         }
-        const RegistryEntry& e = vm->registry[in->ref];
+        const RegistryEntry& e = vm->registry[in->a];
         if (!e.object)
             fail("a C-function identity cannot be a value");
         switch (e.object->gch.tt)
@@ -115,35 +141,13 @@ void from_amber(AmberVm* vm, const AmberTV* in, TValue* out)
         }
     }
     default:
-        break;
-    }
-    switch (in->type)
-    {
-    case LUA_TNIL:
-        setnilvalue(out);
-        return;
-    case LUA_TBOOLEAN:
-        setbvalue(out, in->boolean != 0);
-        return;
-    case LUA_TNUMBER:
-        setnvalue(out, in->number);
-        return;
-    case LUA_TVECTOR:
-        setvvalue(L, out, in->vector[0], in->vector[1], in->vector[2], 0.0f);
-        return;
-    case LUA_TLIGHTUSERDATA:
-        if (in->tag != LU_TAG_ITERATOR)
-            fail("raw light userdata cannot be restored");
-        setpvalue(out, reinterpret_cast<void*>(in->ref), LU_TAG_ITERATOR);
-        return;
-    default:
-        fail("value of an unsupported type");
+        fail("a value restore cannot write (a raw light userdata or a permanent this image lacks)");
     }
 }
 
-LuaTable* table_or_null(AmberVm* vm, const AmberTV* in)
+LuaTable* table_or_null(AmberVm* vm, const AmberRestoreValue* in)
 {
-    if (in->ref_kind == AMBER_REF_NONE && in->type == LUA_TNIL)
+    if (in->kind == AMBER_RV_NIL)
         return nullptr;
     TValue v;
     from_amber(vm, in, &v);
@@ -431,7 +435,7 @@ int amber_restore_buffer(AmberVm* vm, int index, const char* data, size_t length
     });
 }
 
-int amber_restore_table_array(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap)
+int amber_restore_table_array(AmberVm* vm, int index, const AmberRestoreValue* values, int count, char* err, size_t cap)
 {
     // One call for the whole array part: a million-entry table is one guarded call, not a
     // million.
@@ -445,7 +449,7 @@ int amber_restore_table_array(AmberVm* vm, int index, const AmberTV* values, int
 }
 
 int amber_restore_table_node(
-    AmberVm* vm, int index, int position, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap
+    AmberVm* vm, int index, int position, int node, const AmberRestoreValue* key, const AmberRestoreValue* value, char* err, size_t cap
 )
 {
     return guarded(vm, err, cap, [&] {
@@ -570,7 +574,7 @@ void place_and_chain(AmberVm* vm, LuaTable* t, int size, size_t first)
 extern "C" {
 
 int amber_restore_table_finish(
-    AmberVm* vm, int index, int insert_hint, const AmberTV* metatable, int readonly, int safeenv, char* err, size_t cap
+    AmberVm* vm, int index, int insert_hint, const AmberRestoreValue* metatable, int readonly, int safeenv, char* err, size_t cap
 )
 {
     return guarded(vm, err, cap, [&] {
@@ -645,7 +649,7 @@ int amber_restore_table_freeze(AmberVm* vm, int index, char* err, size_t cap)
     return guarded(vm, err, cap, [&] { object_at(vm, index, LUA_TTABLE)->h.readonly = 1; });
 }
 
-int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberTV* value, char* err, size_t cap)
+int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberRestoreValue* value, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
         // Made closed at once, as luaF_closeupval leaves an upvalue: its value in itself. Being
@@ -678,7 +682,7 @@ int amber_restore_upvalue_open(AmberVm* vm, int index, int thread, int slot, cha
     });
 }
 
-int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberTV* env, const int* upvalues, int count, char* err, size_t cap)
+int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberRestoreValue* env, const int* upvalues, int count, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
         Closure* cl = &object_at(vm, index, LUA_TFUNCTION)->cl;
@@ -696,7 +700,7 @@ int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberTV* env, c
     });
 }
 
-int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberTV* env, const AmberTV* upvalues, int count, char* err, size_t cap)
+int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberRestoreValue* env, const AmberRestoreValue* upvalues, int count, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
         Closure* cl = &object_at(vm, index, LUA_TFUNCTION)->cl;
@@ -710,7 +714,7 @@ int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberTV* env, con
     });
 }
 
-int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* metatable, char* err, size_t cap)
+int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberRestoreValue* metatable, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
         Udata* u = &object_at(vm, index, LUA_TUSERDATA)->u;
@@ -718,7 +722,7 @@ int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* meta
     });
 }
 
-int amber_restore_thread_stack(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap)
+int amber_restore_thread_stack(AmberVm* vm, int index, const AmberRestoreValue* values, int count, char* err, size_t cap)
 {
     // The stack from its bottom, in one call (as for array parts).
     return guarded(vm, err, cap, [&] {
@@ -751,7 +755,7 @@ int amber_restore_thread_frames(AmberVm* vm, int index, const AmberFrameInfo* fr
     return rc;
 }
 
-int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberTV* globals, int namecall, char* err, size_t cap)
+int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberRestoreValue* globals, int namecall, char* err, size_t cap)
 {
     return guarded(vm, err, cap, [&] {
         lua_State* T = thread_at(vm, index);

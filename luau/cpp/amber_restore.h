@@ -15,6 +15,26 @@
 extern "C" {
 #endif
 
+// A value to write into a restored object, in 16 bytes: `kind` says which fields hold it.
+enum AmberRestoreValueKind
+{
+    AMBER_RV_NIL = 0,
+    AMBER_RV_BOOLEAN = 1,   // a: 0 or 1
+    AMBER_RV_NUMBER = 2,    // b: the double's bits
+    AMBER_RV_VECTOR = 3,    // a: x's bits; b: y's bits, then z's in the high half
+    AMBER_RV_OBJECT = 4,    // a: an object index of this restore
+    AMBER_RV_PERMANENT = 5, // a: a registry index
+    AMBER_RV_ITERATOR = 6,  // b: a generic-for position (light userdata, LU_TAG_ITERATOR)
+    AMBER_RV_REFUSED = 7,   // a value restore cannot write (refused, naming no object)
+};
+
+typedef struct AmberRestoreValue
+{
+    uint32_t kind;
+    uint32_t a;
+    uint64_t b;
+} AmberRestoreValue;
+
 // Starts a restore of `objects` objects charged to `memcat`, which may not grow past
 // `memory_limit` bytes (0: no limit). With `globals_view_ref` (else 0), permanent
 // `globals_index` (the base globals) stands for that view.
@@ -51,24 +71,24 @@ int amber_restore_thread(AmberVm* vm, int index, int stack_slots, int frames, ch
 int amber_restore_userdata(AmberVm* vm, int index, int tag, const char* data, size_t length, char* err, size_t cap);
 int amber_restore_buffer(AmberVm* vm, int index, const char* data, size_t length, char* err, size_t cap);
 // The first `count` array slots (all of them, from a snapshot).
-int amber_restore_table_array(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap);
+int amber_restore_table_array(AmberVm* vm, int index, const AmberRestoreValue* values, int count, char* err, size_t cap);
 // The entry at iteration `position`, which lived at `node` of the node layout.
 int amber_restore_table_node(
-    AmberVm* vm, int index, int position, int node, const AmberTV* key, const AmberTV* value, char* err, size_t cap
+    AmberVm* vm, int index, int position, int node, const AmberRestoreValue* key, const AmberRestoreValue* value, char* err, size_t cap
 );
 int amber_restore_table_finish(
-    AmberVm* vm, int index, int insert_hint, const AmberTV* metatable, int readonly, int safeenv, char* err, size_t cap
+    AmberVm* vm, int index, int insert_hint, const AmberRestoreValue* metatable, int readonly, int safeenv, char* err, size_t cap
 );
 int amber_restore_table_freeze(AmberVm* vm, int index, char* err, size_t cap);
-int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberTV* value, char* err, size_t cap);
+int amber_restore_upvalue_closed(AmberVm* vm, int index, const AmberRestoreValue* value, char* err, size_t cap);
 int amber_restore_upvalue_open(AmberVm* vm, int index, int thread, int slot, char* err, size_t cap);
-int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberTV* env, const int* upvalues, int count, char* err, size_t cap);
-int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberTV* env, const AmberTV* upvalues, int count, char* err, size_t cap);
-int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberTV* metatable, char* err, size_t cap);
+int amber_restore_lua_closure_fill(AmberVm* vm, int index, const AmberRestoreValue* env, const int* upvalues, int count, char* err, size_t cap);
+int amber_restore_c_closure_fill(AmberVm* vm, int index, const AmberRestoreValue* env, const AmberRestoreValue* upvalues, int count, char* err, size_t cap);
+int amber_restore_userdata_metatable(AmberVm* vm, int index, const AmberRestoreValue* metatable, char* err, size_t cap);
 // The first `count` stack slots, from the bottom.
-int amber_restore_thread_stack(AmberVm* vm, int index, const AmberTV* values, int count, char* err, size_t cap);
+int amber_restore_thread_stack(AmberVm* vm, int index, const AmberRestoreValue* values, int count, char* err, size_t cap);
 int amber_restore_thread_frames(AmberVm* vm, int index, const AmberFrameInfo* frames, int count, char* err, size_t cap);
-int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberTV* globals, int namecall, char* err, size_t cap);
+int amber_restore_thread_finish(AmberVm* vm, int index, const AmberThreadInfo* info, const AmberRestoreValue* globals, int namecall, char* err, size_t cap);
 
 #ifdef __cplusplus
 }

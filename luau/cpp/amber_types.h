@@ -15,13 +15,6 @@ extern "C" {
 
 typedef struct AmberVm AmberVm;
 
-enum AmberRefKind
-{
-    AMBER_REF_NONE = 0,
-    AMBER_REF_OBJECT = 1,    // restore: `ref` is an object index
-    AMBER_REF_PERMANENT = 2, // restore: `ref` is a registry index
-};
-
 // The type tag used for a Lua closure's shared upvalue slot (LUA_TUPVAL).
 typedef struct AmberTV
 {
@@ -30,8 +23,7 @@ typedef struct AmberTV
     int boolean;
     double number;
     float vector[3];
-    uintptr_t ref; // capture: GC object or light userdata bits; restore: see ref_kind
-    int ref_kind;  // restore only: AmberRefKind
+    uintptr_t ref; // GC object or light userdata bits
 } AmberTV;
 
 typedef struct AmberThreadInfo

@@ -4,6 +4,24 @@ use std::ffi::{c_char, c_int};
 
 use super::types::*;
 
+/// A value to write into a restored object (`AmberRestoreValue`): `kind` says which fields hold it.
+#[repr(C)]
+#[derive(Default, Debug, Clone, Copy)]
+pub struct AmberRestoreValue {
+    pub kind: u32,
+    pub a: u32,
+    pub b: u64,
+}
+
+pub const AMBER_RV_NIL: u32 = 0;
+pub const AMBER_RV_BOOLEAN: u32 = 1;
+pub const AMBER_RV_NUMBER: u32 = 2;
+pub const AMBER_RV_VECTOR: u32 = 3;
+pub const AMBER_RV_OBJECT: u32 = 4;
+pub const AMBER_RV_PERMANENT: u32 = 5;
+pub const AMBER_RV_ITERATOR: u32 = 6;
+pub const AMBER_RV_REFUSED: u32 = 7;
+
 #[repr(C)]
 #[derive(Default, Debug, Clone, Copy)]
 pub struct AmberMemoryModel {
@@ -101,7 +119,7 @@ unsafe extern "C" {
     pub fn amber_restore_table_array(
         vm: *mut AmberVm,
         index: c_int,
-        values: *const AmberTV,
+        values: *const AmberRestoreValue,
         count: c_int,
         err: *mut c_char,
         cap: usize,
@@ -111,8 +129,8 @@ unsafe extern "C" {
         index: c_int,
         position: c_int,
         node: c_int,
-        key: *const AmberTV,
-        value: *const AmberTV,
+        key: *const AmberRestoreValue,
+        value: *const AmberRestoreValue,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
@@ -120,7 +138,7 @@ unsafe extern "C" {
         vm: *mut AmberVm,
         index: c_int,
         insert_hint: c_int,
-        metatable: *const AmberTV,
+        metatable: *const AmberRestoreValue,
         readonly: c_int,
         safeenv: c_int,
         err: *mut c_char,
@@ -130,7 +148,7 @@ unsafe extern "C" {
     pub fn amber_restore_upvalue_closed(
         vm: *mut AmberVm,
         index: c_int,
-        value: *const AmberTV,
+        value: *const AmberRestoreValue,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
@@ -145,7 +163,7 @@ unsafe extern "C" {
     pub fn amber_restore_lua_closure_fill(
         vm: *mut AmberVm,
         index: c_int,
-        env: *const AmberTV,
+        env: *const AmberRestoreValue,
         upvalues: *const c_int,
         count: c_int,
         err: *mut c_char,
@@ -154,8 +172,8 @@ unsafe extern "C" {
     pub fn amber_restore_c_closure_fill(
         vm: *mut AmberVm,
         index: c_int,
-        env: *const AmberTV,
-        upvalues: *const AmberTV,
+        env: *const AmberRestoreValue,
+        upvalues: *const AmberRestoreValue,
         count: c_int,
         err: *mut c_char,
         cap: usize,
@@ -163,14 +181,14 @@ unsafe extern "C" {
     pub fn amber_restore_userdata_metatable(
         vm: *mut AmberVm,
         index: c_int,
-        metatable: *const AmberTV,
+        metatable: *const AmberRestoreValue,
         err: *mut c_char,
         cap: usize,
     ) -> c_int;
     pub fn amber_restore_thread_stack(
         vm: *mut AmberVm,
         index: c_int,
-        values: *const AmberTV,
+        values: *const AmberRestoreValue,
         count: c_int,
         err: *mut c_char,
         cap: usize,
@@ -187,7 +205,7 @@ unsafe extern "C" {
         vm: *mut AmberVm,
         index: c_int,
         info: *const AmberThreadInfo,
-        globals: *const AmberTV,
+        globals: *const AmberRestoreValue,
         namecall: c_int,
         err: *mut c_char,
         cap: usize,

@@ -40,10 +40,6 @@ pub const LU_TAG_ITERATOR: c_int = 128;
 /// `UTAG_PROXY`: the userdata tag of `newproxy()` values.
 pub const UTAG_PROXY: c_int = 129;
 
-pub const AMBER_REF_NONE: c_int = 0;
-pub const AMBER_REF_OBJECT: c_int = 1;
-pub const AMBER_REF_PERMANENT: c_int = 2;
-
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct AmberTV {
@@ -53,7 +49,6 @@ pub struct AmberTV {
     pub number: f64,
     pub vector: [f32; 3],
     pub ref_: usize,
-    pub ref_kind: c_int,
 }
 
 #[repr(C)]

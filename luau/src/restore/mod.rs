@@ -4,7 +4,7 @@
 //! write through, so a validator bug ends in an error here; on any error the partly built
 //! objects are left unreachable for the collector and the VM stays usable.
 
-use crate::ffi::{self, AmberTV};
+use crate::ffi::{self, AmberRestoreValue};
 use crate::script::Script;
 use crate::vm::{ProtoIdentity, SpawnOptions, Task, Vm};
 use crate::{FeatureFlags, capture::LUAU_VERSION};
@@ -71,7 +71,9 @@ struct Builder<'a, 'v> {
     protos: Vec<Vec<usize>>,
     session: Session<'v>,
     /// Values converted for one array part or stack, handed to the shim in one call (reused).
-    scratch: Vec<AmberTV>,
+    scratch: Vec<AmberRestoreValue>,
+    /// Read-only tables, frozen last.
+    readonly: Vec<c_int>,
 }
 
 /// The error for a refusal of the shim at `path`, which is only formatted if there is one: the
@@ -81,59 +83,40 @@ fn refused(path: impl FnOnce() -> String) -> impl FnOnce(String) -> RestoreError
 }
 
 impl<'a, 'v> Builder<'a, 'v> {
-    fn tv(&self, v: &Value) -> Result<AmberTV, RestoreError> {
-        let mut t = AmberTV::default();
+    /// `v` as the shim takes it. A value the shim must not write (a raw light userdata, a
+    /// permanent this image lacks: both refused by the validator) gets a kind the shim refuses.
+    #[inline]
+    fn tv(&self, v: &Value) -> AmberRestoreValue {
+        let value = |kind, a, b| AmberRestoreValue { kind, a, b };
         match *v {
-            Value::Nil => t.type_ = ffi::LUA_TNIL,
-            Value::Boolean(b) => {
-                t.type_ = ffi::LUA_TBOOLEAN;
-                t.boolean = c_int::from(b);
+            Value::Nil => value(ffi::AMBER_RV_NIL, 0, 0),
+            Value::Boolean(b) => value(ffi::AMBER_RV_BOOLEAN, u32::from(b), 0),
+            Value::Number(n) => value(ffi::AMBER_RV_NUMBER, 0, n.to_bits()),
+            Value::Vector([x, y, z]) => {
+                value(ffi::AMBER_RV_VECTOR, x.to_bits(), u64::from(y.to_bits()) | u64::from(z.to_bits()) << 32)
             }
-            Value::Number(n) => {
-                t.type_ = ffi::LUA_TNUMBER;
-                t.number = n;
-            }
-            Value::Vector(v) => {
-                t.type_ = ffi::LUA_TVECTOR;
-                t.vector = v;
-            }
-            Value::IterPosition(p) => {
-                t.type_ = ffi::LUA_TLIGHTUSERDATA;
-                t.tag = ffi::LU_TAG_ITERATOR;
-                t.ref_ = p as usize;
-            }
-            Value::Object(i) => {
-                t.ref_kind = ffi::AMBER_REF_OBJECT;
-                t.ref_ = i as usize;
-            }
-            Value::Permanent(i) => {
-                t.ref_kind = ffi::AMBER_REF_PERMANENT;
-                t.ref_ = *self.permanents.get(i as usize).ok_or_else(|| RestoreError::Build {
-                    path: "value".into(),
-                    message: format!("permanent #{i} out of range"),
-                })?;
-            }
-            Value::LightUserdata { .. } => {
-                return Err(RestoreError::Build { path: "value".into(), message: "raw light userdata".into() });
-            }
+            Value::IterPosition(p) => value(ffi::AMBER_RV_ITERATOR, 0, u64::from(p)),
+            Value::Object(i) => value(ffi::AMBER_RV_OBJECT, i, 0),
+            Value::Permanent(i) => match self.permanents.get(i as usize).and_then(|&r| u32::try_from(r).ok()) {
+                Some(r) => value(ffi::AMBER_RV_PERMANENT, r, 0),
+                None => value(ffi::AMBER_RV_REFUSED, 0, 0),
+            },
+            Value::LightUserdata { .. } => value(ffi::AMBER_RV_REFUSED, 0, 0),
         }
-        Ok(t)
     }
 
     /// `values` converted for one shim call, in the reused buffer (give it back to `scratch`).
-    fn converted(&mut self, values: impl IntoIterator<Item = Value>) -> Result<Vec<AmberTV>, RestoreError> {
+    fn converted(&mut self, values: impl IntoIterator<Item = Value>) -> Vec<AmberRestoreValue> {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        for v in values {
-            out.push(self.tv(&v)?);
-        }
-        Ok(out)
+        out.extend(values.into_iter().map(|v| self.tv(&v)));
+        out
     }
 
-    fn opt_tv(&self, v: &Option<Value>) -> Result<AmberTV, RestoreError> {
+    fn opt_tv(&self, v: &Option<Value>) -> AmberRestoreValue {
         match v {
             Some(v) => self.tv(v),
-            None => Ok(AmberTV::default()),
+            None => AmberRestoreValue::default(),
         }
     }
 
@@ -258,12 +241,12 @@ impl<'a, 'v> Builder<'a, 'v> {
             match o {
                 ObjectRef::Table(t) => self.fill_table(i, &t)?,
                 ObjectRef::Userdata(u) => {
-                    let meta = self.opt_tv(&u.metatable)?;
+                    let meta = self.opt_tv(&u.metatable);
                     self.session.userdata_metatable(idx, &meta).map_err(refused(path))?;
                 }
                 ObjectRef::CClosure(c) => {
-                    let env = self.tv(&c.env.value())?;
-                    let ups = self.converted(c.upvalues.iter().copied())?;
+                    let env = self.tv(&c.env.value());
+                    let ups = self.converted(c.upvalues.iter().copied());
                     let filled = self.session.c_closure_fill(idx, &env, &ups);
                     self.scratch = ups;
                     filled.map_err(refused(path))?;
@@ -276,7 +259,7 @@ impl<'a, 'v> Builder<'a, 'v> {
 
     fn fill_table(&mut self, i: usize, t: &TableRef<'_>) -> Result<(), RestoreError> {
         let idx = i as c_int;
-        let values = self.converted(t.array())?;
+        let values = self.converted(t.array());
         let filled = self.session.table_array(idx, &values);
         self.scratch = values;
         filled.map_err(refused(|| format!("table#{i} > array part")))?;
@@ -284,13 +267,16 @@ impl<'a, 'v> Builder<'a, 'v> {
         for (k, entry) in t.hash().enumerate() {
             let mapped = node_map.as_mut().and_then(Iterator::next);
             let Some((key, val)) = entry else { continue };
-            let (key, val) = (self.tv(&key)?, self.tv(&val)?);
+            let (key, val) = (self.tv(&key), self.tv(&val));
             let node = mapped.map_or(k as c_int, |n| n as c_int);
             self.session
                 .table_node(idx, k as c_int, node, &key, &val)
                 .map_err(refused(|| format!("table#{i} > hash node {k}")))?;
         }
-        let meta = self.opt_tv(&t.metatable)?;
+        let meta = self.opt_tv(&t.metatable);
+        if t.readonly {
+            self.readonly.push(idx);
+        }
         self.session
             .table_finish(idx, t.insert_hint, &meta, t.readonly, t.safeenv)
             .map_err(refused(|| format!("table#{i}")))
@@ -305,7 +291,7 @@ impl<'a, 'v> Builder<'a, 'v> {
             let idx = i as c_int;
             match u {
                 Upvalue::Closed(v) => {
-                    let v = self.tv(&v)?;
+                    let v = self.tv(&v);
                     self.session.upvalue_closed(idx, &v)
                 }
                 Upvalue::Open { thread, slot } => self.session.upvalue_open(idx, thread as c_int, slot as c_int),
@@ -321,7 +307,7 @@ impl<'a, 'v> Builder<'a, 'v> {
         let mut ups: Vec<c_int> = Vec::new();
         for (i, o) in s.objects_of(ObjectKind::LuaClosure) {
             let ObjectRef::LuaClosure(c) = o else { continue };
-            let env = self.tv(&c.env.value())?;
+            let env = self.tv(&c.env.value());
             ups.clear();
             ups.extend(c.upvalues.iter().map(|&u| u as c_int));
             self.session.lua_closure_fill(i as c_int, &env, &ups).map_err(refused(|| format!("closure#{i}")))?;
@@ -331,13 +317,8 @@ impl<'a, 'v> Builder<'a, 'v> {
 
     /// Phase 5: read-only tables frozen, now that nothing writes into them.
     fn freeze_tables(&mut self) -> Result<(), RestoreError> {
-        let s = self.snapshot;
-        for (i, o) in s.objects_of(ObjectKind::Table) {
-            if let ObjectRef::Table(t) = o
-                && t.readonly
-            {
-                self.session.table_freeze(i as c_int).map_err(refused(|| format!("table#{i}")))?;
-            }
+        for &i in &self.readonly {
+            self.session.table_freeze(i).map_err(refused(|| format!("table#{i}")))?;
         }
         Ok(())
     }
@@ -377,7 +358,7 @@ impl<'a, 'v> Builder<'a, 'v> {
         } else {
             &t.stack
         };
-        let values = self.converted(stack.iter().copied())?;
+        let values = self.converted(stack.iter().copied());
         let filled = self.session.thread_stack(idx, &values);
         self.scratch = values;
         filled.map_err(refused(|| format!("thread#{i} > stack")))?;
@@ -418,7 +399,7 @@ impl<'a, 'v> Builder<'a, 'v> {
             namecall: 0,
             stack_size: 0,
         };
-        let globals = self.tv(&t.globals)?;
+        let globals = self.tv(&t.globals);
         let namecall = t.namecall.map_or(-1, |n| n as c_int);
         self.session.thread_finish(idx, &info, &globals, namecall).map_err(refused(|| format!("thread#{i}")))
     }
@@ -498,9 +479,18 @@ pub fn restore(vm: &Vm, verified: &Verified<Snapshot>, options: RestoreOptions) 
     let session = Session::begin(vm, objects, options.memory_category, options.memory_limit.unwrap_or(0), globals)
         .map_err(refused(|| "snapshot".into()))?;
     // On an error the session is dropped unfinished, which aborts the restore.
-    let (thread_ref, orders) =
-        Builder { vm, verified, snapshot: s, threads: Vec::new(), permanents, protos, session, scratch: Vec::new() }
-            .build()?;
+    let (thread_ref, orders) = Builder {
+        vm,
+        verified,
+        snapshot: s,
+        threads: Vec::new(),
+        permanents,
+        protos,
+        session,
+        scratch: Vec::new(),
+        readonly: Vec::new(),
+    }
+    .build()?;
     let mut task = Task::new(Rc::clone(vm.inner()), thread_ref, main_script, ProtoIdentity::NONE, s.roots.random_state);
     task.set_explicit_orders(orders);
     task.set_globals_view(view);

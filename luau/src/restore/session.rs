@@ -7,7 +7,7 @@
 //! Each method is one FFI call with one reason it is sound; the shim re-checks every index and
 //! reports what it refuses as text, which the methods return.
 
-use crate::ffi::{self, AmberTV};
+use crate::ffi::{self, AmberRestoreValue};
 use crate::vm::{Vm, c_buffer_text};
 use std::ffi::{c_char, c_int};
 
@@ -113,7 +113,7 @@ impl<'v> Session<'v> {
         })
     }
 
-    pub fn table_array(&mut self, index: c_int, values: &[AmberTV]) -> Result<(), Refused> {
+    pub fn table_array(&mut self, index: c_int, values: &[AmberRestoreValue]) -> Result<(), Refused> {
         let count = c_int::try_from(values.len()).map_err(|_| "array part too large".to_string())?;
         // SAFETY: a session's restore is in progress; `values` holds `count` values for the call.
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_table_array(vm, index, values.as_ptr(), count, e, cap) })
@@ -124,8 +124,8 @@ impl<'v> Session<'v> {
         index: c_int,
         position: c_int,
         node: c_int,
-        key: &AmberTV,
-        value: &AmberTV,
+        key: &AmberRestoreValue,
+        value: &AmberRestoreValue,
     ) -> Result<(), Refused> {
         // SAFETY: a session's restore is in progress; `key` and `value` are valid for the call.
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_table_node(vm, index, position, node, key, value, e, cap) })
@@ -135,7 +135,7 @@ impl<'v> Session<'v> {
         &mut self,
         index: c_int,
         insert_hint: c_int,
-        metatable: &AmberTV,
+        metatable: &AmberRestoreValue,
         readonly: bool,
         safeenv: bool,
     ) -> Result<(), Refused> {
@@ -151,12 +151,17 @@ impl<'v> Session<'v> {
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_table_freeze(vm, index, e, cap) })
     }
 
-    pub fn userdata_metatable(&mut self, index: c_int, metatable: &AmberTV) -> Result<(), Refused> {
+    pub fn userdata_metatable(&mut self, index: c_int, metatable: &AmberRestoreValue) -> Result<(), Refused> {
         // SAFETY: a session's restore is in progress; `metatable` is valid for the call.
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_userdata_metatable(vm, index, metatable, e, cap) })
     }
 
-    pub fn c_closure_fill(&mut self, index: c_int, env: &AmberTV, upvalues: &[AmberTV]) -> Result<(), Refused> {
+    pub fn c_closure_fill(
+        &mut self,
+        index: c_int,
+        env: &AmberRestoreValue,
+        upvalues: &[AmberRestoreValue],
+    ) -> Result<(), Refused> {
         let n = upvalues.len() as c_int;
         // SAFETY: a session's restore is in progress; `upvalues` holds `n` values.
         self.call(|vm, e, cap| unsafe {
@@ -164,7 +169,12 @@ impl<'v> Session<'v> {
         })
     }
 
-    pub fn lua_closure_fill(&mut self, index: c_int, env: &AmberTV, upvalues: &[c_int]) -> Result<(), Refused> {
+    pub fn lua_closure_fill(
+        &mut self,
+        index: c_int,
+        env: &AmberRestoreValue,
+        upvalues: &[c_int],
+    ) -> Result<(), Refused> {
         let n = upvalues.len() as c_int;
         // SAFETY: a session's restore is in progress; `upvalues` holds `n` object indices.
         self.call(|vm, e, cap| unsafe {
@@ -172,7 +182,7 @@ impl<'v> Session<'v> {
         })
     }
 
-    pub fn upvalue_closed(&mut self, index: c_int, value: &AmberTV) -> Result<(), Refused> {
+    pub fn upvalue_closed(&mut self, index: c_int, value: &AmberRestoreValue) -> Result<(), Refused> {
         // SAFETY: a session's restore is in progress; `value` is valid for the call.
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_upvalue_closed(vm, index, value, e, cap) })
     }
@@ -182,7 +192,7 @@ impl<'v> Session<'v> {
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_upvalue_open(vm, index, thread, slot, e, cap) })
     }
 
-    pub fn thread_stack(&mut self, index: c_int, values: &[AmberTV]) -> Result<(), Refused> {
+    pub fn thread_stack(&mut self, index: c_int, values: &[AmberRestoreValue]) -> Result<(), Refused> {
         let count = c_int::try_from(values.len()).map_err(|_| "stack too large".to_string())?;
         // SAFETY: a session's restore is in progress; `values` holds `count` values for the call.
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_thread_stack(vm, index, values.as_ptr(), count, e, cap) })
@@ -199,7 +209,7 @@ impl<'v> Session<'v> {
         &mut self,
         index: c_int,
         info: &ffi::AmberThreadInfo,
-        globals: &AmberTV,
+        globals: &AmberRestoreValue,
         namecall: c_int,
     ) -> Result<(), Refused> {
         // SAFETY: a session's restore is in progress; `info` and `globals` are valid for the call.

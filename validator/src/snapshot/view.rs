@@ -524,25 +524,36 @@ impl Iterator for ArrayValues<'_> {
             return None;
         }
         self.left -= 1;
-        let v = self.d.array_slot(&mut self.p);
-        match v {
+        // The value moves straight out (matching it in place and then taking it stalls the
+        // stores that wrote it).
+        match self.d.array_slot_then(&mut self.p, Some) {
+            Ok(v) => {
+                if self.left == 0 {
+                    self.record_hash_start();
+                }
+                v
+            }
             Err(_) => {
                 self.left = 0;
                 self.found = None;
+                None
             }
-            Ok(_) if self.left == 0 => {
-                if let Some(cell) = self.found.take()
-                    && cell.get().is_none()
-                {
-                    let _ = cell.set(hash_after(&mut self.d, self.array_len));
-                }
-            }
-            Ok(_) => {}
         }
-        v.ok()
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, Some(self.left))
+    }
+}
+
+impl ArrayValues<'_> {
+    /// Read through: where the hash part starts, for the table to keep.
+    #[cold]
+    fn record_hash_start(&mut self) {
+        if let Some(cell) = self.found.take()
+            && cell.get().is_none()
+        {
+            let _ = cell.set(hash_after(&mut self.d, self.array_len));
+        }
     }
 }
 
