@@ -154,6 +154,21 @@ proptest! {
             prop_assert_eq!(encode(&model), bytes);
         }
     }
+
+    /// Generated snapshots (every object kind, long arrays included) with a few bytes changed:
+    /// validation refuses for the encoding exactly what decoding refuses, saying the same.
+    #[test]
+    fn changed_bytes_are_refused_as_decoding_refuses_them(
+        specs in proptest::collection::vec(object_spec(), 0..24),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = encode(&build(&specs));
+        for (at, v) in edits {
+            let n = bytes.len();
+            bytes[at % n] = v;
+        }
+        refused_as_decoding_refuses(&bytes, &limits(), "edited");
+    }
 }
 
 #[test]
@@ -162,6 +177,7 @@ fn every_truncation_and_byte_change_ends_in_ok_or_a_diagnostic() {
     for len in 0..bytes.len() {
         let err = validate(&bytes[..len], &limits(), &TestCatalog).expect_err("a truncated snapshot is refused");
         assert!(!err.diagnostics.is_empty());
+        refused_as_decoding_refuses(&bytes[..len], &limits(), &format!("truncated to {len}"));
     }
     for i in 0..bytes.len() {
         for v in 0..=255u8 {
@@ -173,7 +189,39 @@ fn every_truncation_and_byte_change_ends_in_ok_or_a_diagnostic() {
             if let Ok(model) = decode(&m, &Limits::default()) {
                 assert_eq!(encode(&model), m, "byte {i} = {v}: decoded but not canonical");
             }
-            let _ = validate(&m, &limits(), &TestCatalog);
+            refused_as_decoding_refuses(&m, &limits(), &format!("byte {i} = {v}"));
+        }
+    }
+    // Limits the validator's pass applies (the locating pass does not look at them).
+    for tight in [
+        Limits { max_string_bytes: 3, ..limits() },
+        Limits { max_table_entries: 2, ..limits() },
+        Limits { max_stack_slots: 2, ..limits() },
+        Limits { max_upvalues: 1, ..limits() },
+        Limits { max_frames: 0, ..limits() },
+    ] {
+        refused_as_decoding_refuses(&bytes, &tight, "under tight limits");
+    }
+}
+
+/// Validation refuses `bytes` for their encoding exactly when decoding them in full does, with
+/// decoding's one finding (objects are located by a quicker reader and decoded strictly one by
+/// one in the validator's pass; neither may change what is refused or what is said).
+fn refused_as_decoding_refuses(bytes: &[u8], limits: &Limits, what: &str) {
+    let validated = validate(bytes, limits, &TestCatalog);
+    match decode(bytes, limits) {
+        Err(d) => match validated {
+            Err(report) => assert_eq!(report.diagnostics, vec![*d], "{what}: the decoding finding, alone"),
+            Ok(_) => panic!("{what}: accepted, but decoding refuses it: {d:?}"),
+        },
+        Ok(_) => {
+            if let Err(report) = validated {
+                let from_bytes = [Code::Truncated, Code::NonCanonical, Code::UnknownTag, Code::BadVarint];
+                assert!(
+                    !report.diagnostics.iter().any(|d| from_bytes.contains(&d.code)),
+                    "{what}: decodes, but was refused for its encoding: {report}"
+                );
+            }
         }
     }
 }

@@ -286,8 +286,10 @@ impl<'a, 'v> Builder<'a, 'v> {
     /// stacks.
     fn make_upvalues(&mut self) -> Result<(), RestoreError> {
         let s = self.snapshot;
-        for (i, o) in s.objects_of(ObjectKind::Upvalue) {
-            let ObjectRef::Upvalue(u) = o else { continue };
+        for (i, _) in s.kinds().iter().enumerate().filter(|(_, k)| **k == ObjectKind::Upvalue) {
+            let Some(u) = s.upvalue(i as u32) else {
+                return Err(RestoreError::Build { path: format!("upvalue#{i}"), message: "does not decode".into() });
+            };
             let idx = i as c_int;
             match u {
                 Upvalue::Closed(v) => {
@@ -305,8 +307,10 @@ impl<'a, 'v> Builder<'a, 'v> {
     fn fill_lua_closures(&mut self) -> Result<(), RestoreError> {
         let s = self.snapshot;
         let mut ups: Vec<c_int> = Vec::new();
-        for (i, o) in s.objects_of(ObjectKind::LuaClosure) {
-            let ObjectRef::LuaClosure(c) = o else { continue };
+        for (i, _) in s.kinds().iter().enumerate().filter(|(_, k)| **k == ObjectKind::LuaClosure) {
+            let Some(c) = s.lua_closure(i as u32) else {
+                return Err(RestoreError::Build { path: format!("closure#{i}"), message: "does not decode".into() });
+            };
             let env = self.tv(&c.env.value());
             ups.clear();
             ups.extend(c.upvalues.iter().map(|&u| u as c_int));

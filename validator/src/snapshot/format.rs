@@ -826,7 +826,7 @@ impl<'a> Decoder<'a> {
 
     /// A function's environment: a value naming an object or a permanent (which one is a table
     /// is the references family's to check, with every other reference).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn env(&mut self) -> Result<EnvRef, DecodeError> {
         // Most environments are the base globals, a permanent: read here, not as a rare value.
         if self.peek() == Some(tag::PERMANENT) {
@@ -1316,6 +1316,7 @@ fn object_name(t: u8) -> &'static str {
 
 /// Reads object `index` up to a table's array part. Each object's stateful forms (NEXT, upvalue
 /// deltas) start from the object's own index.
+#[inline(always)]
 pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32) -> Result<Head<'a>, DecodeError> {
     d.last_object = Some(index);
     d.last_upvalue = index;

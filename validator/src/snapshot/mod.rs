@@ -198,7 +198,7 @@ impl<T: Copy + Default, const N: usize> SmallSlice<T, N> {
     }
 
     /// A list of `n` items made by `item(0..n)` in order, stopping at the first error.
-    #[inline]
+    #[inline(always)]
     pub fn try_from_fn<E>(n: usize, mut item: impl FnMut(usize) -> Result<T, E>) -> Result<Self, E> {
         if n <= N {
             let mut items = [T::default(); N];

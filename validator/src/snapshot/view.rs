@@ -279,6 +279,31 @@ impl SnapshotView {
         }
     }
 
+    /// Luau closure object `i`, if it is one (read alone: restore fills closures by the
+    /// hundred thousand).
+    pub fn lua_closure(&self, i: u32) -> Option<LuaClosure> {
+        if self.kind(i)? != ObjectKind::LuaClosure {
+            return None;
+        }
+        let mut d = Decoder::trusted(&self.bytes, *self.offsets.get(i as usize)? as usize, None);
+        match decode_head(&mut d, i).ok()? {
+            Head::LuaClosure(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Upvalue object `i`, if it is one.
+    pub fn upvalue(&self, i: u32) -> Option<Upvalue> {
+        if self.kind(i)? != ObjectKind::Upvalue {
+            return None;
+        }
+        let mut d = Decoder::trusted(&self.bytes, *self.offsets.get(i as usize)? as usize, None);
+        match decode_head(&mut d, i).ok()? {
+            Head::Upvalue(u) => Some(u),
+            _ => None,
+        }
+    }
+
     /// Thread object `i`, if it is a thread.
     pub fn thread(&self, i: u32) -> Option<Box<Thread>> {
         if self.kind(i)? != ObjectKind::Thread {
