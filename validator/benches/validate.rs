@@ -1,6 +1,6 @@
 //! Validation throughput on generated snapshots of 10 thousand, 100 thousand and 1 million
-//! objects: time per object (should stay flat: linear scaling) and MB/s. Prints, asserts
-//! nothing.
+//! objects: time per object (should stay flat: linear scaling) and MB/s, with the per-object
+//! ratio of the largest to the smallest (issue 12: within 1.2). Prints, asserts nothing.
 //!
 //!     cargo bench -p amber-validator --bench validate
 
@@ -44,39 +44,57 @@ fn specs(n: usize) -> Vec<ObjectSpec> {
     out
 }
 
+/// Rounds per size, interleaved across the sizes (the machine's speed drifts by a quarter
+/// between runs minutes apart; interleaving keeps the sizes comparable).
+const ROUNDS: usize = 7;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
     let limits = limits();
+    let snapshots: Vec<(usize, Vec<u8>)> = [10_000usize, 100_000, 1_000_000]
+        .iter()
+        .map(|&n| {
+            let snapshot = build(&specs(n));
+            (snapshot.objects.len(), encode(&snapshot))
+        })
+        .collect();
+    let (mut validate_s, mut decode_s) = (vec![Vec::new(); 3], vec![Vec::new(); 3]);
+    for _ in 0..ROUNDS {
+        for (k, (_, bytes)) in snapshots.iter().enumerate() {
+            let start = Instant::now();
+            let verified = validate(bytes, &limits, &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
+            validate_s[k].push(start.elapsed().as_secs_f64());
+            std::hint::black_box(verified);
+            let start = Instant::now();
+            let decoded = amber_validator::decode(bytes, &limits).expect("decodes");
+            decode_s[k].push(start.elapsed().as_secs_f64());
+            std::hint::black_box(decoded);
+        }
+    }
     println!(
         "{:>10} {:>12} {:>10} {:>12} {:>16} {:>10}",
         "objects", "bytes", "ms", "ns/object", "decode ns/obj", "MB/s"
     );
-    for n in [10_000usize, 100_000, 1_000_000] {
-        let snapshot = build(&specs(n));
-        let objects = snapshot.objects.len();
-        let bytes = encode(&snapshot);
-        // Best of 3 (the first run also warms the allocator).
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let start = Instant::now();
-            let verified = validate(&bytes, &limits, &TestCatalog).unwrap_or_else(|r| panic!("{r}"));
-            best = best.min(start.elapsed().as_secs_f64());
-            std::hint::black_box(verified);
-        }
-        let mut decode_best = f64::MAX;
-        for _ in 0..3 {
-            let start = Instant::now();
-            let decoded = amber_validator::decode(&bytes, &limits).expect("decodes");
-            decode_best = decode_best.min(start.elapsed().as_secs_f64());
-            std::hint::black_box(decoded);
-        }
+    let mut per_object = Vec::new();
+    for (k, (objects, bytes)) in snapshots.iter().enumerate() {
+        let (v, d) = (median(&mut validate_s[k]), median(&mut decode_s[k]));
+        per_object.push(v * 1e9 / *objects as f64);
         println!(
             "{:>10} {:>12} {:>10.1} {:>12.1} {:>16.1} {:>10.1}",
             objects,
             bytes.len(),
-            best * 1e3,
-            best * 1e9 / objects as f64,
-            decode_best * 1e9 / objects as f64,
-            bytes.len() as f64 / best / 1e6
+            v * 1e3,
+            v * 1e9 / *objects as f64,
+            d * 1e9 / *objects as f64,
+            bytes.len() as f64 / v / 1e6
         );
     }
+    println!(
+        "per-object cost, a million objects against ten thousand: {:.2}x (medians of {ROUNDS} interleaved rounds)",
+        per_object[2] / per_object[0]
+    );
 }

@@ -18,11 +18,11 @@ pub(crate) fn check(ctx: &Context<'_>, reach: Reach, chains: Chains, sink: &mut 
 /// over the objects in index order: an object reached before the pass gets to it is expanded
 /// when the pass decodes it anyway; one reached only after the pass went by (a reference back
 /// to a lower index) is decoded and expanded at once, with an explicit stack (no recursion an
-/// attacker can deepen). Each reached object is expanded once, one byte per object; a capture,
+/// attacker can deepen). Each reached object is expanded once, one bit per object; a capture,
 /// whose objects are numbered breadth-first from the main thread, needs no second decode. A
 /// reference out of range is skipped (the references family reports it).
 pub(crate) struct Reach {
-    reached: Vec<bool>,
+    reached: Marks,
     behind: Vec<u32>,
     /// Open upvalues (upvalue, the thread it points into), for the ownership checks.
     open: Vec<(u32, u32)>,
@@ -34,10 +34,8 @@ impl Reach {
     }
 
     fn from(n: usize, root: u32) -> Reach {
-        let mut reached = vec![false; n];
-        if let Some(r) = reached.get_mut(root as usize) {
-            *r = true;
-        }
+        let mut reached = Marks::new(n);
+        reached.mark(root);
         Reach { reached, behind: Vec::new(), open: Vec::new() }
     }
 
@@ -65,16 +63,13 @@ impl Reach {
         refs_here: impl FnOnce(u32, &mut dyn FnMut(u32)),
         mut refs: impl FnMut(u32, &mut dyn FnMut(u32)),
     ) {
-        if !self.reached.get(i as usize).copied().unwrap_or(false) {
+        if !self.reached.get(i) {
             return;
         }
         // A newly reached object behind the pass is expanded at once; one ahead of it, when the
         // pass decodes it.
-        fn mark(reached: &mut [bool], behind: &mut Vec<u32>, w: u32, at: u32) {
-            if let Some(r) = reached.get_mut(w as usize)
-                && !std::mem::replace(r, true)
-                && w <= at
-            {
+        fn mark(reached: &mut Marks, behind: &mut Vec<u32>, w: u32, at: u32) {
+            if reached.mark(w) && w <= at {
                 behind.push(w);
             }
         }
@@ -86,9 +81,37 @@ impl Reach {
     }
 }
 
+/// One bit per object (a million objects in 128 KB, which stays in cache where a byte each
+/// would not: references land anywhere in the index range).
+struct Marks {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl Marks {
+    fn new(len: usize) -> Marks {
+        Marks { words: vec![0; len.div_ceil(64)], len }
+    }
+
+    fn get(&self, i: u32) -> bool {
+        (i as usize) < self.len && self.words[i as usize / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// Marks `i`: whether it was not marked before (false out of range).
+    fn mark(&mut self, i: u32) -> bool {
+        if i as usize >= self.len {
+            return false;
+        }
+        let word = &mut self.words[i as usize / 64];
+        let bit = 1u64 << (i % 64);
+        let new = *word & bit == 0;
+        *word |= bit;
+        new
+    }
+}
+
 /// What the graph checks keep of each thread as the threads go by: its status, the thread it
 /// is resuming, and which thread lists each open upvalue.
-#[derive(Default)]
 pub(crate) struct Chains {
     /// (thread, status, the thread it resumes), in thread order.
     threads: Vec<(u32, ThreadStatus, Option<u32>)>,
@@ -97,6 +120,13 @@ pub(crate) struct Chains {
 }
 
 impl Chains {
+    /// Sized for every thread of the snapshot up front: growing a large list while the pass
+    /// frees many small objects makes the allocator consolidate them at every doubling.
+    pub(crate) fn new(ctx: &Context<'_>) -> Chains {
+        let threads = ctx.s.kinds().iter().filter(|k| **k == ObjectKind::Thread).count();
+        Chains { threads: Vec::with_capacity(threads), listed: HashMap::new() }
+    }
+
     /// Thread object `ti` (`t`), with its derived layout when its frames were accepted.
     pub(crate) fn thread(
         &mut self,
@@ -199,8 +229,8 @@ impl Graph<'_, '_> {
         let s = self.ctx.s;
         let n = s.object_count();
         if (s.roots.main_thread as usize) < n {
-            for (i, r) in reach.reached.iter().enumerate() {
-                if !r {
+            for i in 0..n {
+                if !reach.reached.get(i as u32) {
                     self.sink.error(
                         Code::OrphanObject,
                         obj(s.kinds()[i], i as u32),
@@ -331,7 +361,7 @@ mod tests {
                 |v, f| objects[v as usize].for_each_reference(f),
             );
         }
-        reach.reached
+        (0..objects.len() as u32).map(|i| reach.reached.get(i)).collect()
     }
 
     #[test]

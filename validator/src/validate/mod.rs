@@ -230,7 +230,7 @@ pub fn validate_view(
     let mut used_protos = std::collections::BTreeSet::new();
     let mut reach = graph::Reach::new(&ctx);
     let mut matches = matcher::Matches::new(&ctx);
-    let mut chains = graph::Chains::default();
+    let mut chains = graph::Chains::new(&ctx);
     // One pass over the objects, each decoded strictly once (a malformed object refuses the
     // snapshot with that one finding, as decoding it in full would), every family seeing it in
     // turn; a thread's frames are derived here and read by the families about frames, then

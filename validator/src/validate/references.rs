@@ -434,9 +434,10 @@ impl<'c, 'a> Walker<'c, 'a> {
         }
         // Small tables (the common case) compare keys pairwise; larger ones sort their keys
         // afterwards (no hashing: the keys are the attacker's, and a sort's cost is bounded).
-        let mut seen_small: Vec<KeyId> = Vec::new();
+        const SMALL: usize = 16;
+        let (mut seen_small, mut seen) = ([KeyId::Other(0); SMALL], 0);
         let mut keys = KeySort::default();
-        let small = nodes <= 16;
+        let small = nodes <= SMALL;
         for (n, node) in t.hash().enumerate() {
             let Some((k, v)) = node else { continue };
             let snapshot = self.ctx.s;
@@ -454,10 +455,14 @@ impl<'c, 'a> Walker<'c, 'a> {
             }
             let id = KeyId::of(&k, &self.string_canon);
             if small {
-                if seen_small.contains(&id) {
+                if seen_small[..seen].contains(&id) {
                     sink.error(Code::BadTableShape, key_path(), "the key appears twice in the hash part");
                 }
-                seen_small.push(id);
+                // At most `nodes` keys, each in a node of its own.
+                if let Some(slot) = seen_small.get_mut(seen) {
+                    *slot = id;
+                    seen += 1;
+                }
             } else {
                 keys.push(id);
             }

@@ -108,7 +108,15 @@ pub(crate) fn problem(s: &SnapshotView, t: &TableRef<'_>) -> Option<(usize, Stri
     // Main position of the key at each node, for keys hashed by contents (`FREE`: empty or
     // hashed by address); four bytes a node, as node numbers are in the format.
     const FREE: u32 = u32::MAX;
-    let mut at: Vec<u32> = vec![FREE; size];
+    // Small hash parts (most tables) on the stack.
+    let (mut small, mut large);
+    let at: &mut [u32] = if size <= 16 {
+        small = [FREE; 16];
+        &mut small[..size]
+    } else {
+        large = vec![FREE; size];
+        &mut large
+    };
     for (p, entry) in t.hash().enumerate() {
         let node = match &mut node_map {
             Some(m) => m.next().map(|n| n as usize),
