@@ -11,6 +11,7 @@
 //!     cargo bench -p amber-luau --bench persist
 
 use amber_luau::{Budget, Outcome, RestoreOptions, Script, SourceCatalog, Vm, capture, restore};
+use amber_validator::snapshot::{Bytes, Object};
 use amber_validator::{Limits, SnapshotView, bytecode, encode, validate, validate_view};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -223,6 +224,26 @@ fn main() {
             validate_peak as f64 / bytes[k].len() as f64
         );
     }
+
+    // The worst case for the view's per-object overhead: a hostile snapshot of a million empty
+    // strings (two bytes each), refused, but validated in full first.
+    let hostile = {
+        let mut s = capture(&vms[3].1).expect("capture");
+        s.objects.extend((0..1_000_000).map(|_| Object::String(Bytes::from(&[][..]))));
+        encode(&s)
+    };
+    let limits = Limits { max_objects: 4_000_000, ..Limits::default() };
+    let (refused, peak) = peak_of(|| validate(&hostile, &limits, &catalog).is_err());
+    println!(
+        "{:32} {:>12} {:>14} {:>8} {:>15} {:>8.2}   (hostile, {})",
+        "1M empty strings",
+        "-",
+        "-",
+        "-",
+        peak,
+        peak as f64 / hostile.len() as f64,
+        if refused { "refused" } else { "accepted" }
+    );
 
     println!(
         "\n{:32} {:>10} {:>10} {:>10} {:>22}",

@@ -128,19 +128,19 @@ impl<'c, 'a> Walker<'c, 'a> {
         // by all bytes, then by index, so equal strings are adjacent with the first one leading.
         // Twelve bytes a string: the head split in two words (no padding) and the index.
         let bytes_of = |i: u32| s.string(i).unwrap_or_default();
-        let mut strings: Vec<[u32; 3]> = s
-            .objects_of(ObjectKind::String)
-            .filter_map(|(i, o)| match o {
-                ObjectRef::String(b) => {
-                    let mut head = [0u8; 8];
-                    let n = b.len().min(8);
-                    head[..n].copy_from_slice(&b[..n]);
-                    let head = u64::from_be_bytes(head);
-                    Some([(head >> 32) as u32, head as u32, i])
-                }
-                _ => None,
-            })
-            .collect();
+        // Sized exactly (growing by doubling would hold the old and the new list at once).
+        let mut strings: Vec<[u32; 3]> =
+            Vec::with_capacity(s.kinds().iter().filter(|k| **k == ObjectKind::String).count());
+        strings.extend(s.objects_of(ObjectKind::String).filter_map(|(i, o)| match o {
+            ObjectRef::String(b) => {
+                let mut head = [0u8; 8];
+                let n = b.len().min(8);
+                head[..n].copy_from_slice(&b[..n]);
+                let head = u64::from_be_bytes(head);
+                Some([(head >> 32) as u32, head as u32, i])
+            }
+            _ => None,
+        }));
         strings.sort_unstable_by(|a, b| {
             (a[0], a[1]).cmp(&(b[0], b[1])).then_with(|| bytes_of(a[2]).cmp(bytes_of(b[2]))).then(a[2].cmp(&b[2]))
         });
@@ -148,7 +148,12 @@ impl<'c, 'a> Walker<'c, 'a> {
             let (a, b) = (pair[0][2], pair[1][2]);
             if pair[0][..2] == pair[1][..2] && bytes_of(a) == bytes_of(b) {
                 let canon = self.string_canon.get(&a).copied().unwrap_or(a);
-                self.string_canon.insert(b, canon);
+                // Any duplicate refuses the snapshot; the map only makes the duplicate-key
+                // findings after it exact, so it stops growing with the findings (a snapshot of
+                // a million equal strings would otherwise cost a map of a million entries).
+                if self.string_canon.len() < self.ctx.limits.max_diagnostics {
+                    self.string_canon.insert(b, canon);
+                }
                 sink.error(
                     Code::DuplicateString,
                     obj(ObjectKind::String, b),
