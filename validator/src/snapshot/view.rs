@@ -38,6 +38,34 @@ pub struct SnapshotView {
     hash_starts: Vec<HashStart>,
 }
 
+/// What a pass over the objects found: each one's offset and kind, where long array parts end,
+/// and the objects' extent in the input.
+struct Located {
+    offsets: Vec<u32>,
+    kinds: Vec<ObjectKind>,
+    hash_starts: Vec<HashStart>,
+    objects: std::ops::Range<usize>,
+}
+
+impl Located {
+    fn new(n: usize, start: usize) -> Located {
+        Located {
+            offsets: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            hash_starts: Vec::new(),
+            objects: start..start,
+        }
+    }
+
+    /// Table `i`'s array part of `array_len` slots ends at `at` (in the input), where the
+    /// reference state is `state`. Offsets fit in u32: decode_parts refuses inputs of 4 GiB.
+    fn array_ends(&mut self, i: u32, array_len: u64, at: usize, state: Option<u32>) {
+        if array_len >= LONG_ARRAY as u64 {
+            self.hash_starts.push(HashStart { table: i, at: (at - self.objects.start) as u32, state });
+        }
+    }
+}
+
 /// Array parts from this many slots on have their hash part's start recorded (16 bytes, at least
 /// as many as the slots take).
 const LONG_ARRAY: usize = 16;
@@ -79,68 +107,51 @@ impl SnapshotView {
         let parts = decode_parts(data, limits, |d, n| {
             let (input, start) = d.input();
             let mut skim = Skim::new(input, start);
-            let mut offsets = Vec::with_capacity(n);
-            let mut kinds = Vec::with_capacity(n);
-            let mut hash_starts = Vec::new();
-            for i in 0..n {
-                // decode_parts refuses inputs of 4 GiB or more, so every offset fits.
-                offsets.push((skim.pos() - start) as u32);
-                let kind = skim.object(i as u32, &mut |array_len, at, state| {
-                    if array_len >= LONG_ARRAY as u64 {
-                        hash_starts.push(HashStart { table: i as u32, at: (at - start) as u32, state: Some(state) });
-                    }
-                });
-                match kind {
-                    Some(k) => kinds.push(k),
+            let mut found = Located::new(n, start);
+            for i in 0..n as u32 {
+                found.offsets.push((skim.pos() - start) as u32);
+                match skim.object(i, &mut |array_len, at, state| found.array_ends(i, array_len, at, Some(state))) {
+                    Some(k) => found.kinds.push(k),
+                    // A placeholder: the strict decoder gives the finding.
                     None => return Err(d.refuse_here(skim.pos(), Code::Truncated, format_args!("object {i}"))),
                 }
             }
             d.seek(skim.pos());
-            Ok((offsets, kinds, hash_starts, start..skim.pos()))
+            found.objects.end = skim.pos();
+            Ok(found)
         })?;
-        let (offsets, kinds, hash_starts, objects) = parts.objects;
-        Ok(SnapshotView {
-            header: parts.header,
-            scripts: parts.scripts,
-            permanents: parts.permanents,
-            roots: parts.roots,
-            origin: objects.start,
-            bytes: data[objects].into(),
-            offsets,
-            kinds,
-            hash_starts,
-        })
+        Ok(Self::assemble(data, parts))
     }
 
     /// Every object decoded strictly in turn (the first malformed byte is the error).
     fn decode_strictly(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
         let parts = decode_parts(data, limits, |d, n| {
             let (_, start) = d.input();
-            let mut offsets = Vec::with_capacity(n);
-            let mut kinds = Vec::with_capacity(n);
-            let mut hash_starts = Vec::new();
-            for i in 0..n {
-                offsets.push((d.pos() - start) as u32);
-                kinds.push(scan_object(d, i as u32, |array_len, at, state| {
-                    if array_len >= LONG_ARRAY {
-                        hash_starts.push(HashStart { table: i as u32, at: (at - start) as u32, state });
-                    }
-                })?);
+            let mut found = Located::new(n, start);
+            for i in 0..n as u32 {
+                found.offsets.push((d.pos() - start) as u32);
+                let kind = scan_object(d, i, |array_len, at, state| found.array_ends(i, array_len as u64, at, state))?;
+                found.kinds.push(kind);
             }
-            Ok((offsets, kinds, hash_starts, start..d.pos()))
+            found.objects.end = d.pos();
+            Ok(found)
         })?;
-        let (offsets, kinds, hash_starts, objects) = parts.objects;
-        Ok(SnapshotView {
+        Ok(Self::assemble(data, parts))
+    }
+
+    fn assemble(data: &[u8], parts: super::format::Parts<Located>) -> SnapshotView {
+        let found = parts.objects;
+        SnapshotView {
             header: parts.header,
             scripts: parts.scripts,
             permanents: parts.permanents,
             roots: parts.roots,
-            origin: objects.start,
-            bytes: data[objects].into(),
-            offsets,
-            kinds,
-            hash_starts,
-        })
+            origin: found.objects.start,
+            bytes: data[found.objects].into(),
+            offsets: found.offsets,
+            kinds: found.kinds,
+            hash_starts: found.hash_starts,
+        }
     }
 
     /// Object `i` decoded strictly under `limits`, entries and all, refused as [`decode`]
@@ -279,14 +290,21 @@ impl SnapshotView {
         }
     }
 
-    /// Luau closure object `i`, if it is one (read alone: restore fills closures by the
-    /// hundred thousand).
-    pub fn lua_closure(&self, i: u32) -> Option<LuaClosure> {
-        if self.kind(i)? != ObjectKind::LuaClosure {
+    /// Object `i`'s head, if it is of kind `kind` (inlined into the typed readers below, so
+    /// the object is not copied out of a wider value).
+    #[inline(always)]
+    fn head_of(&self, i: u32, kind: ObjectKind) -> Option<Head<'_>> {
+        if self.kind(i)? != kind {
             return None;
         }
         let mut d = Decoder::trusted(&self.bytes, *self.offsets.get(i as usize)? as usize, None);
-        match decode_head(&mut d, i).ok()? {
+        decode_head(&mut d, i).ok()
+    }
+
+    /// Luau closure object `i`, if it is one (read alone: restore fills closures by the
+    /// hundred thousand).
+    pub fn lua_closure(&self, i: u32) -> Option<LuaClosure> {
+        match self.head_of(i, ObjectKind::LuaClosure)? {
             Head::LuaClosure(c) => Some(c),
             _ => None,
         }
@@ -294,11 +312,7 @@ impl SnapshotView {
 
     /// Upvalue object `i`, if it is one.
     pub fn upvalue(&self, i: u32) -> Option<Upvalue> {
-        if self.kind(i)? != ObjectKind::Upvalue {
-            return None;
-        }
-        let mut d = Decoder::trusted(&self.bytes, *self.offsets.get(i as usize)? as usize, None);
-        match decode_head(&mut d, i).ok()? {
+        match self.head_of(i, ObjectKind::Upvalue)? {
             Head::Upvalue(u) => Some(u),
             _ => None,
         }
