@@ -286,8 +286,8 @@ impl<'a, 'v> Builder<'a, 'v> {
     /// stacks.
     fn make_upvalues(&mut self) -> Result<(), RestoreError> {
         let s = self.snapshot;
-        for (i, _) in s.kinds().iter().enumerate().filter(|(_, k)| **k == ObjectKind::Upvalue) {
-            let Some(u) = s.upvalue(i as u32) else {
+        for i in s.indices_of(ObjectKind::Upvalue) {
+            let Some(u) = s.upvalue(i) else {
                 return Err(RestoreError::Build { path: format!("upvalue#{i}"), message: "does not decode".into() });
             };
             let idx = i as c_int;
@@ -307,8 +307,8 @@ impl<'a, 'v> Builder<'a, 'v> {
     fn fill_lua_closures(&mut self) -> Result<(), RestoreError> {
         let s = self.snapshot;
         let mut ups: Vec<c_int> = Vec::new();
-        for (i, _) in s.kinds().iter().enumerate().filter(|(_, k)| **k == ObjectKind::LuaClosure) {
-            let Some(c) = s.lua_closure(i as u32) else {
+        for i in s.indices_of(ObjectKind::LuaClosure) {
+            let Some(c) = s.lua_closure(i) else {
                 return Err(RestoreError::Build { path: format!("closure#{i}"), message: "does not decode".into() });
             };
             let env = self.tv(&c.env.value());

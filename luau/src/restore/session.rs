@@ -92,7 +92,9 @@ impl<'v> Session<'v> {
     /// `proto` is a handle this VM reported for the loaded script (`Vm::protos_in`); the closure
     /// gets the proto's upvalue count, which its fill must match.
     pub fn lua_closure(&mut self, index: c_int, proto: usize) -> Result<(), Refused> {
-        // SAFETY: a session's restore is in progress; `proto` came from this VM's loader.
+        // SAFETY: a session's restore is in progress (live VM, `err` of `cap` bytes); `proto` is
+        // a Proto pointer this VM's loader reported and keeps alive, which the shim dereferences
+        // for its upvalue count; the shim range-checks `index`.
         self.call(|vm, e, cap| unsafe { ffi::amber_restore_lua_closure(vm, index, proto, e, cap) })
     }
 

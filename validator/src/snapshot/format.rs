@@ -617,7 +617,7 @@ impl<'a> Decoder<'a> {
     /// A refusal at `at`, formatted only here: the reads above stay small on their hot paths.
     #[cold]
     #[inline(never)]
-    fn refuse_at(&mut self, at: usize, code: Code, message: std::fmt::Arguments<'_>) -> DecodeError {
+    pub(crate) fn refuse_at(&mut self, at: usize, code: Code, message: std::fmt::Arguments<'_>) -> DecodeError {
         self.pos = at;
         self.fail(code, message.to_string())
     }
@@ -1094,11 +1094,6 @@ impl<'a> Decoder<'a> {
     /// Moves to `pos`, where a faster reader left off.
     pub(crate) fn seek(&mut self, pos: usize) {
         self.pos = pos;
-    }
-
-    /// A refusal at `pos` (for a checker that compares positions).
-    pub(crate) fn refuse_here(&mut self, pos: usize, code: Code, message: std::fmt::Arguments<'_>) -> DecodeError {
-        self.refuse_at(pos, code, message)
     }
 
     pub(crate) fn pos(&self) -> usize {

@@ -190,27 +190,41 @@ impl<'a> Skim<'a> {
         }
         self.varint()?;
         let array = self.varint()?;
-        for _ in 0..array {
-            if self.data.get(self.pos) == Some(&tag::STEP) {
-                self.pos += 1;
-            } else {
-                self.value()?;
-            }
-        }
-        hash_start(array, self.pos, self.last);
-        let nodes = self.varint()?;
-        for _ in 0..nodes {
-            if self.optional()? {
-                self.value()?;
-                self.value()?;
-            }
-        }
+        let nodes = self.entries(array, &mut |at, last| hash_start(array, at, last), &mut |_| {})?;
         if flags & TABLE_HAS_NODE_MAP != 0 {
             for _ in 0..nodes {
                 self.varint()?;
             }
         }
         Some(())
+    }
+
+    /// A table's array part of `array` slots and its hash part (not the node map after it):
+    /// `hash_start` hears where the hash part starts and the reference state there, `found`
+    /// every object the entries refer to. Gives the hash part's node count.
+    #[inline(always)]
+    fn entries(
+        &mut self,
+        array: u64,
+        hash_start: &mut impl FnMut(usize, u32),
+        found: &mut impl FnMut(u32),
+    ) -> Option<u64> {
+        for _ in 0..array {
+            if self.data.get(self.pos) == Some(&tag::STEP) {
+                self.pos += 1;
+            } else {
+                self.value_with(found)?;
+            }
+        }
+        hash_start(self.pos, self.last);
+        let nodes = self.varint()?;
+        for _ in 0..nodes {
+            if self.optional()? {
+                self.value_with(found)?;
+                self.value_with(found)?;
+            }
+        }
+        Some(nodes)
     }
 
     fn thread(&mut self) -> Option<()> {
@@ -249,19 +263,5 @@ pub(crate) fn table_references(
     array_len: usize,
     found: &mut impl FnMut(u32),
 ) -> Option<()> {
-    let mut s = Skim { data, pos, last };
-    for _ in 0..array_len {
-        if s.data.get(s.pos) == Some(&tag::STEP) {
-            s.pos += 1;
-        } else {
-            s.value_with(found)?;
-        }
-    }
-    for _ in 0..s.varint()? {
-        if s.optional()? {
-            s.value_with(found)?;
-            s.value_with(found)?;
-        }
-    }
-    Some(())
+    Skim { data, pos, last }.entries(array_len as u64, &mut |_, _| {}, found).map(drop)
 }

