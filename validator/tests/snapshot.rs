@@ -92,10 +92,19 @@ proptest! {
 
     /// The view reads every object as the model holds it: a table's parts whichever is read
     /// first (reading the array through records where the hash part starts), node maps too, and
-    /// the references it skims.
+    /// the references it skims. With `tiny` small objects after them, the index keeps only
+    /// anchors (objects average under 8 bytes) and finds the rest by skimming from them.
     #[test]
-    fn the_view_reads_objects_as_the_model_holds_them(specs in proptest::collection::vec(object_spec(), 0..24)) {
+    fn the_view_reads_objects_as_the_model_holds_them(
+        specs in proptest::collection::vec(object_spec(), 0..24),
+        tiny in prop_oneof![Just(0usize), 0..400usize],
+    ) {
         let mut model = build(&specs);
+        model.objects.extend((0..tiny).map(|k| match k % 3 {
+            0 => Object::Buffer(vec![]),
+            1 => Object::Upvalue(Upvalue::Closed(Value::Nil)),
+            _ => Object::String(format!("{k}").as_bytes().into()),
+        }));
         // A node map (a rotation of the hash part's positions) on every table with two or more.
         for o in &mut model.objects {
             if let Object::Table(t) = o && t.hash.len() >= 2 {
@@ -103,9 +112,16 @@ proptest! {
                 t.node_of = Some((0..n).map(|p| if t.hash[p as usize].is_some() { (p + 1) % n } else { u32::MAX }).collect());
             }
         }
-        let view = SnapshotView::decode(&encode(&model), &limits()).map_err(|d| TestCaseError::fail(d.to_string()))?;
+        let bytes = encode(&model);
+        let view = SnapshotView::decode(&bytes, &limits()).map_err(|d| TestCaseError::fail(d.to_string()))?;
         prop_assert_eq!(view.object_count(), model.objects.len());
+        let in_order: Vec<_> = view.objects().map(|(i, o)| (i, o.kind())).collect();
+        let kinds: Vec<_> = view.kinds().collect();
+        prop_assert_eq!(&in_order, &kinds);
+        prop_assert_eq!(kinds, model.objects.iter().enumerate().map(|(i, o)| (i as u32, o.kind())).collect::<Vec<_>>());
+        prop_assert!(view.object(model.objects.len() as u32).is_none());
         for (i, o) in model.objects.iter().enumerate() {
+            prop_assert_eq!(view.kind(i as u32), Some(o.kind()));
             let got = view.object(i as u32).expect("every object decodes");
             prop_assert_eq!(got.kind(), o.kind());
             let (mut want, mut refs) = (Vec::new(), Vec::new());

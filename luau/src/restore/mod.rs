@@ -61,7 +61,7 @@ impl Default for RestoreOptions {
 struct Builder<'a, 'v> {
     vm: &'a Vm,
     verified: &'a Verified<Snapshot>,
-    snapshot: &'a SnapshotView,
+    snapshot: &'a SnapshotView<'static>,
     /// Each thread (by object index, ascending), decoded with its derived layout when it is
     /// made, and kept until it is filled.
     threads: Vec<(u32, Option<Box<Thread>>, ThreadLayout)>,
@@ -136,7 +136,8 @@ impl<'a, 'v> Builder<'a, 'v> {
     fn make_objects(&mut self) -> Result<(), RestoreError> {
         let s = self.snapshot;
         let mut threads = self.verified.threads();
-        for (i, &kind) in s.kinds().iter().enumerate() {
+        for (i, kind) in s.kinds() {
+            let i = i as usize;
             let idx = i as c_int;
             let path = || format!("{}#{i}", kind.name());
             if kind == ObjectKind::Upvalue {
@@ -225,7 +226,8 @@ impl<'a, 'v> Builder<'a, 'v> {
     /// upvalues.
     fn fill_objects(&mut self) -> Result<(), RestoreError> {
         let s = self.snapshot;
-        for (i, &kind) in s.kinds().iter().enumerate() {
+        for (i, kind) in s.kinds() {
+            let i = i as usize;
             let idx = i as c_int;
             let path = || format!("{}#{i}", kind.name());
             if kind == ObjectKind::Thread {

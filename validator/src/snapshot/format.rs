@@ -397,13 +397,7 @@ fn encode_object(w: &mut Writer, o: &Object) {
         }
         Object::Thread(t) => {
             w.u8(tag::O_THREAD);
-            w.u8(match t.status {
-                ThreadStatus::NotStarted => 0,
-                ThreadStatus::Yielded => 1,
-                ThreadStatus::Preempted => 2,
-                ThreadStatus::Dead => 3,
-                ThreadStatus::Errored => 4,
-            });
+            w.u8(t.status.code());
             w.value(&t.globals);
             match t.namecall {
                 None => w.u8(0),
@@ -1406,16 +1400,10 @@ pub(crate) fn decode_head<'a>(d: &mut Decoder<'a>, index: u32) -> Result<Head<'a
 
 fn decode_thread(d: &mut Decoder<'_>) -> Result<Thread, DecodeError> {
     let limits = d.limits;
-    let status = match d.u8("thread status")? {
-        0 => ThreadStatus::NotStarted,
-        1 => ThreadStatus::Yielded,
-        2 => ThreadStatus::Preempted,
-        3 => ThreadStatus::Dead,
-        4 => ThreadStatus::Errored,
-        other => {
-            d.pos -= 1;
-            return Err(d.fail(Code::UnknownTag, format!("unknown thread status {other}")));
-        }
+    let code = d.u8("thread status")?;
+    let Some(status) = ThreadStatus::from_code(code) else {
+        d.pos -= 1;
+        return Err(d.fail(Code::UnknownTag, format!("unknown thread status {code}")));
     };
     let globals = d.value("globals")?;
     let namecall = if d.bool("namecall flag")? { Some(d.u32v("namecall method")?) } else { None };

@@ -6,6 +6,7 @@
 //! [`format`] and specified in `docs/FORMAT.md`.
 
 pub mod format;
+mod index;
 mod skim;
 pub mod view;
 
@@ -428,6 +429,25 @@ pub enum ThreadStatus {
 }
 
 impl ThreadStatus {
+    /// The statuses by their code in the format (docs/FORMAT.md), in code order.
+    const BY_CODE: [ThreadStatus; 5] = [
+        ThreadStatus::NotStarted,
+        ThreadStatus::Yielded,
+        ThreadStatus::Preempted,
+        ThreadStatus::Dead,
+        ThreadStatus::Errored,
+    ];
+
+    /// The status with format code `code`.
+    pub fn from_code(code: u8) -> Option<ThreadStatus> {
+        Self::BY_CODE.get(usize::from(code)).copied()
+    }
+
+    /// This status's format code.
+    pub fn code(self) -> u8 {
+        Self::BY_CODE.iter().position(|&s| s == self).unwrap_or(0) as u8
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ThreadStatus::NotStarted => "not started",

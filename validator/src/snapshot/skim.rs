@@ -253,6 +253,24 @@ impl<'a> Skim<'a> {
     }
 }
 
+/// The stack length of thread object `index`, which starts at `pos` of `data` (read from its
+/// head: the stack itself is not read); `None` if it is no thread.
+pub(crate) fn thread_stack_len(data: &[u8], pos: usize, index: u32) -> Option<u64> {
+    let mut s = Skim { data, pos, last: index };
+    if s.u8()? != tag::O_THREAD {
+        return None;
+    }
+    s.u8()?;
+    s.value()?;
+    if s.optional()? {
+        s.varint()?;
+    }
+    if s.optional()? {
+        s.value()?;
+    }
+    s.varint()
+}
+
 /// The objects a table's entries refer to, in order (array part, then each hash node's key and
 /// value): its array part of `array_len` slots is at `pos` of `data`, where the reference state
 /// is `last`. `None` where the bytes do not read as entries.

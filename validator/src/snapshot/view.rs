@@ -11,26 +11,28 @@
 use super::format::{
     DecodeError, Decoder, Head, Progression, decode_head, decode_object, decode_parts, scan_object, table_entries,
 };
+use super::index::ObjectIndex;
 use super::skim::Skim;
 use super::*;
 use crate::diagnostics::Code;
 use crate::limits::Limits;
+use std::borrow::Cow;
 
-/// A snapshot's bytes with every object located: what [`crate::validate()`] checks and a
-/// [`crate::Verified`] snapshot holds.
+/// A snapshot's bytes with every object located: what [`crate::validate()`] checks (borrowing
+/// the caller's bytes) and a [`crate::Verified`] snapshot holds (owning a copy of its objects'
+/// bytes, made once the checks have passed).
 #[derive(Clone)]
-pub struct SnapshotView {
+pub struct SnapshotView<'a> {
     pub header: Header,
     pub scripts: Vec<ScriptEntry>,
     pub permanents: Vec<String>,
     pub roots: Roots,
     /// The objects' bytes (the objects section after its count); offsets below are into this.
-    bytes: Box<[u8]>,
+    bytes: Cow<'a, [u8]>,
     /// Where those bytes begin in the snapshot (for the offsets of findings).
     origin: usize,
     /// Where each object's tag byte is.
-    offsets: Vec<u32>,
-    kinds: Vec<ObjectKind>,
+    index: ObjectIndex,
     /// Where the hash part starts, for each table whose array part has at least [`LONG_ARRAY`]
     /// slots (by object index, ascending): found by the decoding pass, so that no later reader
     /// goes through a long array part only to find the hash part. Shorter arrays are read
@@ -38,23 +40,17 @@ pub struct SnapshotView {
     hash_starts: Vec<HashStart>,
 }
 
-/// What a pass over the objects found: each one's offset and kind, where long array parts end,
-/// and the objects' extent in the input.
+/// What a pass over the objects found: where each one begins, where long array parts end, and
+/// the objects' extent in the input.
 struct Located {
-    offsets: Vec<u32>,
-    kinds: Vec<ObjectKind>,
+    index: ObjectIndex,
     hash_starts: Vec<HashStart>,
     objects: std::ops::Range<usize>,
 }
 
 impl Located {
-    fn new(n: usize, start: usize) -> Located {
-        Located {
-            offsets: Vec::with_capacity(n),
-            kinds: Vec::with_capacity(n),
-            hash_starts: Vec::new(),
-            objects: start..start,
-        }
+    fn new(n: usize, start: usize, span: usize) -> Located {
+        Located { index: ObjectIndex::with_capacity(n, span), hash_starts: Vec::new(), objects: start..start }
     }
 
     /// Table `i`'s array part of `array_len` slots ends at `at` (in the input), where the
@@ -77,23 +73,23 @@ struct HashStart {
     state: Option<u32>,
 }
 
-impl std::fmt::Debug for SnapshotView {
+impl std::fmt::Debug for SnapshotView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotView")
             .field("header", &self.header)
             .field("scripts", &self.scripts.len())
             .field("permanents", &self.permanents.len())
-            .field("objects", &self.offsets.len())
+            .field("objects", &self.index.len())
             .finish()
     }
 }
 
-impl SnapshotView {
-    /// Reads `data` around its objects and locates each object, keeping them in place. What
+impl<'a> SnapshotView<'a> {
+    /// Reads `data` around its objects and locates each object, borrowing them in place. What
     /// cannot be located is refused as [`decode`] refuses it (the same first finding); what can
     /// is decoded strictly object by object by [`crate::validate_view`], the only way to a
     /// verified snapshot.
-    pub fn decode(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
+    pub fn decode(data: &'a [u8], limits: &Limits) -> Result<SnapshotView<'a>, DecodeError> {
         match Self::locate(data, limits) {
             Ok(view) => Ok(view),
             // The strict decoder names the first malformed byte (and a view, should the quick
@@ -103,15 +99,15 @@ impl SnapshotView {
     }
 
     /// Every object located by the skimming reader.
-    fn locate(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
+    fn locate(data: &'a [u8], limits: &Limits) -> Result<SnapshotView<'a>, DecodeError> {
         let parts = decode_parts(data, limits, |d, n| {
             let (input, start) = d.input();
             let mut skim = Skim::new(input, start);
-            let mut found = Located::new(n, start);
+            let mut found = Located::new(n, start, input.len() - start);
             for i in 0..n as u32 {
-                found.offsets.push((skim.pos() - start) as u32);
+                let at = (skim.pos() - start) as u32;
                 match skim.object(i, &mut |array_len, at, state| found.array_ends(i, array_len, at, Some(state))) {
-                    Some(k) => found.kinds.push(k),
+                    Some(kind) => found.index.push(at, kind),
                     // A placeholder: the strict decoder gives the finding.
                     None => return Err(d.refuse_at(skim.pos(), Code::Truncated, format_args!("object {i}"))),
                 }
@@ -124,14 +120,14 @@ impl SnapshotView {
     }
 
     /// Every object decoded strictly in turn (the first malformed byte is the error).
-    fn decode_strictly(data: &[u8], limits: &Limits) -> Result<SnapshotView, DecodeError> {
+    fn decode_strictly(data: &'a [u8], limits: &Limits) -> Result<SnapshotView<'a>, DecodeError> {
         let parts = decode_parts(data, limits, |d, n| {
-            let (_, start) = d.input();
-            let mut found = Located::new(n, start);
+            let (input, start) = d.input();
+            let mut found = Located::new(n, start, input.len() - start);
             for i in 0..n as u32 {
-                found.offsets.push((d.pos() - start) as u32);
+                let at = (d.pos() - start) as u32;
                 let kind = scan_object(d, i, |array_len, at, state| found.array_ends(i, array_len as u64, at, state))?;
-                found.kinds.push(kind);
+                found.index.push(at, kind);
             }
             found.objects.end = d.pos();
             Ok(found)
@@ -139,7 +135,7 @@ impl SnapshotView {
         Ok(Self::assemble(data, parts))
     }
 
-    fn assemble(data: &[u8], parts: super::format::Parts<Located>) -> SnapshotView {
+    fn assemble(data: &'a [u8], parts: super::format::Parts<Located>) -> SnapshotView<'a> {
         let found = parts.objects;
         SnapshotView {
             header: parts.header,
@@ -147,19 +143,43 @@ impl SnapshotView {
             permanents: parts.permanents,
             roots: parts.roots,
             origin: found.objects.start,
-            bytes: data[found.objects].into(),
-            offsets: found.offsets,
-            kinds: found.kinds,
+            bytes: Cow::Borrowed(&data[found.objects]),
+            index: found.index,
             hash_starts: found.hash_starts,
         }
     }
 
-    /// Object `i` decoded strictly under `limits`, entries and all, refused as [`decode`]
-    /// refuses it, and checked to end where the next object begins: the validator's pass reads
-    /// each object through this once.
-    pub(crate) fn checked_object<'s>(&'s self, i: u32, limits: &'s Limits) -> Result<ObjectRef<'s>, DecodeError> {
-        let at = self.offsets[i as usize] as usize;
-        let end = self.offsets.get(i as usize + 1).map_or(self.bytes.len(), |&o| o as usize);
+    /// The view with its objects' bytes copied, to outlive the input: what a verified snapshot
+    /// keeps.
+    pub fn into_owned(self) -> SnapshotView<'static> {
+        SnapshotView {
+            header: self.header,
+            scripts: self.scripts,
+            permanents: self.permanents,
+            roots: self.roots,
+            bytes: Cow::Owned(self.bytes.into_owned()),
+            origin: self.origin,
+            index: self.index,
+            hash_starts: self.hash_starts,
+        }
+    }
+
+    /// Every object's index and the extent of its bytes, in order: what the validator's pass
+    /// reads each object through with [`Self::checked_object`].
+    pub(crate) fn extents(&self) -> impl Iterator<Item = (u32, usize, usize)> + '_ {
+        self.index.extents(&self.bytes)
+    }
+
+    /// Object `i`, located at `at..end` ([`Self::extents`]), decoded strictly under `limits`,
+    /// entries and all, refused as [`decode`] refuses it, and checked to end at `end`: the
+    /// validator's pass reads each object through this once.
+    pub(crate) fn checked_object<'s>(
+        &'s self,
+        i: u32,
+        at: usize,
+        end: usize,
+        limits: &'s Limits,
+    ) -> Result<ObjectRef<'s>, DecodeError> {
         let mut d = Decoder::objects(&self.bytes, self.origin, at, limits);
         let o = match ObjectRef::of_head(decode_head(&mut d, i)?) {
             Ok(o) => o,
@@ -178,7 +198,7 @@ impl SnapshotView {
             }
         };
         if d.pos() != end {
-            return Err(misplaced(d, i, self.origin + end));
+            return Err(misplaced(d, i, self.origin.saturating_add(end)));
         }
         Ok(o)
     }
@@ -193,9 +213,9 @@ impl SnapshotView {
 
     /// The whole model, decoded (tools and tests; the checks read objects in place).
     pub fn to_model(&self) -> Snapshot {
-        let mut objects = Vec::with_capacity(self.offsets.len());
-        for i in 0..self.offsets.len() as u32 {
-            let mut d = Decoder::trusted(&self.bytes, self.offsets[i as usize] as usize, None);
+        let mut objects = Vec::with_capacity(self.index.len());
+        for (i, at, _) in self.extents() {
+            let mut d = Decoder::trusted(&self.bytes, at, None);
             match decode_object(&mut d, i) {
                 Ok(o) => objects.push(o),
                 Err(_) => break,
@@ -211,21 +231,31 @@ impl SnapshotView {
     }
 
     pub fn object_count(&self) -> usize {
-        self.offsets.len()
+        self.index.len()
     }
 
-    /// Each object's kind, by index.
-    pub fn kinds(&self) -> &[ObjectKind] {
-        &self.kinds
+    /// Each object's index and kind, in order.
+    pub fn kinds(&self) -> impl Iterator<Item = (u32, ObjectKind)> + '_ {
+        self.index.kinds().iter().enumerate().map(|(i, &k)| (i as u32, k))
+    }
+
+    /// Where object `i` begins.
+    #[inline(always)]
+    fn offset(&self, i: u32) -> Option<usize> {
+        self.index.offset(&self.bytes, i)
     }
 
     pub fn kind(&self, i: u32) -> Option<ObjectKind> {
-        self.kinds.get(i as usize).copied()
+        self.index.kind(i)
     }
 
     /// Object `i`, decoded but for a table's entries; `None` when out of range.
     pub fn object(&self, i: u32) -> Option<ObjectRef<'_>> {
-        let at = *self.offsets.get(i as usize)? as usize;
+        self.object_at(i, self.offset(i)?)
+    }
+
+    /// Object `i`, which begins at `at`.
+    fn object_at(&self, i: u32, at: usize) -> Option<ObjectRef<'_>> {
         let mut d = Decoder::trusted(&self.bytes, at, None);
         Some(match ObjectRef::of_head(decode_head(&mut d, i).ok()?) {
             Ok(o) => o,
@@ -241,17 +271,19 @@ impl SnapshotView {
 
     /// Every object in index order.
     pub fn objects(&self) -> impl Iterator<Item = (u32, ObjectRef<'_>)> {
-        (0..self.offsets.len() as u32).filter_map(|i| Some((i, self.object(i)?)))
+        self.extents().filter_map(|(i, at, _)| Some((i, self.object_at(i, at)?)))
     }
 
     /// The index of every object of kind `kind`, ascending (nothing decoded).
     pub fn indices_of(&self, kind: ObjectKind) -> impl Iterator<Item = u32> + '_ {
-        self.kinds.iter().enumerate().filter(move |(_, k)| **k == kind).map(|(i, _)| i as u32)
+        self.kinds().filter(move |&(_, k)| k == kind).map(|(i, _)| i)
     }
 
     /// Every object of kind `kind`, in index order (the others are not decoded).
     pub fn objects_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, ObjectRef<'_>)> {
-        self.indices_of(kind).filter_map(|i| Some((i, self.object(i)?)))
+        self.extents()
+            .filter(move |&(i, _, _)| self.index.kind(i) == Some(kind))
+            .filter_map(|(i, at, _)| Some((i, self.object_at(i, at)?)))
     }
 
     /// String object `i`'s bytes, if it is a string.
@@ -270,7 +302,7 @@ impl SnapshotView {
     /// function (a permanent index).
     pub fn function(&self, i: u32) -> Option<Function> {
         let kind = self.kind(i)?;
-        let at = *self.offsets.get(i as usize)? as usize + 1;
+        let at = self.offset(i)? + 1;
         // Two varints after the tag: a frame's function slot is classified once per frame, so
         // this reads them directly rather than decoding the closure.
         let mut bytes = self.bytes.get(at..)?.iter();
@@ -299,7 +331,7 @@ impl SnapshotView {
         if self.kind(i)? != kind {
             return None;
         }
-        let mut d = Decoder::trusted(&self.bytes, *self.offsets.get(i as usize)? as usize, None);
+        let mut d = Decoder::trusted(&self.bytes, self.offset(i)?, None);
         decode_head(&mut d, i).ok()
     }
 
@@ -318,6 +350,19 @@ impl SnapshotView {
             Head::Upvalue(u) => Some(u),
             _ => None,
         }
+    }
+
+    /// Thread object `i`'s status, if it is a thread (its head's first byte).
+    pub fn thread_status(&self, i: u32) -> Option<ThreadStatus> {
+        if self.kind(i)? != ObjectKind::Thread {
+            return None;
+        }
+        ThreadStatus::from_code(*self.bytes.get(self.offset(i)? + 1)?)
+    }
+
+    /// Thread object `i`'s stack length, if it is a thread (read from its head alone).
+    pub fn stack_len(&self, i: u32) -> Option<usize> {
+        usize::try_from(super::skim::thread_stack_len(&self.bytes, self.offset(i)?, i)?).ok()
     }
 
     /// Thread object `i`, if it is a thread.

@@ -8,7 +8,7 @@ use crate::contract::{CRole, vm};
 use crate::diagnostics::{Code, Segment, Sink};
 use crate::snapshot::*;
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 pub(crate) fn check(ctx: &Context<'_>, reach: Reach, chains: Chains, sink: &mut Sink) {
     Graph { ctx, sink }.run(reach, chains)
@@ -24,8 +24,8 @@ pub(crate) fn check(ctx: &Context<'_>, reach: Reach, chains: Chains, sink: &mut 
 pub(crate) struct Reach {
     reached: Marks,
     behind: Vec<u32>,
-    /// Open upvalues (upvalue, the thread it points into), for the ownership checks.
-    open: Vec<(u32, u32)>,
+    /// Open upvalues, for the ownership checks (a bit each: an open upvalue may be four bytes).
+    open: Marks,
 }
 
 impl Reach {
@@ -36,16 +36,17 @@ impl Reach {
     fn from(n: usize, root: u32) -> Reach {
         let mut reached = Marks::new(n);
         reached.mark(root);
-        Reach { reached, behind: Vec::new(), open: Vec::new() }
+        Reach { reached, behind: Vec::new(), open: Marks::new(n) }
     }
 
     /// Object `i` (`o`), as the pass reaches it.
     pub(crate) fn object(&mut self, ctx: &Context<'_>, i: u32, o: &ObjectRef<'_>) {
-        if let ObjectRef::Upvalue(Upvalue::Open { thread, .. }) = o {
-            self.open.push((i, *thread));
+        if let ObjectRef::Upvalue(Upvalue::Open { .. }) = o {
+            self.open.mark(i);
         }
         self.visit(
             i,
+            |w| matches!(ctx.object_kind(w), Some(ObjectKind::String | ObjectKind::Buffer)),
             |_, f| o.for_each_reference(f),
             |v, f| {
                 if let Some(ov) = ctx.s.object(v) {
@@ -56,10 +57,13 @@ impl Reach {
     }
 
     /// The pass at object `i`: `refs_here` gives its references, `refs(v, f)` those of object
-    /// `v` behind it.
+    /// `v` behind it, and `leaf(w)` whether object `w` refers to nothing (strings and buffers):
+    /// those are never stacked (a million of them referred to from behind would otherwise stack
+    /// four bytes each).
     fn visit(
         &mut self,
         i: u32,
+        leaf: impl Fn(u32) -> bool,
         refs_here: impl FnOnce(u32, &mut dyn FnMut(u32)),
         mut refs: impl FnMut(u32, &mut dyn FnMut(u32)),
     ) {
@@ -68,11 +72,11 @@ impl Reach {
         }
         // A newly reached object behind the pass is expanded at once; one ahead of it, when the
         // pass decodes it.
-        fn mark(reached: &mut Marks, behind: &mut Vec<u32>, w: u32, at: u32) {
-            if reached.mark(w) && w <= at {
+        let mark = |reached: &mut Marks, behind: &mut Vec<u32>, w: u32, at: u32| {
+            if reached.mark(w) && w <= at && !leaf(w) {
                 behind.push(w);
             }
-        }
+        };
         let Reach { reached, behind, .. } = self;
         refs_here(i, &mut |w| mark(reached, behind, w, i));
         while let Some(v) = behind.pop() {
@@ -83,22 +87,22 @@ impl Reach {
 
 /// One bit per object (a million objects in 128 KB, which stays in cache where a byte each
 /// would not: references land anywhere in the index range).
-struct Marks {
+pub(crate) struct Marks {
     words: Vec<u64>,
     len: usize,
 }
 
 impl Marks {
-    fn new(len: usize) -> Marks {
+    pub(crate) fn new(len: usize) -> Marks {
         Marks { words: vec![0; len.div_ceil(64)], len }
     }
 
-    fn get(&self, i: u32) -> bool {
+    pub(crate) fn get(&self, i: u32) -> bool {
         (i as usize) < self.len && self.words[i as usize / 64] & (1 << (i % 64)) != 0
     }
 
     /// Marks `i`: whether it was not marked before (false out of range).
-    fn mark(&mut self, i: u32) -> bool {
+    pub(crate) fn mark(&mut self, i: u32) -> bool {
         if i as usize >= self.len {
             return false;
         }
@@ -110,20 +114,22 @@ impl Marks {
     }
 }
 
-/// What the graph checks keep of each thread as the threads go by: its status, the thread it
-/// is resuming, and which thread lists each open upvalue.
+/// What the graph checks keep of the threads as they go by: which thread each resumes, and
+/// which open upvalues some thread lists. Statuses are read from the snapshot when needed.
 pub(crate) struct Chains {
-    /// (thread, status, the thread it resumes), in thread order.
-    threads: Vec<(u32, ThreadStatus, Option<u32>)>,
-    /// Open upvalue -> the thread that lists it.
-    listed: std::collections::HashMap<u32, u32>,
+    /// (thread, the thread it resumes), in thread order: at most one chain's worth
+    /// ([`vm::MAX_RESUME_DEPTH`]; every resuming thread is on the chain from the main thread),
+    /// so a snapshot of a million resuming threads holds no more than that here.
+    resuming: Vec<(u32, u32)>,
+    /// Whether more threads than that resume others (refused).
+    too_many: bool,
+    /// Open upvalues some thread lists (a bit each).
+    listed: Marks,
 }
 
 impl Chains {
-    /// Sized for every thread up front: grown by doubling, the list would be held twice while
-    /// it moves (the coroutines' validation peak: 1.20 times the snapshot, not 1.10).
     pub(crate) fn new(ctx: &Context<'_>) -> Chains {
-        Chains { threads: Vec::with_capacity(ctx.s.indices_of(ObjectKind::Thread).count()), listed: HashMap::new() }
+        Chains { resuming: Vec::new(), too_many: false, listed: Marks::new(ctx.s.object_count()) }
     }
 
     /// Thread object `ti` (`t`), with its derived layout when its frames were accepted.
@@ -135,8 +141,9 @@ impl Chains {
         layout: Option<&ThreadLayout>,
         sink: &mut Sink,
     ) {
-        // Open upvalues: listed by exactly the thread they point into, once; one per slot.
-        let mut slots: HashSet<u32> = HashSet::new();
+        // Open upvalues: listed by exactly the thread they point into, once; one per slot (a
+        // bit per stack slot; a slot past the stack is refused by the references family).
+        let mut slots = Marks::new(t.stack.len());
         for &u in &t.open_upvalues {
             let here = || obj(ObjectKind::Thread, ti).with(Segment::Field("open upvalues"));
             if ctx.object_kind(u) != Some(ObjectKind::Upvalue) {
@@ -151,7 +158,7 @@ impl Chains {
                             format!("lists upvalue#{u}, which points into thread#{thread}"),
                         );
                     }
-                    if !slots.insert(slot) {
+                    if (slot as usize) < t.stack.len() && !slots.mark(slot) {
                         sink.error(Code::DuplicateOpenSlot, here(), format!("two open upvalues for stack slot {slot}"));
                     }
                 }
@@ -160,11 +167,11 @@ impl Chains {
                 }
                 _ => continue,
             }
-            if let Some(prev) = self.listed.insert(u, ti) {
+            if !self.listed.mark(u) {
                 sink.error(
                     Code::UpvalueOwnership,
                     obj(ObjectKind::Upvalue, u),
-                    format!("listed as open by thread#{prev} and again by thread#{ti}"),
+                    format!("listed as open more than once (again by thread#{ti})"),
                 );
             }
         }
@@ -186,12 +193,21 @@ impl Chains {
             }
             child
         });
-        self.threads.push((ti, t.status, child));
-    }
-
-    fn status(&self, thread: u32) -> Option<ThreadStatus> {
-        let at = self.threads.binary_search_by_key(&thread, |(i, _, _)| *i).ok()?;
-        Some(self.threads[at].1)
+        if let Some(child) = child {
+            if self.resuming.len() < vm::MAX_RESUME_DEPTH {
+                self.resuming.push((ti, child));
+            } else if !std::mem::replace(&mut self.too_many, true) {
+                sink.error(
+                    Code::ResumeChainTooDeep,
+                    obj(ObjectKind::Thread, ti),
+                    format!(
+                        "more than {} threads are resuming others; the chain from the main thread, where each \
+                         of them must be, holds at most that many",
+                        vm::MAX_RESUME_DEPTH
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -228,11 +244,11 @@ impl Graph<'_, '_> {
         let s = self.ctx.s;
         let n = s.object_count();
         if (s.roots.main_thread as usize) < n {
-            for i in 0..n {
-                if !reach.reached.get(i as u32) {
+            for (i, kind) in s.kinds() {
+                if !reach.reached.get(i) {
                     self.sink.error(
                         Code::OrphanObject,
-                        obj(s.kinds()[i], i as u32),
+                        obj(kind, i),
                         "not reachable from the main thread (a snapshot carries nothing the task cannot reach)",
                     );
                     if self.sink.is_full() {
@@ -241,8 +257,12 @@ impl Graph<'_, '_> {
                 }
             }
         }
-        for &(ui, thread) in &reach.open {
-            if !chains.listed.contains_key(&ui) && self.ctx.object_kind(thread) == Some(ObjectKind::Thread) {
+        let open = s.indices_of(ObjectKind::Upvalue).filter(|&u| reach.open.get(u) && !chains.listed.get(u));
+        for (ui, thread) in open.filter_map(|u| match s.upvalue(u)? {
+            Upvalue::Open { thread, .. } => Some((u, thread)),
+            Upvalue::Closed(_) => None,
+        }) {
+            if self.ctx.object_kind(thread) == Some(ObjectKind::Thread) {
                 self.sink.error(
                     Code::UpvalueOwnership,
                     obj(ObjectKind::Upvalue, ui),
@@ -260,8 +280,8 @@ impl Graph<'_, '_> {
         let mut parent_of: HashMap<u32, u32> = HashMap::new();
         let mut child_of: HashMap<u32, u32> = HashMap::new();
         let mut node = |g: &mut DiGraph<u32, ()>, i: u32| *node_of.entry(i).or_insert_with(|| g.add_node(i));
-        for &(pi, status, child) in &chains.threads {
-            let Some(child) = child else { continue };
+        for &(pi, child) in &chains.resuming {
+            let status = s.thread_status(pi).unwrap_or(ThreadStatus::Dead);
             child_of.insert(pi, child);
             let (a, b) = (node(&mut chain, pi), node(&mut chain, child));
             chain.add_edge(a, b, ());
@@ -279,7 +299,7 @@ impl Graph<'_, '_> {
                     format!("is resuming thread#{child} but is {}, not pre-empted", status.name()),
                 );
             }
-            if let Some(c) = chains.status(child)
+            if let Some(c) = s.thread_status(child)
                 && c != ThreadStatus::Preempted
             {
                 self.sink.error(
@@ -321,7 +341,8 @@ impl Graph<'_, '_> {
             }
         }
         // A pre-empted coroutine is suspended only as part of a chain from the main thread.
-        for &(ti, status, _) in &chains.threads {
+        for ti in s.indices_of(ObjectKind::Thread) {
+            let status = s.thread_status(ti).unwrap_or(ThreadStatus::Dead);
             if ti == s.roots.main_thread {
                 if let Some(p) = parent_of.get(&ti) {
                     self.sink.error(
@@ -330,7 +351,7 @@ impl Graph<'_, '_> {
                         format!("the main thread is resumed by thread#{p}"),
                     );
                 }
-            } else if status == ThreadStatus::Preempted && !parent_of.contains_key(&ti) {
+            } else if status == ThreadStatus::Preempted && !parent_of.contains_key(&ti) && !chains.too_many {
                 self.sink.error(
                     Code::ResumeStatus,
                     obj(ObjectKind::Thread, ti),
@@ -356,6 +377,7 @@ mod tests {
         for i in 0..objects.len() as u32 {
             reach.visit(
                 i,
+                |w| matches!(objects.get(w as usize), Some(Object::String(_) | Object::Buffer(_))),
                 |v, f| objects[v as usize].for_each_reference(f),
                 |v, f| objects[v as usize].for_each_reference(f),
             );

@@ -15,6 +15,7 @@
 //!   script cannot change a suspended match by writing a buffer it shares.
 
 use super::frames::{CallFrameKind, ThreadLayout};
+use super::graph::Marks;
 use super::{Context, obj, value_text};
 use crate::contract::matcher::{self as m, word};
 use crate::contract::{self, CRole, MatcherOp};
@@ -28,31 +29,29 @@ pub(crate) struct Matches {
     owned: Vec<(u32, ObjectPath)>,
     /// Patterns lexed once each (many suspended frames may share one long pattern).
     lexed: Lexed,
-    /// References to each buffer object from every object (0, 1 or more), counted as the pass
-    /// goes (a buffer's frame may come after its other holders); empty without buffers.
-    buffer_refs: Vec<u8>,
+    /// Objects referenced at least once, and more than once, from every object, as the pass goes
+    /// (a buffer's frame may come after its other holders), for the buffers'; empty without
+    /// buffers. Two bits an object: buffers may be a snapshot's smallest objects (two bytes),
+    /// and every object's bits, not only the buffers', save looking up each reference's kind.
+    referenced: Option<(Marks, Marks)>,
 }
 
 impl Matches {
     pub(crate) fn new(ctx: &Context<'_>) -> Matches {
-        let any = ctx.s.kinds().contains(&ObjectKind::Buffer);
+        let any = ctx.s.indices_of(ObjectKind::Buffer).next().is_some();
         Matches {
             owned: Vec::new(),
             lexed: HashMap::new(),
-            buffer_refs: if any { vec![0; ctx.s.object_count()] } else { Vec::new() },
+            referenced: any.then(|| (Marks::new(ctx.s.object_count()), Marks::new(ctx.s.object_count()))),
         }
     }
 
     /// Every object's references, for the buffers'.
-    pub(crate) fn references(&mut self, ctx: &Context<'_>, o: &ObjectRef<'_>) {
-        if self.buffer_refs.is_empty() {
-            return;
-        }
+    pub(crate) fn references(&mut self, o: &ObjectRef<'_>) {
+        let Some((once, twice)) = &mut self.referenced else { return };
         o.for_each_reference(|to| {
-            if ctx.object_kind(to) == Some(ObjectKind::Buffer)
-                && let Some(n) = self.buffer_refs.get_mut(to as usize)
-            {
-                *n = n.saturating_add(1).min(2);
+            if !once.mark(to) {
+                twice.mark(to);
             }
         });
     }
@@ -91,9 +90,9 @@ impl Matches {
         // Every reference to an owned buffer counts, whatever holds it (a wrongly typed holder
         // is refused by the references family as well).
         for (b, path) in self.owned {
-            let n = self.buffer_refs.get(b as usize).copied().unwrap_or(0);
-            if n != 1 {
-                let times = if n == 0 { "never referenced".to_string() } else { "referenced more than once".into() };
+            let (once, twice) = self.referenced.as_ref().map_or((false, false), |(o, t)| (o.get(b), t.get(b)));
+            if !once || twice {
+                let times = if !once { "never referenced".to_string() } else { "referenced more than once".into() };
                 sink.error(
                     Code::MatcherBuffer,
                     path,
@@ -105,7 +104,7 @@ impl Matches {
 }
 
 /// Lexed patterns by (the pattern string's bytes, anchor offset).
-type Lexed = HashMap<(usize, usize), Vec<(usize, Element)>>;
+type Lexed = HashMap<(usize, usize), Marks>;
 
 /// A pattern element, where the matcher's cursor or a backtrack frame may stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,37 +144,41 @@ fn class_end(p: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// The pattern's elements from `from` (after an anchoring `^`), by position, up to the first
-/// malformed one (the matcher raises an error there, so no cursor can stand past it).
-fn elements(p: &[u8], from: usize) -> Vec<(usize, Element)> {
-    let mut out = Vec::new();
+/// The element at position `i` of pattern `p` and the position after it, as the matcher steps
+/// from `i`; `None` where it raises an error.
+fn element_at(p: &[u8], i: usize) -> Option<(Element, usize)> {
+    Some(match (*p.get(i)?, p.get(i + 1).copied()) {
+        (b'(', Some(b')')) => (Element::Open, i + 2),
+        (b'(', _) => (Element::Open, i + 1),
+        (b')', _) => (Element::Close, i + 1),
+        (b'$', None) => (Element::EndAnchor, i + 1),
+        (b'%', Some(b'b')) if i + 3 < p.len() => (Element::Balance, i + 4),
+        (b'%', Some(b'b')) => return None,
+        (b'%', Some(b'f')) if p.get(i + 2) == Some(&b'[') => (Element::Frontier, class_end(p, i + 2)?),
+        (b'%', Some(b'f')) => return None,
+        (b'%', Some(d)) if d.is_ascii_digit() => (Element::BackReference, i + 2),
+        _ => {
+            let e = class_end(p, i)?;
+            match p.get(e).copied() {
+                Some(s @ (b'*' | b'+' | b'-' | b'?')) => (Element::Single(Some(s)), e + 1),
+                _ => (Element::Single(None), e),
+            }
+        }
+    })
+}
+
+/// Where the pattern's elements start from `from` (after an anchoring `^`), up to the first
+/// malformed one (the matcher raises an error there, so no cursor can stand past it): a bit per
+/// pattern byte, as a long pattern is the attacker's (a list of elements would take sixteen
+/// bytes per byte of it). What stands at a start is [`element_at`] it.
+fn element_starts(p: &[u8], from: usize) -> Marks {
+    let mut starts = Marks::new(p.len());
     let mut i = from;
-    while i < p.len() {
-        let (element, next) = match (p[i], p.get(i + 1).copied()) {
-            (b'(', Some(b')')) => (Element::Open, i + 2),
-            (b'(', _) => (Element::Open, i + 1),
-            (b')', _) => (Element::Close, i + 1),
-            (b'$', None) => (Element::EndAnchor, i + 1),
-            (b'%', Some(b'b')) if i + 3 < p.len() => (Element::Balance, i + 4),
-            (b'%', Some(b'b')) => break,
-            (b'%', Some(b'f')) if p.get(i + 2) == Some(&b'[') => match class_end(p, i + 2) {
-                Some(e) => (Element::Frontier, e),
-                None => break,
-            },
-            (b'%', Some(b'f')) => break,
-            (b'%', Some(d)) if d.is_ascii_digit() => (Element::BackReference, i + 2),
-            _ => match class_end(p, i) {
-                Some(e) => match p.get(e).copied() {
-                    Some(s @ (b'*' | b'+' | b'-' | b'?')) => (Element::Single(Some(s)), e + 1),
-                    _ => (Element::Single(None), e),
-                },
-                None => break,
-            },
-        };
-        out.push((i, element));
+    while let Some((_, next)) = element_at(p, i) {
+        starts.mark(i as u32);
         i = next;
     }
-    out
+    starts
 }
 
 fn string<'a>(s: &'a SnapshotView, v: Option<&Value>) -> Option<&'a [u8]> {
@@ -340,7 +343,7 @@ impl<'c> MatchFrame<'c, '_> {
         let at = self.slot_path(state_slot);
         let anchor = usize::from(self.op != MatcherOp::GmatchIterator && pattern.first() == Some(&b'^'));
         let elements =
-            self.lexed.entry((pattern.as_ptr() as usize, anchor)).or_insert_with(|| elements(pattern, anchor));
+            self.lexed.entry((pattern.as_ptr() as usize, anchor)).or_insert_with(|| element_starts(pattern, anchor));
         let message =
             Rules { subject, pattern, elements, op: self.op, is_top, out_len_cap, gmatch_position }.check(&state);
         if let Err(why) = message {
@@ -396,8 +399,8 @@ struct Rules<'a> {
     is_top: bool,
     out_len_cap: u64,
     gmatch_position: Option<u64>,
-    /// The pattern's elements from its anchor on.
-    elements: &'a [(usize, Element)],
+    /// Where the pattern's elements start, from its anchor on.
+    elements: &'a Marks,
 }
 
 impl Rules<'_> {
@@ -476,8 +479,10 @@ impl Rules<'_> {
         } else if mode > m::MODE_PLAIN {
             return Err(format!("mode {mode} is not one the matcher has"));
         }
-        let elements = self.elements;
-        let element_at = |i: usize| elements.binary_search_by_key(&i, |(at, _)| *at).ok().map(|n| elements[n].1);
+        let element_at = |i: usize| {
+            let start = u32::try_from(i).is_ok_and(|i| self.elements.get(i));
+            start.then(|| element_at(self.pattern, i).map(|(e, _)| e)).flatten()
+        };
 
         // Frames, bottom up, re-deriving the captures.
         let mut floor = start;
@@ -577,7 +582,13 @@ impl Rules<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Element, elements};
+    use super::{Element, element_at, element_starts};
+
+    /// The elements from `from`, by position.
+    fn elements(p: &[u8], from: usize) -> Vec<(usize, Element)> {
+        let starts = element_starts(p, from);
+        (0..p.len()).filter(|&i| starts.get(i as u32)).filter_map(|i| Some((i, element_at(p, i)?.0))).collect()
+    }
 
     #[test]
     fn elements_start_where_the_matcher_steps() {

@@ -32,6 +32,7 @@ mod references;
 mod registers;
 mod sandbox;
 mod scripts;
+mod strings;
 pub(crate) mod table_layout;
 mod yield_points;
 
@@ -108,7 +109,7 @@ pub type VerifiedScript = std::sync::Arc<PreparedScript>;
 /// [`SnapshotView`] (its bytes, each object located), which restore reads in place.
 #[derive(Debug, Clone)]
 pub struct Verified<T> {
-    view: SnapshotView,
+    view: SnapshotView<'static>,
     scripts: Vec<VerifiedScript>,
     /// What deriving a thread's layout reads of the limits it was checked under (restore derives
     /// the layouts again): the stack cap, and each permanent's allowlisted kind.
@@ -123,7 +124,7 @@ pub struct Verified<T> {
 
 impl Verified<Snapshot> {
     /// The checked snapshot, objects read in place.
-    pub fn view(&self) -> &SnapshotView {
+    pub fn view(&self) -> &SnapshotView<'static> {
         &self.view
     }
 
@@ -179,7 +180,7 @@ impl Verified<Snapshot> {
         corrupt(&mut model);
         let bytes = crate::snapshot::format::encode(&model);
         match SnapshotView::decode(&bytes, crate::snapshot::format::unbounded()) {
-            Ok(v) => self.view = v,
+            Ok(v) => self.view = v.into_owned(),
             Err(e) => panic!("the tampered model does not decode: {e:?}"),
         }
     }
@@ -234,12 +235,12 @@ pub fn validate_view(
     // snapshot with that one finding, as decoding it in full would), every family seeing it in
     // turn; a thread's frames are derived here and read by the families about frames, then
     // dropped.
-    for i in 0..view.object_count() as u32 {
-        let o = view.checked_object(i, limits).map_err(|d| Report { diagnostics: vec![*d], omitted: 0 })?;
+    for (i, at, end) in view.extents() {
+        let o = view.checked_object(i, at, end, limits).map_err(|d| Report { diagnostics: vec![*d], omitted: 0 })?;
         totals.object(&ctx, sink, i, &o);
         references.object(sink, i, &o);
         reach.object(&ctx, i, &o);
-        matches.references(&ctx, &o);
+        matches.references(&o);
         match &o {
             ObjectRef::LuaClosure(c) => {
                 scripts::closure(&scripts, sink, i, c);
@@ -271,7 +272,7 @@ pub fn validate_view(
     // Every script verified (a missing one is an error), so the list lines up with the table.
     let scripts = scripts.into_iter().flatten().collect();
     Ok(Verified {
-        view,
+        view: view.into_owned(),
         scripts,
         derive_limits: Limits { max_stack_slots: limits.max_stack_slots, ..Limits::default() },
         permanent_kinds,
@@ -284,7 +285,7 @@ pub fn validate_view(
 
 /// What every family may read: the snapshot, the intake policy, and facts looked up once.
 pub(crate) struct Context<'a> {
-    pub s: &'a SnapshotView,
+    pub s: &'a SnapshotView<'a>,
     pub limits: &'a Limits,
     /// Each permanent's kind per the host's allowlist (`None`: unknown), looked up once.
     pub permanent_kinds: Vec<Option<PermanentKind>>,

@@ -1,6 +1,7 @@
 //! References: every reference in range and of the type its slot requires, in one pass over
 //! the objects, with, for each string, the first string with the same bytes (for duplicate keys).
 
+use super::graph::Marks;
 use super::{Context, obj, table_layout, value_text};
 use crate::contract::{self, UpvalueRule};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
@@ -27,8 +28,6 @@ pub(crate) struct Walker<'c, 'a> {
     /// refused, so this is empty but for refused ones). Luau interns strings, so equal bytes are
     /// one key.
     string_canon: HashMap<u32, u32>,
-    /// Stack sizes of the threads open upvalues point into, decoded once each.
-    stack_lens: HashMap<u32, usize>,
 }
 
 impl<'c, 'a> Walker<'c, 'a> {
@@ -115,51 +114,28 @@ impl<'c, 'a> Walker<'c, 'a> {
     }
 
     pub(crate) fn new(ctx: &'c Context<'a>, sink: &mut Sink) -> Walker<'c, 'a> {
-        let mut w = Walker { ctx, string_canon: HashMap::new(), stack_lens: HashMap::new() };
+        let mut w = Walker { ctx, string_canon: HashMap::new() };
         w.strings_and_permanents(sink);
         w
     }
 
     fn strings_and_permanents(&mut self, sink: &mut Sink) {
         let s = self.ctx.s;
-        // Equal strings found by sorting, not hashing: the bytes are the attacker's, and a
-        // sort's cost cannot be inflated by crafted collisions.
-        // Sorted by their first eight bytes first (one integer compare settles most pairs), then
-        // by all bytes, then by index, so equal strings are adjacent with the first one leading.
-        // Twelve bytes a string: the head split in two words (no padding) and the index.
-        let bytes_of = |i: u32| s.string(i).unwrap_or_default();
-        // Sized exactly (growing by doubling would hold the old and the new list at once).
-        let mut strings: Vec<[u32; 3]> = Vec::with_capacity(s.indices_of(ObjectKind::String).count());
-        strings.extend(s.objects_of(ObjectKind::String).filter_map(|(i, o)| match o {
-            ObjectRef::String(b) => {
-                let mut head = [0u8; 8];
-                let n = b.len().min(8);
-                head[..n].copy_from_slice(&b[..n]);
-                let head = u64::from_be_bytes(head);
-                Some([(head >> 32) as u32, head as u32, i])
+        let (canon_map, limit) = (&mut self.string_canon, self.ctx.limits.max_diagnostics);
+        super::strings::repeats(s, |b, a| {
+            let canon = canon_map.get(&a).copied().unwrap_or(a);
+            // Any duplicate refuses the snapshot; the map only makes the duplicate-key findings
+            // after it exact, so it stops growing with the findings (a snapshot of a million
+            // equal strings would otherwise cost a map of a million entries).
+            if canon_map.len() < limit {
+                canon_map.insert(b, canon);
             }
-            _ => None,
-        }));
-        strings.sort_unstable_by(|a, b| {
-            (a[0], a[1]).cmp(&(b[0], b[1])).then_with(|| bytes_of(a[2]).cmp(bytes_of(b[2]))).then(a[2].cmp(&b[2]))
+            sink.error(
+                Code::DuplicateString,
+                obj(ObjectKind::String, b),
+                format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
+            );
         });
-        for pair in strings.windows(2) {
-            let (a, b) = (pair[0][2], pair[1][2]);
-            if pair[0][..2] == pair[1][..2] && bytes_of(a) == bytes_of(b) {
-                let canon = self.string_canon.get(&a).copied().unwrap_or(a);
-                // Any duplicate refuses the snapshot; the map only makes the duplicate-key
-                // findings after it exact, so it stops growing with the findings (a snapshot of
-                // a million equal strings would otherwise cost a map of a million entries).
-                if self.string_canon.len() < self.ctx.limits.max_diagnostics {
-                    self.string_canon.insert(b, canon);
-                }
-                sink.error(
-                    Code::DuplicateString,
-                    obj(ObjectKind::String, b),
-                    format!("same bytes as string#{canon}; Luau strings are interned, so a snapshot holds each once"),
-                );
-            }
-        }
         let mut names: Vec<(&str, u32)> =
             s.permanents.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
         names.sort_unstable();
@@ -233,10 +209,7 @@ impl<'c, 'a> Walker<'c, 'a> {
                 }
                 &ObjectRef::Upvalue(Upvalue::Open { thread, slot }) => match s.kind(thread) {
                     Some(ObjectKind::Thread) => {
-                        let len = *self
-                            .stack_lens
-                            .entry(thread)
-                            .or_insert_with(|| s.thread(thread).map_or(0, |t| t.stack.len()));
+                        let len = s.stack_len(thread).unwrap_or(0);
                         if slot as usize >= len {
                             sink.error(
                                 Code::BadUpvalueSlot,
@@ -418,7 +391,7 @@ impl<'c, 'a> Walker<'c, 'a> {
             );
         }
         if let Some(map) = t.node_of() {
-            let mut used = vec![false; nodes];
+            let mut used = Marks::new(nodes);
             let mut bad = None;
             for (p, (node, entry)) in map.zip(t.hash()).enumerate() {
                 match (node, entry) {
@@ -428,8 +401,8 @@ impl<'c, 'a> Walker<'c, 'a> {
                     (node, Some(_)) if node as usize >= nodes => {
                         bad = Some(format!("position {p} maps to node {node} of {nodes}"))
                     }
-                    (node, Some(_)) if used[node as usize] => bad = Some(format!("node {node} is mapped twice")),
-                    (node, Some(_)) => used[node as usize] = true,
+                    (node, Some(_)) if !used.mark(node) => bad = Some(format!("node {node} is mapped twice")),
+                    (_, Some(_)) => {}
                 }
             }
             if let Some(why) = bad {
@@ -473,13 +446,16 @@ impl<'c, 'a> Walker<'c, 'a> {
             self.value(sink, &k, Expect::Any, key_path);
             self.value(sink, &v, Expect::Any, || key_path().with(Segment::Field("value")));
         }
-        for id in keys.repeats() {
+        keys.repeats(|id| {
+            if sink.is_full() {
+                return;
+            }
             let path = match id.value() {
                 Some(k) => here().with(Segment::Key(Self::key_text(self.ctx.s, &k))),
                 None => here().with(Segment::Field("hash part")),
             };
             sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
-        }
+        });
         if let Some((p, why)) = table_layout::problem(self.ctx.s, t) {
             let path = match t.hash().nth(p) {
                 Some(Some((k, _))) => here().with(Segment::Key(Self::key_text(self.ctx.s, &k))),
@@ -573,35 +549,53 @@ impl KeyId {
     }
 }
 
-/// The keys of a large hash part, split by class so that the common ones sort in 4 or 8 bytes
-/// a key (objects by their equality class, numbers by their bits) and the rare rest whole: a
-/// million-key table costs 4 to 8 MB here, not 24.
+/// The keys of a large hash part, split by class so that each sorts in no more than twice the
+/// bytes its node takes in the snapshot (at least three: a flag, the key, the value): objects by
+/// their equality class and permanents by index in 4 bytes, integers that fit in 4 bytes, other
+/// numbers by their bits in 8, vectors in 12 (at least 13 in the snapshot), booleans counted.
+/// The other keys (raw light userdata, generic-for positions) are refused wherever they are, so
+/// their repeats are not looked for.
 #[derive(Default)]
 struct KeySort {
     objects: Vec<u32>,
+    permanents: Vec<u32>,
+    integers: Vec<i32>,
     numbers: Vec<u64>,
-    rest: Vec<KeyId>,
+    booleans: [usize; 2],
+    vectors: Vec<[u32; 3]>,
 }
 
 impl KeySort {
     fn push(&mut self, id: KeyId) {
         match id {
             KeyId::Object(i) => self.objects.push(i),
-            KeyId::Number(bits) => self.numbers.push(bits),
-            other => self.rest.push(other),
+            KeyId::Permanent(i) => self.permanents.push(i),
+            KeyId::Number(bits) => match f64::from_bits(bits) {
+                n if n.fract() == 0.0 && n >= f64::from(i32::MIN) && n <= f64::from(i32::MAX) => {
+                    self.integers.push(n as i32)
+                }
+                _ => self.numbers.push(bits),
+            },
+            KeyId::Boolean(b) => self.booleans[usize::from(b)] += 1,
+            KeyId::Vector(v) => self.vectors.push(v),
+            KeyId::Other(_) => {}
         }
     }
 
-    /// Every key equal to the one sorted before it (a key present n times shows n - 1 times).
-    fn repeats(mut self) -> Vec<KeyId> {
-        fn repeated<T: Ord + Copy>(v: &mut [T], id: impl Fn(T) -> KeyId, out: &mut Vec<KeyId>) {
+    /// Calls `repeat` with every key equal to one sorted before it (a key present n times, n - 1
+    /// times).
+    fn repeats(mut self, mut repeat: impl FnMut(KeyId)) {
+        fn repeated<T: Ord + Copy>(v: &mut [T], id: impl Fn(T) -> KeyId, repeat: &mut impl FnMut(KeyId)) {
             v.sort_unstable();
-            out.extend(v.windows(2).filter(|w| w[0] == w[1]).map(|w| id(w[1])));
+            v.windows(2).filter(|w| w[0] == w[1]).for_each(|w| repeat(id(w[1])));
         }
-        let mut out = Vec::new();
-        repeated(&mut self.objects, KeyId::Object, &mut out);
-        repeated(&mut self.numbers, KeyId::Number, &mut out);
-        repeated(&mut self.rest, |k| k, &mut out);
-        out
+        repeated(&mut self.objects, KeyId::Object, &mut repeat);
+        repeated(&mut self.permanents, KeyId::Permanent, &mut repeat);
+        repeated(&mut self.integers, |n| KeyId::Number(f64::from(n).to_bits()), &mut repeat);
+        repeated(&mut self.numbers, KeyId::Number, &mut repeat);
+        for (b, &n) in self.booleans.iter().enumerate() {
+            (1..n).for_each(|_| repeat(KeyId::Boolean(b == 1)));
+        }
+        repeated(&mut self.vectors, KeyId::Vector, &mut repeat);
     }
 }

@@ -97,70 +97,203 @@ pub(crate) fn in_array_range(n: f64, array: usize) -> bool {
     n.fract() == 0.0 && n >= 1.0 && n <= array as f64
 }
 
+/// Where a node holds no key hashed by contents.
+const FREE: u32 = u32::MAX;
+
 /// Why a table's hash part is not laid out as Luau lays it out: (hash position, reason).
-pub(crate) fn problem(s: &SnapshotView, t: &TableRef<'_>) -> Option<(usize, String)> {
+pub(crate) fn problem(s: &SnapshotView<'_>, t: &TableRef<'_>) -> Option<(usize, String)> {
     let size = t.hash_len();
     if size == 0 || !size.is_power_of_two() {
         return None; // an empty hash part, or a size R006 refuses
     }
-    // The node each iteration position is written to.
-    let mut node_map = t.node_of();
-    // Main position of the key at each node, for keys hashed by contents (`FREE`: empty or
-    // hashed by address); four bytes a node, as node numbers are in the format.
-    const FREE: u32 = u32::MAX;
-    // Small hash parts (most tables) on the stack.
-    let (mut small, mut large);
-    let at: &mut [u32] = if size <= 16 {
-        small = [FREE; 16];
-        &mut small[..size]
-    } else {
-        large = vec![FREE; size];
-        &mut large
-    };
-    for (p, entry) in t.hash().enumerate() {
-        let node = match &mut node_map {
-            Some(m) => m.next().map(|n| n as usize),
-            None => Some(p),
-        };
-        let Some((key, _)) = entry else { continue };
-        match key {
-            Value::Number(n) if in_array_range(n, t.array_len()) => {
-                return Some((p, format!("the key {n} belongs to the array part ({} slots)", t.array_len())));
-            }
-            Value::Vector(v) if v.iter().any(|c| c.is_nan()) => {
-                return Some((p, "a vector key with a NaN component".into()));
-            }
-            _ => {}
-        }
-        let (Some(mp), Some(node)) = (main_position(|i| s.string(i), &key, size), node) else { continue };
-        if node < size {
-            at[node] = mp as u32;
-        }
-    }
-    // Restore's first step: in node order, a key whose main position is free moves there.
-    for node in 0..size {
-        let mp = at[node];
-        if mp != FREE && mp as usize != node && at[mp as usize] == FREE {
-            at[mp as usize] = mp;
-            at[node] = FREE;
-        }
-    }
-    for (node, &mp) in at.iter().enumerate() {
-        if mp == FREE {
-            continue;
-        }
-        if at[mp as usize] != mp {
-            let position = match t.node_of() {
-                Some(mut map) => map.position(|n| n as usize == node).unwrap_or(node),
-                None => node,
+    // (node, key) of every key hashed by contents, in iteration order, after the checks of a
+    // single key.
+    let keys = || {
+        let mut node_map = t.node_of();
+        t.hash().enumerate().filter_map(move |(p, entry)| {
+            // The node each iteration position is written to.
+            let node = match &mut node_map {
+                Some(m) => m.next().map(|n| n as usize),
+                None => Some(p),
             };
-            return Some((
-                position,
-                format!("the key's chain cannot start at its main position (node {mp}): another chain's key holds it"),
-            ));
+            let (key, _) = entry?;
+            match key {
+                Value::Number(n) if in_array_range(n, t.array_len()) => {
+                    return Some(Err((p, format!("the key {n} belongs to the array part ({} slots)", t.array_len()))));
+                }
+                Value::Vector(v) if v.iter().any(|c| c.is_nan()) => {
+                    return Some(Err((p, "a vector key with a NaN component".into())));
+                }
+                Value::Boolean(_) | Value::Number(_) | Value::Vector(_) => {}
+                Value::Object(i) if s.kind(i) == Some(crate::snapshot::ObjectKind::String) => {}
+                _ => return None,
+            }
+            Some(Ok((node.filter(|&n| n < size)?, key)))
+        })
+    };
+    let main_position = |key: &Value| main_position(|i| s.string(i), key, size).map_or(FREE, |mp| mp as u32);
+    let node = if size <= 16 {
+        // Small hash parts (most tables): a main position per node, on the stack.
+        let mut small = [FREE; 16];
+        for k in keys() {
+            let (node, key) = match k {
+                Ok(k) => k,
+                Err(problem) => return Some(problem),
+            };
+            small[node] = main_position(&key);
+        }
+        chain_problem(&mut small[..size])?
+    } else {
+        let mut large = MainPositions::new(size);
+        for k in keys() {
+            match k {
+                Ok((node, _)) => large.key_at(node),
+                Err(problem) => return Some(problem),
+            }
+        }
+        large.ranked();
+        for (node, key) in keys().flatten() {
+            large.set(node, main_position(&key));
+        }
+        chain_problem(&mut large)?
+    };
+    let (node, mp) = node;
+    let position = match t.node_of() {
+        Some(mut map) => map.position(|n| n as usize == node).unwrap_or(node),
+        None => node,
+    };
+    Some((
+        position,
+        format!("the key's chain cannot start at its main position (node {mp}): another chain's key holds it"),
+    ))
+}
+
+/// The main position of the key at each node (`FREE`: none, or hashed by address), as restore
+/// moves keys.
+trait Nodes {
+    fn len(&self) -> usize;
+    fn get(&self, node: usize) -> u32;
+    /// The key at `from` moves to its main position `to`, which was free.
+    fn move_key(&mut self, from: usize, to: usize);
+}
+
+impl Nodes for [u32] {
+    fn len(&self) -> usize {
+        <[u32]>::len(self)
+    }
+    fn get(&self, node: usize) -> u32 {
+        <[u32]>::get(self, node).copied().unwrap_or(FREE)
+    }
+    fn move_key(&mut self, from: usize, to: usize) {
+        self[to] = to as u32;
+        self[from] = FREE;
+    }
+}
+
+/// A (node, main position) whose main position does not hold a key of its chain once restore
+/// has moved every key whose main position is free there (in node order).
+fn chain_problem(at: &mut (impl Nodes + ?Sized)) -> Option<(usize, u32)> {
+    for node in 0..at.len() {
+        let mp = at.get(node);
+        if mp != FREE && mp as usize != node && at.get(mp as usize) == FREE {
+            at.move_key(node, mp as usize);
         }
     }
-    None
+    (0..at.len()).map(|node| (node, at.get(node))).find(|&(_, mp)| mp != FREE && at.get(mp as usize) != mp)
+}
+
+/// [`Nodes`] for a large hash part: a main position for each key hashed by contents (four
+/// bytes, where such a node takes at least three in the snapshot) and a few bits per node (an
+/// empty node takes one byte), so a hash part of empty nodes costs half its size here, not four
+/// times.
+struct MainPositions {
+    /// Nodes holding a key hashed by contents, a bit each, and how many before each word.
+    keyed: Vec<u64>,
+    ranks: Vec<u32>,
+    /// Their main positions, in node order.
+    main: Vec<u32>,
+    /// Nodes a key moved to, and nodes a key moved from.
+    moved_in: Vec<u64>,
+    moved_out: Vec<u64>,
+    len: usize,
+}
+
+fn bit(words: &[u64], i: usize) -> bool {
+    words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
+fn set_bit(words: &mut [u64], i: usize) {
+    if let Some(w) = words.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
+}
+
+impl MainPositions {
+    fn new(len: usize) -> MainPositions {
+        let words = len.div_ceil(64);
+        MainPositions {
+            keyed: vec![0; words],
+            ranks: Vec::new(),
+            main: Vec::new(),
+            moved_in: vec![0; words],
+            moved_out: vec![0; words],
+            len,
+        }
+    }
+
+    /// Node `node` holds a key hashed by contents.
+    fn key_at(&mut self, node: usize) {
+        set_bit(&mut self.keyed, node);
+    }
+
+    /// Every keyed node marked: room for their main positions.
+    fn ranked(&mut self) {
+        let mut before = 0u32;
+        self.ranks = self
+            .keyed
+            .iter()
+            .map(|w| {
+                let rank = before;
+                before += w.count_ones();
+                rank
+            })
+            .collect();
+        self.main = vec![FREE; before as usize];
+    }
+
+    fn slot(&self, node: usize) -> Option<usize> {
+        let (w, b) = (node / 64, node % 64);
+        let word = *self.keyed.get(w)?;
+        if word & (1 << b) == 0 {
+            return None;
+        }
+        Some(*self.ranks.get(w)? as usize + (word & ((1u64 << b) - 1)).count_ones() as usize)
+    }
+
+    fn set(&mut self, node: usize, mp: u32) {
+        if let Some(slot) = self.slot(node).and_then(|k| self.main.get_mut(k)) {
+            *slot = mp;
+        }
+    }
+}
+
+impl Nodes for MainPositions {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn get(&self, node: usize) -> u32 {
+        if bit(&self.moved_in, node) {
+            return node as u32;
+        }
+        if bit(&self.moved_out, node) {
+            return FREE;
+        }
+        self.slot(node).and_then(|k| self.main.get(k).copied()).unwrap_or(FREE)
+    }
+    fn move_key(&mut self, from: usize, to: usize) {
+        set_bit(&mut self.moved_in, to);
+        set_bit(&mut self.moved_out, from);
+    }
 }
 
 #[cfg(test)]
