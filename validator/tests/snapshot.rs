@@ -1045,3 +1045,52 @@ fn strings_on_both_sides_of_the_inline_limit_round_trip() {
         assert_eq!(encode(&back), bytes, "len {len}");
     }
 }
+
+/// R014 on hash parts larger than the small-table path (more than 16 nodes), with and without a
+/// node map: Luau's own layout passes in any iteration order; two keys with different main
+/// positions swapped between their nodes are refused.
+#[test]
+fn large_hash_layouts_are_luaus_with_and_without_a_node_map() {
+    use ValueSpec::*;
+    let keys: Vec<(ValueSpec, ValueSpec)> =
+        (0..100).map(|k| (if k % 2 == 0 { Number(k as f64 + 0.5) } else { Number(-(k as f64)) }, Nil)).collect();
+    let base = build(&[ObjectSpec::Table { array: vec![], hash: keys, metatable: None, readonly: false }]);
+    fn table_of(s: &mut Snapshot) -> &mut Table {
+        s.objects.iter_mut().rev().find_map(|o| if let Object::Table(t) = o { Some(&mut **t) } else { None }).unwrap()
+    }
+    let refused_with = |s: &Snapshot| validate_model(s.clone(), &limits(), &TestCatalog).err().map(|r| r.codes());
+    // Iteration order rotated by one node, through a node map.
+    let mapped = |s: &Snapshot| {
+        let mut s = s.clone();
+        let t = table_of(&mut s);
+        let n = t.hash.len();
+        let order: Vec<usize> = (0..n).map(|p| (p + 1) % n).collect();
+        t.node_of =
+            Some(order.iter().map(|&node| if t.hash[node].is_some() { node as u32 } else { u32::MAX }).collect());
+        t.hash = order.iter().map(|&node| t.hash[node]).collect();
+        s
+    };
+    let hash_len = table_of(&mut base.clone()).hash.len();
+    assert!(hash_len > 16, "{hash_len} nodes take the large-table path");
+    assert_eq!(refused_with(&base), None, "Luau's own layout is valid");
+    assert_eq!(refused_with(&mapped(&base)), None, "in another iteration order too");
+    let mut refused = 0;
+    for a in 0..hash_len {
+        let mut s = base.clone();
+        let t = table_of(&mut s);
+        let b = (a + 1) % hash_len;
+        if t.hash[a].is_none() || t.hash[b].is_none() {
+            continue;
+        }
+        t.hash.swap(a, b);
+        match refused_with(&s) {
+            None => continue, // the two keys share a main position
+            Some(codes) => {
+                assert_eq!(codes, vec![Code::HashLayout], "nodes {a} and {b} swapped");
+                assert_eq!(refused_with(&mapped(&s)), Some(vec![Code::HashLayout]), "mapped, nodes {a} and {b}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 10, "{refused} swaps refused");
+}

@@ -279,6 +279,14 @@ impl<'a> SnapshotView<'a> {
         self.kinds().filter(move |&(_, k)| k == kind).map(|(i, _)| i)
     }
 
+    /// The index, offset and encoded size of every object of kind `kind`, in index order
+    /// (nothing decoded).
+    pub(crate) fn sizes_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, usize, usize)> + '_ {
+        self.extents()
+            .filter(move |&(i, _, _)| self.index.kind(i) == Some(kind))
+            .map(|(i, at, end)| (i, at, end.saturating_sub(at)))
+    }
+
     /// Every object of kind `kind`, in index order (the others are not decoded).
     pub fn objects_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, ObjectRef<'_>)> {
         self.extents()

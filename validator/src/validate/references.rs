@@ -415,8 +415,10 @@ impl<'c, 'a> Walker<'c, 'a> {
         let (mut seen_small, mut seen) = ([KeyId::Other(0); SMALL], 0);
         let mut keys = KeySort::default();
         let small = nodes <= SMALL;
+        let mut entries = 0;
         for (n, node) in t.hash().enumerate() {
             let Some((k, v)) = node else { continue };
+            entries += 1;
             let snapshot = self.ctx.s;
             let key_path = || here().with(Segment::Key(Self::key_text(snapshot, &k)));
             match k {
@@ -456,7 +458,7 @@ impl<'c, 'a> Walker<'c, 'a> {
             };
             sink.error(Code::BadTableShape, path, "the key appears twice in the hash part");
         });
-        if let Some((p, why)) = table_layout::problem(self.ctx.s, t) {
+        if let Some((p, why)) = table_layout::problem(self.ctx.s, t, entries) {
             let path = match t.hash().nth(p) {
                 Some(Some((k, _))) => here().with(Segment::Key(Self::key_text(self.ctx.s, &k))),
                 _ => here().with(Segment::Index("hash position", p as u64)),

@@ -100,8 +100,9 @@ pub(crate) fn in_array_range(n: f64, array: usize) -> bool {
 /// Where a node holds no key hashed by contents.
 const FREE: u32 = u32::MAX;
 
-/// Why a table's hash part is not laid out as Luau lays it out: (hash position, reason).
-pub(crate) fn problem(s: &SnapshotView<'_>, t: &TableRef<'_>) -> Option<(usize, String)> {
+/// Why a table's hash part, of `entries` non-empty nodes, is not laid out as Luau lays it out:
+/// (hash position, reason).
+pub(crate) fn problem(s: &SnapshotView<'_>, t: &TableRef<'_>, entries: usize) -> Option<(usize, String)> {
     let size = t.hash_len();
     if size == 0 || !size.is_power_of_two() {
         return None; // an empty hash part, or a size R006 refuses
@@ -144,16 +145,28 @@ pub(crate) fn problem(s: &SnapshotView<'_>, t: &TableRef<'_>) -> Option<(usize, 
         }
         chain_problem(&mut small[..size])?
     } else {
-        let mut large = MainPositions::new(size);
-        for k in keys() {
-            match k {
-                Ok((node, _)) => large.key_at(node),
-                Err(problem) => return Some(problem),
+        let mut large = MainPositions::new(size, entries);
+        if t.has_node_map() {
+            // Nodes in iteration order: the keyed ones are marked first, to rank them.
+            for k in keys() {
+                match k {
+                    Ok((node, _)) => large.key_at(node),
+                    Err(problem) => return Some(problem),
+                }
             }
-        }
-        large.ranked();
-        for (node, key) in keys().flatten() {
-            large.set(node, main_position(&key));
+            large.ranked();
+            for (node, key) in keys().flatten() {
+                large.set(node, main_position(&key));
+            }
+        } else {
+            // Nodes in node order: each main position goes after the last.
+            for k in keys() {
+                match k {
+                    Ok((node, key)) => large.push(node, main_position(&key)),
+                    Err(problem) => return Some(problem),
+                }
+            }
+            large.ranked();
         }
         chain_problem(&mut large)?
     };
@@ -229,12 +242,13 @@ fn set_bit(words: &mut [u64], i: usize) {
 }
 
 impl MainPositions {
-    fn new(len: usize) -> MainPositions {
+    /// For `len` nodes, at most `keys` of them keyed.
+    fn new(len: usize, keys: usize) -> MainPositions {
         let words = len.div_ceil(64);
         MainPositions {
             keyed: vec![0; words],
             ranks: Vec::new(),
-            main: Vec::new(),
+            main: Vec::with_capacity(keys.min(len)),
             moved_in: vec![0; words],
             moved_out: vec![0; words],
             len,
@@ -246,7 +260,14 @@ impl MainPositions {
         set_bit(&mut self.keyed, node);
     }
 
-    /// Every keyed node marked: room for their main positions.
+    /// Node `node`, after every node pushed before, holds a key with main position `mp`.
+    fn push(&mut self, node: usize, mp: u32) {
+        self.key_at(node);
+        self.main.push(mp);
+    }
+
+    /// Every keyed node marked: their ranks, and room for their main positions if they were
+    /// not pushed in order.
     fn ranked(&mut self) {
         let mut before = 0u32;
         self.ranks = self
@@ -258,7 +279,9 @@ impl MainPositions {
                 rank
             })
             .collect();
-        self.main = vec![FREE; before as usize];
+        if self.main.is_empty() {
+            self.main.resize(before as usize, FREE);
+        }
     }
 
     fn slot(&self, node: usize) -> Option<usize> {
