@@ -227,7 +227,8 @@ impl<'a> Skim<'a> {
         Some(nodes)
     }
 
-    fn thread(&mut self) -> Option<()> {
+    /// A thread's status, globals, namecall and error value: its stack length.
+    fn thread_head(&mut self) -> Option<u64> {
         self.u8()?;
         self.value()?;
         if self.optional()? {
@@ -236,7 +237,11 @@ impl<'a> Skim<'a> {
         if self.optional()? {
             self.value()?;
         }
-        for _ in 0..self.varint()? {
+        self.varint()
+    }
+
+    fn thread(&mut self) -> Option<()> {
+        for _ in 0..self.thread_head()? {
             self.value()?;
         }
         for _ in 0..self.varint()? {
@@ -260,15 +265,7 @@ pub(crate) fn thread_stack_len(data: &[u8], pos: usize, index: u32) -> Option<u6
     if s.u8()? != tag::O_THREAD {
         return None;
     }
-    s.u8()?;
-    s.value()?;
-    if s.optional()? {
-        s.varint()?;
-    }
-    if s.optional()? {
-        s.value()?;
-    }
-    s.varint()
+    s.thread_head()
 }
 
 /// The objects a table's entries refer to, in order (array part, then each hash node's key and
