@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bits;
 pub mod bytecode;
 pub mod contract;
 pub mod diagnostics;

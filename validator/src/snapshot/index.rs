@@ -16,6 +16,7 @@
 
 use super::ObjectKind;
 use super::skim::Skim;
+use crate::bits::Marks;
 
 /// Objects averaging at least this many bytes get an offset each (four bytes: at most half the
 /// snapshot, with their kinds five eighths).
@@ -33,9 +34,9 @@ pub(crate) struct ObjectIndex {
     /// Offsets of the anchors, ascending (every object's when `dense`).
     anchors: Vec<u32>,
     dense: bool,
-    /// Bit `i % 64` of word `i / 64`: object `i` is an anchor (empty when `dense`).
-    bits: Vec<u64>,
-    /// The number of anchors before each word of `bits`.
+    /// The anchors (none marked when `dense`).
+    anchored: Marks,
+    /// How many anchors precede each 64 objects ([`Marks::ranks`], counted as they are pushed).
     ranks: Vec<u32>,
     last_anchor: u32,
     kinds: Vec<ObjectKind>,
@@ -45,13 +46,13 @@ impl ObjectIndex {
     /// An index for `count` objects in `span` bytes.
     pub(crate) fn with_capacity(count: usize, span: usize) -> ObjectIndex {
         let dense = count.saturating_mul(DENSE_MIN_AVERAGE) <= span;
-        let words = if dense { 0 } else { count.div_ceil(64) };
+        let sparse = if dense { 0 } else { count };
         ObjectIndex {
             count: 0,
             anchors: Vec::with_capacity(if dense { count } else { count / BLOCK as usize + 1 }),
             dense,
-            bits: Vec::with_capacity(words),
-            ranks: Vec::with_capacity(words),
+            anchored: Marks::new(sparse),
+            ranks: Vec::with_capacity(sparse.div_ceil(64)),
             last_anchor: 0,
             kinds: Vec::with_capacity(count),
         }
@@ -67,13 +68,10 @@ impl ObjectIndex {
             return;
         }
         if i.is_multiple_of(64) {
-            self.bits.push(0);
             self.ranks.push(self.anchors.len() as u32);
         }
         if i.is_multiple_of(BLOCK) || at - self.last_anchor >= SPAN {
-            if let Some(word) = self.bits.last_mut() {
-                *word |= 1 << (i % 64);
-            }
+            self.anchored.mark(i);
             self.anchors.push(at);
             self.last_anchor = at;
         }
@@ -102,14 +100,11 @@ impl ObjectIndex {
         if self.dense {
             return self.anchors.get(i as usize).map(|&a| a as usize);
         }
-        let (w, b) = (i as usize / 64, i % 64);
-        // Anchor bits up to and including i's; the word's first bit is always one.
-        let word = self.bits.get(w)? & (u64::MAX >> (63 - b));
-        let anchor = 63u32.checked_sub(word.leading_zeros())?;
-        let rank = (*self.ranks.get(w)? as usize + word.count_ones() as usize).checked_sub(1)?;
+        let anchor = self.anchored.last_up_to(i)?;
+        let rank = self.anchored.rank(&self.ranks, anchor)?;
         let mut skim = Skim::new(bytes, *self.anchors.get(rank)? as usize);
-        for k in anchor..b {
-            skim.object(i - b + k, &mut |_, _, _| {})?;
+        for k in anchor..i {
+            skim.object(k, &mut |_, _, _| {})?;
         }
         Some(skim.pos())
     }
@@ -147,7 +142,7 @@ impl Iterator for Extents<'_> {
             self.bytes.len()
         } else if ix.dense {
             ix.anchors.get(i as usize + 1).map_or(usize::MAX, |&a| a as usize)
-        } else if ix.bits.get((i as usize + 1) / 64).is_some_and(|w| w & (1 << ((i + 1) % 64)) != 0) {
+        } else if ix.anchored.get(i + 1) {
             self.rank += 1;
             ix.anchors.get(self.rank - 1).map_or(usize::MAX, |&a| a as usize)
         } else {
@@ -169,9 +164,8 @@ mod tests {
         if ix.dense {
             return (i, ix.anchors[i as usize]);
         }
-        let word = ix.bits[i as usize / 64] & (u64::MAX >> (63 - i % 64));
-        let a = i - i % 64 + (63 - word.leading_zeros());
-        let rank = ix.ranks[i as usize / 64] as usize + word.count_ones() as usize - 1;
+        let a = ix.anchored.last_up_to(i).expect("an anchor at or before every object");
+        let rank = ix.anchored.rank(&ix.ranks, a).expect("a rank");
         assert_eq!(ix.anchors[rank], offsets[a as usize], "anchor {a} of object {i}");
         (a, ix.anchors[rank])
     }
@@ -192,6 +186,7 @@ mod tests {
         let mut ix = ObjectIndex::with_capacity(offsets.len(), span);
         assert!(!ix.dense, "objects averaging under 8 bytes keep anchors only");
         offsets.iter().for_each(|&o| ix.push(o, ObjectKind::String));
+        assert_eq!(ix.anchored.ranks(), ix.ranks, "ranks counted as pushed");
         for i in 0..offsets.len() as u32 {
             let (a, at) = anchor_of(&ix, &offsets, i);
             assert!(i - a < BLOCK, "object {i}: {} objects past its anchor", i - a);

@@ -227,9 +227,9 @@ impl<'a> Skim<'a> {
         Some(nodes)
     }
 
-    /// A thread's status, globals, namecall and error value: its stack length.
-    fn thread_head(&mut self) -> Option<u64> {
-        self.u8()?;
+    /// A thread's status, globals, namecall and error value: its status and stack length.
+    fn thread_head(&mut self) -> Option<(u8, u64)> {
+        let status = self.u8()?;
         self.value()?;
         if self.optional()? {
             self.varint()?;
@@ -237,11 +237,11 @@ impl<'a> Skim<'a> {
         if self.optional()? {
             self.value()?;
         }
-        self.varint()
+        Some((status, self.varint()?))
     }
 
     fn thread(&mut self) -> Option<()> {
-        for _ in 0..self.thread_head()? {
+        for _ in 0..self.thread_head()?.1 {
             self.value()?;
         }
         for _ in 0..self.varint()? {
@@ -258,9 +258,9 @@ impl<'a> Skim<'a> {
     }
 }
 
-/// The stack length of thread object `index`, which starts at `pos` of `data` (read from its
-/// head: the stack itself is not read); `None` if it is no thread.
-pub(crate) fn thread_stack_len(data: &[u8], pos: usize, index: u32) -> Option<u64> {
+/// The status code and stack length of thread object `index`, which starts at `pos` of `data`
+/// (read from its head: the stack itself is not read); `None` if it is no thread.
+pub(crate) fn thread_head(data: &[u8], pos: usize, index: u32) -> Option<(u8, u64)> {
     let mut s = Skim { data, pos, last: index };
     if s.u8()? != tag::O_THREAD {
         return None;

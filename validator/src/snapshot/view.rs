@@ -279,19 +279,14 @@ impl<'a> SnapshotView<'a> {
         self.kinds().filter(move |&(_, k)| k == kind).map(|(i, _)| i)
     }
 
-    /// The index, offset and encoded size of every object of kind `kind`, in index order
-    /// (nothing decoded).
-    pub(crate) fn sizes_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, usize, usize)> + '_ {
-        self.extents()
-            .filter(move |&(i, _, _)| self.index.kind(i) == Some(kind))
-            .map(|(i, at, end)| (i, at, end.saturating_sub(at)))
+    /// [`Self::extents`] of the objects of kind `kind` (nothing decoded).
+    pub(crate) fn extents_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, usize, usize)> + '_ {
+        self.extents().filter(move |&(i, _, _)| self.index.kind(i) == Some(kind))
     }
 
     /// Every object of kind `kind`, in index order (the others are not decoded).
     pub fn objects_of(&self, kind: ObjectKind) -> impl Iterator<Item = (u32, ObjectRef<'_>)> {
-        self.extents()
-            .filter(move |&(i, _, _)| self.index.kind(i) == Some(kind))
-            .filter_map(|(i, at, _)| Some((i, self.object_at(i, at)?)))
+        self.extents_of(kind).filter_map(|(i, at, _)| Some((i, self.object_at(i, at)?)))
     }
 
     /// String object `i`'s bytes, if it is a string.
@@ -360,17 +355,11 @@ impl<'a> SnapshotView<'a> {
         }
     }
 
-    /// Thread object `i`'s status, if it is a thread (its head's first byte).
-    pub fn thread_status(&self, i: u32) -> Option<ThreadStatus> {
-        if self.kind(i)? != ObjectKind::Thread {
-            return None;
-        }
-        ThreadStatus::from_code(*self.bytes.get(self.offset(i)? + 1)?)
-    }
-
-    /// Thread object `i`'s stack length, if it is a thread (read from its head alone).
-    pub fn stack_len(&self, i: u32) -> Option<usize> {
-        usize::try_from(super::skim::thread_stack_len(&self.bytes, self.offset(i)?, i)?).ok()
+    /// Thread object `i`'s status and stack length, if it is a thread (read from its head; the
+    /// stack itself is not read).
+    pub fn thread_head(&self, i: u32) -> Option<(ThreadStatus, usize)> {
+        let (status, len) = super::skim::thread_head(&self.bytes, self.offset(i)?, i)?;
+        Some((ThreadStatus::from_code(status)?, usize::try_from(len).ok()?))
     }
 
     /// Thread object `i`, if it is a thread.

@@ -4,6 +4,7 @@
 
 use super::frames::{CallFrameKind, ThreadLayout};
 use super::{Context, obj};
+use crate::bits::Marks;
 use crate::contract::{CRole, vm};
 use crate::diagnostics::{Code, Segment, Sink};
 use crate::snapshot::*;
@@ -82,35 +83,6 @@ impl Reach {
         while let Some(v) = behind.pop() {
             refs(v, &mut |w| mark(reached, behind, w, i));
         }
-    }
-}
-
-/// One bit per object (a million objects in 128 KB, which stays in cache where a byte each
-/// would not: references land anywhere in the index range).
-pub(crate) struct Marks {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl Marks {
-    pub(crate) fn new(len: usize) -> Marks {
-        Marks { words: vec![0; len.div_ceil(64)], len }
-    }
-
-    pub(crate) fn get(&self, i: u32) -> bool {
-        (i as usize) < self.len && self.words[i as usize / 64] & (1 << (i % 64)) != 0
-    }
-
-    /// Marks `i`: whether it was not marked before (false out of range).
-    pub(crate) fn mark(&mut self, i: u32) -> bool {
-        if i as usize >= self.len {
-            return false;
-        }
-        let word = &mut self.words[i as usize / 64];
-        let bit = 1u64 << (i % 64);
-        let new = *word & bit == 0;
-        *word |= bit;
-        new
     }
 }
 
@@ -281,7 +253,7 @@ impl Graph<'_, '_> {
         let mut child_of: HashMap<u32, u32> = HashMap::new();
         let mut node = |g: &mut DiGraph<u32, ()>, i: u32| *node_of.entry(i).or_insert_with(|| g.add_node(i));
         for &(pi, child) in &chains.resuming {
-            let status = s.thread_status(pi).unwrap_or(ThreadStatus::Dead);
+            let status = s.thread_head(pi).map_or(ThreadStatus::Dead, |(status, _)| status);
             child_of.insert(pi, child);
             let (a, b) = (node(&mut chain, pi), node(&mut chain, child));
             chain.add_edge(a, b, ());
@@ -299,7 +271,7 @@ impl Graph<'_, '_> {
                     format!("is resuming thread#{child} but is {}, not pre-empted", status.name()),
                 );
             }
-            if let Some(c) = s.thread_status(child)
+            if let Some((c, _)) = s.thread_head(child)
                 && c != ThreadStatus::Preempted
             {
                 self.sink.error(
@@ -342,7 +314,7 @@ impl Graph<'_, '_> {
         }
         // A pre-empted coroutine is suspended only as part of a chain from the main thread.
         for ti in s.indices_of(ObjectKind::Thread) {
-            let status = s.thread_status(ti).unwrap_or(ThreadStatus::Dead);
+            let status = s.thread_head(ti).map_or(ThreadStatus::Dead, |(status, _)| status);
             if ti == s.roots.main_thread {
                 if let Some(p) = parent_of.get(&ti) {
                     self.sink.error(

@@ -15,8 +15,8 @@
 //!   script cannot change a suspended match by writing a buffer it shares.
 
 use super::frames::{CallFrameKind, ThreadLayout};
-use super::graph::Marks;
 use super::{Context, obj, value_text};
+use crate::bits::Marks;
 use crate::contract::matcher::{self as m, word};
 use crate::contract::{self, CRole, MatcherOp};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};

@@ -1,8 +1,8 @@
 //! References: every reference in range and of the type its slot requires, in one pass over
 //! the objects, with, for each string, the first string with the same bytes (for duplicate keys).
 
-use super::graph::Marks;
 use super::{Context, obj, table_layout, value_text};
+use crate::bits::Marks;
 use crate::contract::{self, UpvalueRule};
 use crate::diagnostics::{Code, ObjectPath, Segment, Sink};
 use crate::limits::PermanentKind;
@@ -209,7 +209,7 @@ impl<'c, 'a> Walker<'c, 'a> {
                 }
                 &ObjectRef::Upvalue(Upvalue::Open { thread, slot }) => match s.kind(thread) {
                     Some(ObjectKind::Thread) => {
-                        let len = s.stack_len(thread).unwrap_or(0);
+                        let len = s.thread_head(thread).map_or(0, |(_, len)| len);
                         if slot as usize >= len {
                             sink.error(
                                 Code::BadUpvalueSlot,

@@ -26,9 +26,9 @@ pub(crate) fn repeats(s: &SnapshotView<'_>, mut repeat: impl FnMut(u32, u32)) {
     let strings = || s.objects_of(ObjectKind::String).filter_map(|(i, o)| Some((i, string_of(o)?)));
     // Counted from the objects' extents: a tag, a one-byte length and at most TINY bytes.
     let (mut count, mut tiny) = (0usize, 0usize);
-    for (_, _, size) in s.sizes_of(ObjectKind::String) {
+    for (_, at, end) in s.extents_of(ObjectKind::String) {
         count += 1;
-        tiny += usize::from(size <= 2 + TINY);
+        tiny += usize::from(end.saturating_sub(at) <= 2 + TINY);
     }
     let tabulate = tiny >= TINY_TABLE_FROM;
     if tabulate {

@@ -16,6 +16,7 @@
 //!
 //! Keys hashed by address do not take part: restore places them where this VM hashes them.
 
+use crate::bits::Marks;
 use crate::snapshot::{SnapshotView, TableRef, Value};
 
 /// Luau's string hash (`luaS_hash`): an ARX mix over 12-byte blocks while 32 or more bytes
@@ -220,44 +221,33 @@ fn chain_problem(at: &mut (impl Nodes + ?Sized)) -> Option<(usize, u32)> {
 /// empty node takes one byte), so a hash part of empty nodes costs half its size here, not four
 /// times.
 struct MainPositions {
-    /// Nodes holding a key hashed by contents, a bit each, and how many before each word.
-    keyed: Vec<u64>,
+    /// Nodes holding a key hashed by contents, and how many precede each word of them.
+    keyed: Marks,
     ranks: Vec<u32>,
     /// Their main positions, in node order.
     main: Vec<u32>,
     /// Nodes a key moved to, and nodes a key moved from.
-    moved_in: Vec<u64>,
-    moved_out: Vec<u64>,
+    moved_in: Marks,
+    moved_out: Marks,
     len: usize,
-}
-
-fn bit(words: &[u64], i: usize) -> bool {
-    words.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-}
-
-fn set_bit(words: &mut [u64], i: usize) {
-    if let Some(w) = words.get_mut(i / 64) {
-        *w |= 1 << (i % 64);
-    }
 }
 
 impl MainPositions {
     /// For `len` nodes, at most `keys` of them keyed.
     fn new(len: usize, keys: usize) -> MainPositions {
-        let words = len.div_ceil(64);
         MainPositions {
-            keyed: vec![0; words],
+            keyed: Marks::new(len),
             ranks: Vec::new(),
             main: Vec::with_capacity(keys.min(len)),
-            moved_in: vec![0; words],
-            moved_out: vec![0; words],
+            moved_in: Marks::new(len),
+            moved_out: Marks::new(len),
             len,
         }
     }
 
     /// Node `node` holds a key hashed by contents.
     fn key_at(&mut self, node: usize) {
-        set_bit(&mut self.keyed, node);
+        self.keyed.mark(node as u32);
     }
 
     /// Node `node`, after every node pushed before, holds a key with main position `mp`.
@@ -269,28 +259,18 @@ impl MainPositions {
     /// Every keyed node marked: their ranks, and room for their main positions if they were
     /// not pushed in order.
     fn ranked(&mut self) {
-        let mut before = 0u32;
-        self.ranks = self
-            .keyed
-            .iter()
-            .map(|w| {
-                let rank = before;
-                before += w.count_ones();
-                rank
-            })
-            .collect();
+        self.ranks = self.keyed.ranks();
         if self.main.is_empty() {
-            self.main.resize(before as usize, FREE);
+            self.main.resize(self.keyed.count(), FREE);
         }
     }
 
+    /// Where keyed node `node`'s main position is in `main`.
     fn slot(&self, node: usize) -> Option<usize> {
-        let (w, b) = (node / 64, node % 64);
-        let word = *self.keyed.get(w)?;
-        if word & (1 << b) == 0 {
+        if !self.keyed.get(node as u32) {
             return None;
         }
-        Some(*self.ranks.get(w)? as usize + (word & ((1u64 << b) - 1)).count_ones() as usize)
+        self.keyed.rank(&self.ranks, node as u32)
     }
 
     fn set(&mut self, node: usize, mp: u32) {
@@ -305,17 +285,17 @@ impl Nodes for MainPositions {
         self.len
     }
     fn get(&self, node: usize) -> u32 {
-        if bit(&self.moved_in, node) {
+        if self.moved_in.get(node as u32) {
             return node as u32;
         }
-        if bit(&self.moved_out, node) {
+        if self.moved_out.get(node as u32) {
             return FREE;
         }
         self.slot(node).and_then(|k| self.main.get(k).copied()).unwrap_or(FREE)
     }
     fn move_key(&mut self, from: usize, to: usize) {
-        set_bit(&mut self.moved_in, to);
-        set_bit(&mut self.moved_out, from);
+        self.moved_in.mark(to as u32);
+        self.moved_out.mark(from as u32);
     }
 }
 
